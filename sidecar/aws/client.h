@@ -1,0 +1,50 @@
+/* The AWS JSON-protocol client: signs a call with SigV4, sends it over HTTPS,
+ * retries in the "standard" mode, renews credentials and corrects clock skew.
+ * One client may be shared by threads; each call takes a connection of its own. */
+#ifndef KT_CLIENT_H
+#define KT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "awserr.h"
+#include "kt_buf.h"
+
+struct aws_client_opts {
+	const char *region;        /* NULL: the region chain */
+	const char *endpoint;      /* NULL: the endpoint chain */
+	const char *ca_file;       /* NULL: AWS_CA_BUNDLE, else the system store */
+	bool fips;
+	long connect_timeout_ms;   /* 0: 3000 */
+	long timeout_ms;           /* 0: 10000 */
+	int max_attempts;          /* 0: AWS_MAX_ATTEMPTS, else 3 */
+	long retry_base_ms;        /* 0: 1000 (tests make it small) */
+	long retry_cap_ms;         /* 0: 20000 */
+	size_t max_body;           /* 0: KT_HTTP_DEFAULT_MAX_BODY */
+	bool use_imds_region;      /* ask instance metadata when nothing else names a region */
+};
+
+struct aws_client;
+
+struct aws_call_stats {
+	int attempts;        /* HTTP requests sent for the last call */
+	long skew_s;         /* the clock correction in force */
+};
+
+/* Resolves region, endpoint and the credential chain. Returns 0 or a negative
+ * errno with err naming what is missing or bad. */
+int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
+		   struct aws_error *err);
+void aws_client_free(struct aws_client *c);
+
+const char *aws_client_region(const struct aws_client *c);
+const char *aws_client_endpoint(const struct aws_client *c);
+
+/* Calls `target` ("secretsmanager.GetSecretValue") with a JSON body. On
+ * success (0) *resp holds the answer's JSON. On failure returns a negative
+ * errno (-EIO for an AWS error) and err says what happened. stats may be NULL. */
+int aws_client_call(struct aws_client *c, const char *target, const char *json,
+		    size_t json_len, struct kt_buf *resp, struct aws_error *err,
+		    struct aws_call_stats *stats);
+
+#endif

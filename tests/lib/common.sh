@@ -1,0 +1,143 @@
+# Shared helpers for keyturn's system tests: TAP output, a scratch directory,
+# moto on a free loopback port, and cleanup of everything started, on any exit.
+# Source it from a test script:  . "$KT_SRCDIR/tests/lib/common.sh"
+
+set -u
+
+: "${KT_SRCDIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${KT_BUILDDIR:=$KT_SRCDIR}"
+: "${PYTHON3:=python3}"
+: "${KT_TESTDATA:=$KT_SRCDIR/../shared/testdata}"
+
+KT_AWS="$KT_BUILDDIR/tests/tools/kt-aws"
+KT_LIB="$KT_SRCDIR/tests/lib"
+
+# Scratch space, removed at exit.
+T=$(mktemp -d "${TMPDIR:-/tmp}/kt-test.XXXXXX")
+kt_pids=()
+tap_n=0
+tap_failed=0
+
+kt_cleanup() {
+	local p
+	for p in "${kt_pids[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${kt_pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$T"
+}
+trap kt_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Keeps AWS tools away from any real account or host configuration.
+export AWS_ACCESS_KEY_ID=AKIDKEYTURNTEST
+export AWS_SECRET_ACCESS_KEY=keyturn-test-secret-key
+export AWS_REGION=us-east-1
+export AWS_CONFIG_FILE=$T/aws-config
+export AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials
+export AWS_EC2_METADATA_DISABLED=true
+export NO_PROXY='*'
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_REGION AWS_ENDPOINT_URL \
+	AWS_ENDPOINT_URL_SECRETS_MANAGER AWS_CA_BUNDLE AWS_WEB_IDENTITY_TOKEN_FILE \
+	AWS_ROLE_ARN AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
+	AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_MAX_ATTEMPTS http_proxy https_proxy \
+	HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+
+# --- TAP ---------------------------------------------------------------------
+tap_plan() { echo "1..$1"; }
+
+ok() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n - $*"
+}
+
+not_ok() {
+	tap_n=$((tap_n + 1))
+	tap_failed=$((tap_failed + 1))
+	echo "not ok $tap_n - $*"
+}
+
+skip_test() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n # SKIP $*"
+}
+
+diag() { printf '# %s\n' "$@"; }
+
+# check DESCRIPTION COMMAND...: one TAP line from the command's exit status.
+check() {
+	local what=$1
+	shift
+	if "$@" >"$T/check.out" 2>&1; then
+		ok "$what"
+	else
+		not_ok "$what"
+		sed 's/^/#   /' "$T/check.out" | head -n 40
+	fi
+}
+
+# expect_eq DESCRIPTION EXPECTED ACTUAL
+expect_eq() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1"
+		diag "expected: $2" "actual:   $3"
+	fi
+}
+
+# bail REASON: the whole script cannot go on (a service did not start).
+bail() {
+	echo "Bail out! $*"
+	exit 1
+}
+
+# --- processes -----------------------------------------------------------------
+free_port() { "$PYTHON3" "$KT_LIB/freeport.py"; }
+
+# wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
+wait_port() {
+	local port=$1 limit=${2:-30} i
+	for ((i = 0; i < limit * 10; i++)); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_moto [ENV=VALUE...]: starts moto on a free port; sets MOTO_PORT,
+# MOTO_URL and MOTO_PID. Extra arguments are environment settings for it.
+start_moto() {
+	MOTO_PORT=$(free_port)
+	env "$@" "$PYTHON3" -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" \
+		>"$T/moto-$MOTO_PORT.log" 2>&1 &
+	MOTO_PID=$!
+	kt_pids+=("$MOTO_PID")
+	MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+	wait_port "$MOTO_PORT" 60 || bail "moto did not start on port $MOTO_PORT"
+}
+
+# aws_cli ARGS...: the real AWS CLI against moto.
+aws_cli() {
+	aws --region us-east-1 --endpoint-url "$MOTO_URL" --output json "$@"
+}
+
+# kt_aws ARGS...: the keyturn AWS client against moto, quick retries.
+kt_aws() {
+	"$KT_AWS" --endpoint "$MOTO_URL" --retry-base-ms 10 "$@"
+}
+
+# json_get FILE EXPR: prints a value from a JSON file (EXPR is Python on `d`).
+json_get() {
+	"$PYTHON3" -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(v if not isinstance(v,(dict,list,bool)) else json.dumps(v))' "$1" "$2"
+}
+
+# done_testing: closes the plan; exits non-zero when a test failed.
+done_testing() {
+	echo "1..$tap_n"
+	[ "$tap_failed" -eq 0 ]
+}
