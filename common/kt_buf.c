@@ -110,6 +110,15 @@ char *kt_buf_steal(struct kt_buf *b, size_t *len)
 	return d;
 }
 
+void kt_buf_truncate(struct kt_buf *b, size_t len)
+{
+	if (b->data == NULL || len >= b->len)
+		return;
+	kt_wipe(b->data + len, b->len - len);
+	b->len = len;
+	b->data[len] = '\0';
+}
+
 void kt_buf_reset(struct kt_buf *b)
 {
 	if (b->data != NULL) {

@@ -32,6 +32,10 @@ const char *kt_buf_str(const struct kt_buf *b);
 /* Hands the storage to the caller (who must wipe and free it); b becomes empty. */
 char *kt_buf_steal(struct kt_buf *b, size_t *len);
 
+/* Shortens the contents to len bytes (no-op when already shorter); the
+ * dropped bytes are wiped. */
+void kt_buf_truncate(struct kt_buf *b, size_t len);
+
 /* Wipes the contents but keeps the storage. */
 void kt_buf_reset(struct kt_buf *b);
 

@@ -1,0 +1,146 @@
+/* json-c helpers that wipe json-c's copies of secret-bearing documents. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "kt_json.h"
+#include "secmem.h"
+
+struct json_object *kt_json_parse(const char *text, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *obj = NULL;
+	size_t used;
+
+	if (len > 0x7fffffff)
+		return NULL;
+	tok = json_tokener_new();
+	if (tok == NULL)
+		return NULL;
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success)
+		goto fail;
+	/* Trailing white space is fine, anything else means the text was not
+	 * one JSON document. */
+	used = json_tokener_get_parse_end(tok);
+	for (; used < len; used++) {
+		if (strchr(" \t\r\n", text[used]) == NULL || text[used] == '\0')
+			goto fail;
+	}
+	goto out;
+fail:
+	kt_json_put_wiped(obj);
+	obj = NULL;
+out:
+	/* The tokener accumulates string values in its printbuf. */
+	if (tok->pb != NULL && tok->pb->buf != NULL)
+		kt_wipe(tok->pb->buf, (size_t)tok->pb->size);
+	json_tokener_free(tok);
+	return obj;
+}
+
+static void json_wipe(struct json_object *obj)
+{
+	size_t n;
+
+	switch (json_object_get_type(obj)) {
+	case json_type_string:
+		/* json-c hands out a const pointer to storage the object owns;
+		 * overwriting it just before the object is freed is safe. */
+		kt_wipe((char *)json_object_get_string(obj),
+			(size_t)json_object_get_string_len(obj));
+		break;
+	case json_type_array:
+		n = json_object_array_length(obj);
+		for (size_t i = 0; i < n; i++)
+			json_wipe(json_object_array_get_idx(obj, i));
+		break;
+	case json_type_object: {
+		json_object_object_foreach(obj, key, val) {
+			(void)key;
+			json_wipe(val);
+		}
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+void kt_json_put_wiped(struct json_object *obj)
+{
+	if (obj == NULL)
+		return;
+	json_wipe(obj);
+	json_object_put(obj);
+}
+
+char *kt_json_dump(struct json_object *obj, size_t *len)
+{
+	size_t n = 0;
+	const char *s = json_object_to_json_string_length(obj,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	char *copy;
+
+	if (s == NULL)
+		return NULL;
+	copy = kt_strndup(s, n);
+	/* The serialisation stays cached in obj until it is freed; wipe it now. */
+	kt_wipe((char *)s, n);
+	if (len != NULL)
+		*len = n;
+	return copy;
+}
+
+const char *kt_json_str(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+bool kt_json_bool(struct json_object *obj, const char *key, bool *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_boolean))
+		return false;
+	*out = json_object_get_boolean(v);
+	return true;
+}
+
+bool kt_json_int64(struct json_object *obj, const char *key, long long *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
+		return false;
+	*out = (long long)json_object_get_int64(v);
+	return true;
+}
+
+bool kt_json_time(struct json_object *obj, const char *key, long long *out)
+{
+	struct json_object *v;
+	double d;
+
+	if (!json_object_object_get_ex(obj, key, &v))
+		return false;
+	if (json_object_is_type(v, json_type_int)) {
+		*out = (long long)json_object_get_int64(v);
+		return true;
+	}
+	if (!json_object_is_type(v, json_type_double))
+		return false;
+	d = json_object_get_double(v);
+	if (!isfinite(d) || d < 0 || d > 1e12)
+		return false;
+	*out = (long long)d;
+	return true;
+}

@@ -1,0 +1,33 @@
+/* json-c helpers for documents that may carry secret values: json-c keeps
+ * its own copies of the text, so these wipe every copy that can be reached
+ * before json-c frees it. */
+#ifndef KT_JSON_H
+#define KT_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+/* Parses text as exactly one JSON value with nothing but white space after
+ * it; wipes the parser's copy of the text. Returns NULL on any error. */
+struct json_object *kt_json_parse(const char *text, size_t len);
+
+/* Wipes every string inside obj, then releases it. The caller must hold the
+ * last reference: json-c keeps no count it can be asked for. NULL is allowed. */
+void kt_json_put_wiped(struct json_object *obj);
+
+/* Serialises obj (plain, no escaping of '/') into a malloc'd string that the
+ * caller frees with kt_str_free_wiped(); json-c's own buffer is wiped.
+ * Returns NULL on allocation failure. */
+char *kt_json_dump(struct json_object *obj, size_t *len);
+
+/* Typed member lookups: NULL / false when absent or of another type. */
+const char *kt_json_str(struct json_object *obj, const char *key);
+bool kt_json_bool(struct json_object *obj, const char *key, bool *out);
+bool kt_json_int64(struct json_object *obj, const char *key, long long *out);
+
+/* AWS timestamps are JSON numbers of epoch seconds (with a fraction). */
+bool kt_json_time(struct json_object *obj, const char *key, long long *out);
+
+#endif
