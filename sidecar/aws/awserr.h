@@ -21,6 +21,7 @@ enum aws_errc {
 	AWS_ERR_SERVER,           /* InternalServiceError, InternalFailure, a 5xx answer */
 	AWS_ERR_TRANSPORT,        /* connection refused, reset, TLS failure */
 	AWS_ERR_TIMEOUT,          /* connect or total timeout */
+	AWS_ERR_TLS,              /* the server's certificate was refused: not retried */
 	AWS_ERR_MALFORMED,        /* an answer that is not what the API documents */
 	AWS_ERR_NO_CREDENTIALS,   /* the credential chain found nothing */
 	AWS_ERR_CONFIG,           /* bad region, endpoint, profile file */

@@ -44,7 +44,9 @@ void kt_http_free(struct kt_http *h);
 
 /* Sends one request. Returns 0 when any HTTP answer arrived (whatever its
  * status), or: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET (cut, truncated),
- * -EPROTO (TLS or HTTP failure), -EMSGSIZE (answer over max_body), -ENOMEM,
+ * -EHOSTUNREACH (name not resolved), -EKEYREJECTED (the server's
+ * certificate did not verify), -EPROTO (other TLS or HTTP failure),
+ * -EMSGSIZE (answer over max_body), -ENOMEM, -EIO (other transport failure),
  * -EINVAL. kt_http_last_error() then says what went wrong, without secrets. */
 int kt_http_do(struct kt_http *h, const struct kt_http_req *req, struct kt_http_resp *resp);
 void kt_http_resp_free(struct kt_http_resp *resp);
