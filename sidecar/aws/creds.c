@@ -1,1 +1,552 @@
-/* placeholder: creds */
+/* The credential chain: asks the providers in the SDKs' order, caches what the
+ * first one yields and renews it ahead of its Expiration. The environment and
+ * shared-file providers live here; the HTTP ones in creds_sts.c and creds_meta.c. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "creds.h"
+#include "creds_int.h"
+#include "log.h"
+#include "profile.h"
+#include "secmem.h"
+
+#define CREDS_DEFAULT_REFRESH_AHEAD_S 300
+
+struct aws_creds_chain {
+	pthread_mutex_t lock;
+	struct aws_creds_opts opts; /* region and ca_file point at the copies below */
+	char *region;
+	char *ca_file;
+	struct aws_creds cached;
+	bool have;
+	int provider;               /* index in providers[] of the cached ones */
+	struct aws_imds_token imds; /* reused across renewals until near its TTL */
+};
+
+void aws_creds_clear(struct aws_creds *cr)
+{
+	if (cr == NULL)
+		return;
+	free(cr->access_key);
+	kt_str_free_wiped(cr->secret_key);
+	kt_str_free_wiped(cr->session_token);
+	memset(cr, 0, sizeof(*cr));
+}
+
+static int creds_copy(struct aws_creds *dst, const struct aws_creds *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->access_key = kt_strdup(src->access_key);
+	dst->secret_key = kt_strdup(src->secret_key);
+	if (src->session_token != NULL)
+		dst->session_token = kt_strdup(src->session_token);
+	dst->expiration = src->expiration;
+	dst->source = src->source;
+	if (dst->access_key == NULL || dst->secret_key == NULL ||
+	    (src->session_token != NULL && dst->session_token == NULL)) {
+		aws_creds_clear(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Two-digit (or four-digit) fields of a timestamp, each checked to be digits
+ * only before strtol sees it. */
+static int time_field(const char **p, int width, int *out)
+{
+	char buf[8];
+	char *end;
+	long v;
+
+	for (int i = 0; i < width; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return -EINVAL;
+		buf[i] = (*p)[i];
+	}
+	buf[width] = '\0';
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -EINVAL;
+	*out = (int)v;
+	*p += width;
+	return 0;
+}
+
+static int time_sep(const char **p, char c)
+{
+	if (**p != c)
+		return -EINVAL;
+	(*p)++;
+	return 0;
+}
+
+int aws_creds_parse_time(const char *s, time_t *out)
+{
+	struct tm tm = { 0 };
+	int year, mon, day, hour, min, sec, zh = 0, zm = 0, zsign = 0;
+	const char *p = s;
+	time_t t;
+
+	if (s == NULL ||
+	    time_field(&p, 4, &year) < 0 || time_sep(&p, '-') < 0 ||
+	    time_field(&p, 2, &mon) < 0 || time_sep(&p, '-') < 0 ||
+	    time_field(&p, 2, &day) < 0 || (*p != 'T' && *p != 't' && *p != ' ') ||
+	    (p++, time_field(&p, 2, &hour) < 0) || time_sep(&p, ':') < 0 ||
+	    time_field(&p, 2, &min) < 0 || time_sep(&p, ':') < 0 ||
+	    time_field(&p, 2, &sec) < 0)
+		return -EINVAL;
+	/* Fractional seconds do not matter at the scale of renewals. */
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		zsign = *p == '+' ? 1 : -1;
+		p++;
+		if (time_field(&p, 2, &zh) < 0 || time_sep(&p, ':') < 0 ||
+		    time_field(&p, 2, &zm) < 0 || zh > 23 || zm > 59)
+			return -EINVAL;
+	} else {
+		return -EINVAL;
+	}
+	if (*p != '\0' || year < 1970 || mon < 1 || mon > 12 || day < 1 || day > 31 ||
+	    hour > 23 || min > 59 || sec > 60)
+		return -EINVAL;
+	tm.tm_year = year - 1900;
+	tm.tm_mon = mon - 1;
+	tm.tm_mday = day;
+	tm.tm_hour = hour;
+	tm.tm_min = min;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	/* timegm() normalises 31 April into 1 May; such a date is malformed. */
+	if (t == (time_t)-1 || tm.tm_mday != day)
+		return -EINVAL;
+	*out = t - zsign * (time_t)(zh * 3600 + zm * 60);
+	return 0;
+}
+
+int aws_creds_fill(struct aws_creds *out, const char *source, const char *what,
+		   const char *ak, const char *sk, const char *tok,
+		   const char *expiration, struct aws_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->source = source;
+	if (expiration != NULL && aws_creds_parse_time(expiration, &out->expiration) < 0) {
+		aws_error_set(err, AWS_ERR_MALFORMED, "MalformedCredentials",
+			      "%s: Expiration '%.64s' is not an ISO 8601 time", what, expiration);
+		return -EBADMSG;
+	}
+	out->access_key = kt_strdup(ak);
+	out->secret_key = kt_strdup(sk);
+	if (tok != NULL && *tok != '\0')
+		out->session_token = kt_strdup(tok);
+	if (out->access_key == NULL || out->secret_key == NULL ||
+	    (tok != NULL && *tok != '\0' && out->session_token == NULL)) {
+		aws_creds_clear(out);
+		aws_error_set(err, AWS_ERR_OTHER, "NoMemory", "%s: out of memory", what);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int aws_creds_read_token_file(const char *what, const char *path, char **out,
+			      struct aws_error *err)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t cap = 0, len = 0;
+	ssize_t n;
+	int fd = -1, rc = 0;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		aws_error_set(err, AWS_ERR_CONFIG, "TokenFile", "%s: cannot read token file %s: %s",
+			      what, path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > AWS_CREDS_MAX_TOKEN_FILE) {
+		rc = -EINVAL;
+		aws_error_set(err, AWS_ERR_CONFIG, "TokenFile",
+			      "%s: token file %s is not a regular file of at most %u bytes",
+			      what, path, AWS_CREDS_MAX_TOKEN_FILE);
+		goto out;
+	}
+	/* The file may change between fstat() and read() (a kubelet renewing
+	 * the token); reading into a bounded buffer copes with both. */
+	cap = AWS_CREDS_MAX_TOKEN_FILE + 1;
+	buf = malloc(cap);
+	if (buf == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			aws_error_set(err, AWS_ERR_CONFIG, "TokenFile", "%s: reading %s: %s",
+				      what, path, strerror(errno));
+			goto out;
+		}
+		len += (size_t)n;
+	}
+	while (len > 0 && isspace((unsigned char)buf[len - 1]))
+		len--;
+	buf[len] = '\0';
+	if (len == 0 || strlen(buf) != len) {
+		rc = -EINVAL;
+		aws_error_set(err, AWS_ERR_CONFIG, "TokenFile", "%s: token file %s is empty or binary",
+			      what, path);
+		goto out;
+	}
+	*out = kt_strdup(buf);
+	if (*out == NULL)
+		rc = -ENOMEM;
+out:
+	if (fd >= 0)
+		close(fd);
+	kt_free_wiped(buf, cap);
+	return rc;
+}
+
+int aws_creds_url_shown(const char *url)
+{
+	return (int)strcspn(url, "?#");
+}
+
+int aws_creds_http_error(struct aws_error *err, const char *what, const char *url, int rc,
+			 const struct kt_http *h)
+{
+	enum aws_errc code = AWS_ERR_TRANSPORT;
+	const char *why = h != NULL ? kt_http_last_error(h) : NULL;
+
+	if (rc == -ETIMEDOUT)
+		code = AWS_ERR_TIMEOUT;
+	else if (rc == -EMSGSIZE)
+		code = AWS_ERR_MALFORMED;
+	else if (rc == -ENOMEM || rc == -EINVAL)
+		code = AWS_ERR_OTHER;
+	if (why == NULL || *why == '\0')
+		why = strerror(-rc);
+	aws_error_set(err, code, "HttpError", "%s: %.*s: %s", what, aws_creds_url_shown(url),
+		      url, why);
+	return rc;
+}
+
+int aws_creds_status_error(struct aws_error *err, const char *what, const char *url,
+			   long status)
+{
+	enum aws_errc code = AWS_ERR_OTHER;
+
+	if (status >= 500)
+		code = AWS_ERR_SERVER;
+	else if (status == 429)
+		code = AWS_ERR_THROTTLED;
+	else if (status == 401 || status == 403)
+		code = AWS_ERR_ACCESS_DENIED;
+	aws_error_set(err, code, "HttpStatus", "%s: %.*s answered %ld", what,
+		      aws_creds_url_shown(url), url, status);
+	err->http_status = status;
+	return -EIO;
+}
+
+static const char *env_nonempty(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+static int from_env(struct aws_creds_chain *c, struct aws_creds *out, struct aws_error *err)
+{
+	const char *ak = env_nonempty("AWS_ACCESS_KEY_ID");
+	const char *sk = env_nonempty("AWS_SECRET_ACCESS_KEY");
+
+	(void)c;
+	if (ak == NULL && sk == NULL)
+		return -ENOENT;
+	if (ak == NULL || sk == NULL) {
+		aws_error_set(err, AWS_ERR_CONFIG, "IncompleteCredentials",
+			      "environment: %s is set but %s is not",
+			      ak != NULL ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+			      ak != NULL ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+		return -EINVAL;
+	}
+	return aws_creds_fill(out, "environment", "environment", ak, sk,
+			      env_nonempty("AWS_SESSION_TOKEN"),
+			      env_nonempty("AWS_CREDENTIAL_EXPIRATION"), err);
+}
+
+/* Keys from one loaded profile: 0 with creds, -ENOENT when the profile
+ * has neither key, -EINVAL when it has only one. */
+static int profile_keys(const struct aws_profile *p, struct aws_creds *out, struct aws_error *err)
+{
+	static const char AK[] = "aws_access_key_id", SK[] = "aws_secret_access_key";
+	const char *ak = aws_profile_get(p, AK);
+	const char *sk = aws_profile_get(p, SK);
+
+	if (ak == NULL && sk == NULL)
+		return -ENOENT;
+	if (ak == NULL || sk == NULL) {
+		aws_error_set(err, AWS_ERR_CONFIG, "IncompleteCredentials",
+			      "profile: %s:%d: profile '%s' has %s but no %s", p->path,
+			      aws_profile_line(p, ak != NULL ? AK : SK), p->name,
+			      ak != NULL ? AK : SK, ak != NULL ? SK : AK);
+		return -EINVAL;
+	}
+	return aws_creds_fill(out, "profile", "profile", ak, sk,
+			      aws_profile_get(p, "aws_session_token"), NULL, err);
+}
+
+static int from_profile(struct aws_creds_chain *c, struct aws_creds *out, struct aws_error *err)
+{
+	char *paths[2] = { aws_profile_credentials_path(), aws_profile_config_path() };
+	char *name = aws_profile_name();
+	struct aws_profile p[2] = { { 0 }, { 0 } };
+	bool loaded[2] = { false, false };
+	char msg[512];
+	int rc = -ENOENT;
+
+	(void)c;
+	if (name == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Both files are read first, so that a syntax error in either one is
+	 * reported even when the other has the keys, as the AWS CLI does. */
+	for (int i = 0; i < 2; i++) {
+		if (paths[i] == NULL)
+			continue;
+		rc = aws_profile_load(paths[i], name, i == 1, &p[i], msg, sizeof(msg));
+		if (rc == -ENOENT)
+			continue;
+		if (rc < 0) {
+			aws_error_set(err, AWS_ERR_CONFIG, "ProfileError", "profile: %s", msg);
+			goto out;
+		}
+		loaded[i] = true;
+	}
+	rc = -ENOENT;
+	for (int i = 0; i < 2 && rc == -ENOENT; i++) {
+		if (loaded[i])
+			rc = profile_keys(&p[i], out, err);
+	}
+	/* A profile chosen by name that exists nowhere is a mistake to report,
+	 * not a reason to fall through to the instance's role (as the AWS CLI). */
+	if (rc == -ENOENT && !loaded[0] && !loaded[1] && env_nonempty("AWS_PROFILE") != NULL) {
+		aws_error_set(err, AWS_ERR_CONFIG, "ProfileNotFound",
+			      "profile: AWS_PROFILE names profile '%s', found in neither %s nor %s",
+			      name, paths[0] ? paths[0] : "(no credentials file)",
+			      paths[1] ? paths[1] : "(no config file)");
+		rc = -EINVAL;
+	}
+out:
+	aws_profile_free(&p[0]);
+	aws_profile_free(&p[1]);
+	free(paths[0]);
+	free(paths[1]);
+	free(name);
+	return rc;
+}
+
+static int from_web_identity(struct aws_creds_chain *c, struct aws_creds *out,
+			     struct aws_error *err)
+{
+	return aws_creds_from_web_identity(&c->opts, out, err);
+}
+
+static int from_container(struct aws_creds_chain *c, struct aws_creds *out,
+			  struct aws_error *err)
+{
+	return aws_creds_from_container(&c->opts, out, err);
+}
+
+static int from_imds(struct aws_creds_chain *c, struct aws_creds *out, struct aws_error *err)
+{
+	return aws_creds_from_imds(&c->opts, &c->imds, out, err);
+}
+
+static const struct {
+	const char *name;
+	int (*fetch)(struct aws_creds_chain *c, struct aws_creds *out, struct aws_error *err);
+} providers[] = {
+	{ "environment", from_env },
+	{ "web identity", from_web_identity },
+	{ "profile", from_profile },
+	{ "container", from_container },
+	{ "instance metadata", from_imds },
+};
+
+#define NPROVIDERS ((int)(sizeof(providers) / sizeof(providers[0])))
+
+/* Runs the chain from the first provider, or asks only the one that gave the
+ * cached credentials when renewing them (as the SDKs do). */
+static int chain_fetch(struct aws_creds_chain *c, int only, struct aws_creds *out,
+		       int *provider, struct aws_error *err)
+{
+	int rc = -ENOENT;
+
+	for (int i = only >= 0 ? only : 0; i < NPROVIDERS; i++) {
+		rc = providers[i].fetch(c, out, err);
+		if (rc == 0) {
+			*provider = i;
+			return 0;
+		}
+		/* -ENOENT with err set is a configured provider that failed
+		 * (a missing token file, say): that ends the chain too. */
+		if (rc != -ENOENT || err->code != AWS_OK || only >= 0)
+			break;
+	}
+	if (rc == -ENOENT && only >= 0 && err->code == AWS_OK) {
+		aws_error_set(err, AWS_ERR_NO_CREDENTIALS, "NoCredentials",
+			      "%s: the credentials found before are no longer configured",
+			      providers[only].name);
+	} else if (rc == -ENOENT && err->code == AWS_OK) {
+		aws_error_set(err, AWS_ERR_NO_CREDENTIALS, "NoCredentials",
+			      "no credentials: none in the environment, no web identity, no keys "
+			      "in the shared files' profile, no container endpoint, and instance "
+			      "metadata is disabled (AWS_EC2_METADATA_DISABLED)");
+	} else if (only < 0 && (err->code == AWS_ERR_TIMEOUT || err->code == AWS_ERR_TRANSPORT) &&
+		   strncmp(err->message, "instance metadata", 17) == 0) {
+		/* Off EC2 the metadata service is simply absent: say "no
+		 * credentials" first and keep the reason. */
+		struct aws_error e = *err;
+
+		aws_error_set(err, AWS_ERR_NO_CREDENTIALS, "NoCredentials",
+			      "no credentials found (last tried %.400s)", e.message);
+		rc = -ENOENT;
+	}
+	return rc;
+}
+
+/* Whether cached credentials must be fetched again: temporary ones from
+ * refresh_ahead seconds before their Expiration on. */
+static bool creds_need_refresh(const struct aws_creds *cr, time_t now, long ahead)
+{
+	if (cr->expiration == 0)
+		return false;
+	return now >= cr->expiration - (time_t)ahead;
+}
+
+int aws_creds_get(struct aws_creds_chain *c, struct aws_creds *out, struct aws_error *err)
+{
+	struct aws_creds fresh = { 0 };
+	struct aws_error ferr;
+	int provider = -1, rc;
+	time_t now;
+
+	memset(out, 0, sizeof(*out));
+	aws_error_clear(err);
+	aws_error_clear(&ferr);
+	/* The lock is held across the fetch: callers that arrive during a
+	 * renewal wait for it instead of each starting one of their own. */
+	pthread_mutex_lock(&c->lock);
+	now = time(NULL);
+	if (c->have && !creds_need_refresh(&c->cached, now, c->opts.refresh_ahead_s)) {
+		rc = creds_copy(out, &c->cached);
+		goto out;
+	}
+	rc = chain_fetch(c, c->have ? c->provider : -1, &fresh, &provider, &ferr);
+	if (rc == 0) {
+		if (fresh.expiration != 0 && fresh.expiration <= now)
+			log_warn("credentials from %s expired already (clock skew?)", fresh.source);
+		aws_creds_clear(&c->cached);
+		c->cached = fresh;
+		memset(&fresh, 0, sizeof(fresh));
+		c->have = true;
+		c->provider = provider;
+		rc = creds_copy(out, &c->cached);
+		goto out;
+	}
+	/* A failed renewal is not yet an outage: the old credentials stay good
+	 * until their Expiration, and the next call tries again. */
+	if (c->have && now < c->cached.expiration) {
+		log_warn("renewing %s credentials failed, using the current ones for %ld s more: %s",
+			 c->cached.source, (long)(c->cached.expiration - now), ferr.message);
+		rc = creds_copy(out, &c->cached);
+		goto out;
+	}
+	*err = ferr;
+out:
+	pthread_mutex_unlock(&c->lock);
+	aws_creds_clear(&fresh);
+	if (rc == -ENOMEM && err->code == AWS_OK)
+		aws_error_set(err, AWS_ERR_OTHER, "NoMemory", "credentials: out of memory");
+	return rc;
+}
+
+void aws_creds_invalidate(struct aws_creds_chain *c)
+{
+	pthread_mutex_lock(&c->lock);
+	aws_creds_clear(&c->cached);
+	c->have = false;
+	c->provider = -1;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int aws_creds_chain_new(const struct aws_creds_opts *opts, struct aws_creds_chain **out)
+{
+	struct aws_creds_chain *c = calloc(1, sizeof(*c));
+	int rc = 0;
+
+	*out = NULL;
+	if (c == NULL)
+		return -ENOMEM;
+	if (opts != NULL)
+		c->opts = *opts;
+	c->region = c->opts.region != NULL ? kt_strdup(c->opts.region) : NULL;
+	c->ca_file = c->opts.ca_file != NULL ? kt_strdup(c->opts.ca_file) : NULL;
+	if ((c->opts.region != NULL && c->region == NULL) ||
+	    (c->opts.ca_file != NULL && c->ca_file == NULL)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	c->opts.region = c->region;
+	c->opts.ca_file = c->ca_file;
+	if (c->opts.refresh_ahead_s <= 0)
+		c->opts.refresh_ahead_s = CREDS_DEFAULT_REFRESH_AHEAD_S;
+	if (c->opts.imds_timeout_ms <= 0)
+		c->opts.imds_timeout_ms = 1000;
+	c->provider = -1;
+	rc = -pthread_mutex_init(&c->lock, NULL);
+out:
+	if (rc < 0) {
+		free(c->region);
+		free(c->ca_file);
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void aws_creds_chain_free(struct aws_creds_chain *c)
+{
+	if (c == NULL)
+		return;
+	aws_creds_clear(&c->cached);
+	aws_imds_token_clear(&c->imds);
+	pthread_mutex_destroy(&c->lock);
+	free(c->region);
+	free(c->ca_file);
+	free(c);
+}
