@@ -1,1 +1,379 @@
-/* placeholder: client */
+/* The AWS JSON-protocol client: each call is signed with SigV4 for the
+ * current credentials and corrected clock, sent over a pooled HTTPS handle,
+ * and retried in the AWS "standard" mode. Answers are parsed here once, so a
+ * malformed body is caught before any operation looks at it. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "creds.h"
+#include "endpoint.h"
+#include "http.h"
+#include "kt_json.h"
+#include "log.h"
+#include "retry.h"
+#include "secmem.h"
+#include "sigv4.h"
+
+#define CLIENT_POOL_MAX 4
+#define CLIENT_SERVICE "secretsmanager"
+
+struct aws_client {
+	char *region;
+	char *endpoint;
+	char *url;             /* endpoint + "/" */
+	char host[256];        /* Host header and SigV4 host */
+	char *ca_file;
+	struct kt_http_opts http_opts;
+	struct aws_creds_chain *creds;
+	struct aws_retry retry;
+	bool retry_ready;
+
+	pthread_mutex_t lock;  /* guards pool and skew */
+	struct kt_http *pool[CLIENT_POOL_MAX];
+	size_t npool;
+	long skew_s;           /* server clock minus ours */
+	unsigned long sent;    /* HTTP requests sent */
+};
+
+int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
+		   struct aws_error *err)
+{
+	struct aws_creds_opts copts = { 0 };
+	struct aws_client *c;
+	enum aws_source rsrc, esrc;
+	int rc = -ENOMEM;
+
+	aws_error_clear(err);
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	rc = aws_resolve_region(opts->region, opts->use_imds_region, &c->region, &rsrc, err);
+	if (rc < 0)
+		goto out;
+	rc = aws_resolve_endpoint(CLIENT_SERVICE, opts->endpoint, c->region, opts->fips,
+				  &c->endpoint, &esrc, err);
+	if (rc < 0)
+		goto out;
+	rc = aws_endpoint_host(c->endpoint, c->host, sizeof(c->host));
+	if (rc < 0)
+		goto out;
+	rc = -ENOMEM;
+	if (asprintf(&c->url, "%s/", c->endpoint) < 0) {
+		c->url = NULL;
+		goto out;
+	}
+	if (opts->ca_file != NULL && (c->ca_file = kt_strdup(opts->ca_file)) == NULL)
+		goto out;
+	c->http_opts.ca_file = c->ca_file;
+	c->http_opts.connect_timeout_ms = opts->connect_timeout_ms;
+	c->http_opts.timeout_ms = opts->timeout_ms;
+	c->http_opts.max_body = opts->max_body;
+
+	rc = aws_retry_init(&c->retry, opts->max_attempts);
+	if (rc < 0) {
+		aws_error_set(err, AWS_ERR_CONFIG, "BadMaxAttempts",
+			      "AWS_MAX_ATTEMPTS must be a whole number of at least 1");
+		goto out;
+	}
+	c->retry_ready = true;
+	if (opts->retry_base_ms > 0)
+		c->retry.base_ms = opts->retry_base_ms;
+	if (opts->retry_cap_ms > 0)
+		c->retry.cap_ms = opts->retry_cap_ms;
+
+	copts.region = c->region;
+	copts.ca_file = c->ca_file;
+	rc = aws_creds_chain_new(&copts, &c->creds);
+	if (rc < 0)
+		goto out;
+	log_debug("aws: region %s (from the %s), endpoint %s (from the %s)", c->region,
+		  aws_source_name(rsrc), c->endpoint, aws_source_name(esrc));
+	*out = c;
+	c = NULL;
+	rc = 0;
+out:
+	if (rc == -ENOMEM)
+		aws_error_set(err, AWS_ERR_OTHER, "NoMemory", "out of memory");
+	else if (rc < 0 && err->code == AWS_OK)
+		aws_error_set(err, AWS_ERR_CONFIG, "BadEndpoint", "endpoint is not usable");
+	aws_client_free(c);
+	return rc;
+}
+
+void aws_client_free(struct aws_client *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->npool; i++)
+		kt_http_free(c->pool[i]);
+	aws_creds_chain_free(c->creds);
+	if (c->retry_ready)
+		aws_retry_destroy(&c->retry);
+	pthread_mutex_destroy(&c->lock);
+	free(c->region);
+	free(c->endpoint);
+	free(c->url);
+	free(c->ca_file);
+	free(c);
+}
+
+const char *aws_client_region(const struct aws_client *c)
+{
+	return c->region;
+}
+
+const char *aws_client_endpoint(const struct aws_client *c)
+{
+	return c->endpoint;
+}
+
+/* Takes an idle HTTP handle from the pool, or makes one. Keeping a few
+ * handles keeps their connections alive between calls. */
+static int client_take_http(struct aws_client *c, struct kt_http **h)
+{
+	pthread_mutex_lock(&c->lock);
+	*h = c->npool > 0 ? c->pool[--c->npool] : NULL;
+	pthread_mutex_unlock(&c->lock);
+	return *h != NULL ? 0 : kt_http_new(&c->http_opts, h);
+}
+
+static void client_give_http(struct aws_client *c, struct kt_http *h)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->npool < CLIENT_POOL_MAX) {
+		c->pool[c->npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	kt_http_free(h);
+}
+
+unsigned long aws_client_requests_sent(struct aws_client *c)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->sent;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+static void client_count_request(struct aws_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->sent++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static long client_skew(struct aws_client *c)
+{
+	long s;
+
+	pthread_mutex_lock(&c->lock);
+	s = c->skew_s;
+	pthread_mutex_unlock(&c->lock);
+	return s;
+}
+
+/* Learns the server's clock from an HTTP Date header, so that the next
+ * signature carries a time the service accepts. */
+static void client_adjust_skew(struct aws_client *c, const char *date)
+{
+	struct tm tm = { 0 };
+	const char *end;
+	time_t server;
+
+	if (date == NULL)
+		return;
+	end = strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (end == NULL)
+		return;
+	server = timegm(&tm);
+	if (server == (time_t)-1)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->skew_s = (long)(server - time(NULL));
+	pthread_mutex_unlock(&c->lock);
+	log_warn("aws: local clock differs from the service's by %ld s; correcting signatures",
+		 (long)(server - time(NULL)));
+}
+
+/* Describes a request that got no usable HTTP answer. */
+static void client_transport_error(struct aws_client *c, struct kt_http *h, int rc,
+				   struct aws_error *err)
+{
+	enum aws_errc code = AWS_ERR_TRANSPORT;
+	const char *type = "Transport";
+
+	if (rc == -ETIMEDOUT) {
+		code = AWS_ERR_TIMEOUT;
+		type = "Timeout";
+	} else if (rc == -EMSGSIZE) {
+		code = AWS_ERR_MALFORMED;
+		type = "AnswerTooLarge";
+	} else if (rc == -EKEYREJECTED) {
+		code = AWS_ERR_TLS;
+		type = "CertificateRefused";
+	}
+	aws_error_set(err, code, type, "%s: %s", c->endpoint, kt_http_last_error(h));
+}
+
+/* Builds, signs and sends one attempt. Returns 0 with *resp filled when an
+ * HTTP answer came, or a transport error with err set. */
+static int client_send(struct aws_client *c, struct kt_http *h, const char *target,
+		       const char *json, size_t json_len, struct kt_http_resp *resp,
+		       struct aws_error *err)
+{
+	static const char ctype[] = "application/x-amz-json-1.1";
+	struct aws_creds cr = { 0 };
+	struct sigv4_result sig = { 0 };
+	struct kt_buf lines[6];
+	const char *hv[6];
+	size_t nh = 0;
+	int rc;
+
+	for (size_t i = 0; i < 6; i++)
+		kt_buf_init(&lines[i], 16384);
+	rc = aws_creds_get(c->creds, &cr, err);
+	if (rc < 0)
+		goto out;
+	{
+		struct sigv4_header sh[] = {
+			{ "Host", c->host },
+			{ "Content-Type", ctype },
+			{ "X-Amz-Target", target },
+		};
+		struct sigv4_request sr = { "POST", "/", NULL, sh, 3, json, json_len };
+		struct sigv4_key key = { cr.access_key, cr.secret_key, cr.session_token };
+		struct sigv4_params sp = { c->region, CLIENT_SERVICE, time(NULL) + client_skew(c),
+					   true, false, false };
+
+		rc = sigv4_sign(&sr, &key, &sp, &sig);
+		if (rc < 0) {
+			aws_error_set(err, AWS_ERR_OTHER, "SigningFailed",
+				      "could not sign the request: %s", strerror(-rc));
+			goto out;
+		}
+	}
+	rc = -ENOMEM;
+	if (kt_buf_printf(&lines[nh++], "Host: %s", c->host) < 0 ||
+	    kt_buf_printf(&lines[nh++], "Content-Type: %s", ctype) < 0 ||
+	    kt_buf_printf(&lines[nh++], "X-Amz-Target: %s", target) < 0 ||
+	    kt_buf_printf(&lines[nh++], "X-Amz-Date: %s", sig.amz_date) < 0 ||
+	    kt_buf_printf(&lines[nh++], "Authorization: %s", sig.authorization) < 0)
+		goto out;
+	if (cr.session_token != NULL && cr.session_token[0] != '\0' &&
+	    kt_buf_printf(&lines[nh++], "X-Amz-Security-Token: %s", cr.session_token) < 0)
+		goto out;
+	for (size_t i = 0; i < nh; i++)
+		hv[i] = kt_buf_str(&lines[i]);
+	{
+		struct kt_http_req req = { "POST", c->url, hv, nh, json, json_len, 0 };
+
+		client_count_request(c);
+		rc = kt_http_do(h, &req, resp);
+	}
+	if (rc < 0)
+		client_transport_error(c, h, rc, err);
+out:
+	if (rc == -ENOMEM && err->code == AWS_OK)
+		aws_error_set(err, AWS_ERR_OTHER, "NoMemory", "out of memory");
+	for (size_t i = 0; i < 6; i++)
+		kt_buf_free(&lines[i]);
+	sigv4_result_free(&sig);
+	aws_creds_clear(&cr);
+	return rc;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int aws_client_call(struct aws_client *c, const char *target, const char *json,
+		    size_t json_len, struct json_object **resp, struct aws_error *err,
+		    struct aws_call_stats *stats)
+{
+	struct kt_http *h = NULL;
+	struct kt_http_resp hr = { 0 };
+	uint64_t cost = 0;
+	unsigned long sent_before = aws_client_requests_sent(c);
+	bool renewed = false;
+	int attempt, rc;
+
+	*resp = NULL;
+	aws_error_clear(err);
+	rc = client_take_http(c, &h);
+	if (rc < 0) {
+		aws_error_set(err, AWS_ERR_CONFIG, "HttpSetup",
+			      rc == -EINVAL ? "the CA file cannot be read" : "out of memory");
+		goto out;
+	}
+	for (attempt = 1;; attempt++) {
+		long delay = 0;
+
+		aws_error_clear(err);
+		kt_http_resp_free(&hr);
+		rc = client_send(c, h, target, json, json_len, &hr, err);
+		if (rc == 0 && hr.status == 200) {
+			*resp = kt_json_parse(kt_buf_str(&hr.body), hr.body.len);
+			if (*resp == NULL || !json_object_is_type(*resp, json_type_object)) {
+				kt_json_put_wiped(*resp);
+				*resp = NULL;
+				aws_error_set(err, AWS_ERR_MALFORMED, "MalformedAnswer",
+					      "%s answered %s with a body that is not a JSON object",
+					      c->endpoint, target);
+				err->http_status = hr.status;
+				rc = -EBADMSG;
+				break;
+			}
+			aws_retry_on_success(&c->retry, cost);
+			break;
+		}
+		if (rc == 0) {
+			aws_error_parse(hr.status, kt_buf_str(&hr.body), hr.body.len,
+					hr.amzn_errortype, err);
+			rc = -EIO;
+			if (err->code == AWS_ERR_CLOCK_SKEW)
+				client_adjust_skew(c, hr.date);
+		} else if (err->code == AWS_ERR_NO_CREDENTIALS || err->code == AWS_ERR_CONFIG) {
+			break;
+		}
+		log_debug("aws: %s attempt %d: %s (%s)", target, attempt,
+			  aws_errc_name(err->code), err->type);
+		/* Expired temporary credentials are renewed and the call tried once
+		 * more; it is our state that was stale, not the service failing. */
+		if (err->code == AWS_ERR_EXPIRED_TOKEN && !renewed) {
+			renewed = true;
+			aws_creds_invalidate(c->creds);
+			continue;
+		}
+		if (!aws_retry_should_retry(&c->retry, err->code, attempt, &delay, &cost))
+			break;
+		sleep_ms(delay);
+	}
+	if (stats != NULL) {
+		/* Counted from the requests really sent: a call that failed for
+		 * want of credentials sent none. Other threads' calls may add to
+		 * the count, so this is exact only for a client used by one. */
+		stats->attempts = (int)(aws_client_requests_sent(c) - sent_before);
+		stats->skew_s = client_skew(c);
+	}
+out:
+	kt_http_resp_free(&hr);
+	if (h != NULL)
+		client_give_http(c, h);
+	return rc;
+}

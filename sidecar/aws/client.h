@@ -7,8 +7,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <json-c/json.h>
+
 #include "awserr.h"
-#include "kt_buf.h"
 
 struct aws_client_opts {
 	const char *region;        /* NULL: the region chain */
@@ -31,6 +32,9 @@ struct aws_call_stats {
 	long skew_s;         /* the clock correction in force */
 };
 
+/* HTTP requests this client has sent since it was made (all threads). */
+unsigned long aws_client_requests_sent(struct aws_client *c);
+
 /* Resolves region, endpoint and the credential chain. Returns 0 or a negative
  * errno with err naming what is missing or bad. */
 int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
@@ -41,10 +45,11 @@ const char *aws_client_region(const struct aws_client *c);
 const char *aws_client_endpoint(const struct aws_client *c);
 
 /* Calls `target` ("secretsmanager.GetSecretValue") with a JSON body. On
- * success (0) *resp holds the answer's JSON. On failure returns a negative
- * errno (-EIO for an AWS error) and err says what happened. stats may be NULL. */
+ * success (0) *resp is the answer's JSON object, to be released with
+ * kt_json_put_wiped(). On failure returns a negative errno (-EIO for an AWS
+ * error) and err says what happened. stats may be NULL. */
 int aws_client_call(struct aws_client *c, const char *target, const char *json,
-		    size_t json_len, struct kt_buf *resp, struct aws_error *err,
+		    size_t json_len, struct json_object **resp, struct aws_error *err,
 		    struct aws_call_stats *stats);
 
 #endif
