@@ -9,6 +9,11 @@ set -u
 : "${PYTHON3:=python3}"
 : "${KT_TESTDATA:=$KT_SRCDIR/../shared/testdata}"
 
+# pyenv's python3 is a shim that costs most of a second per start; resolve
+# the real interpreter once, for moto, the helpers and the AWS CLI alike.
+PYTHON3=$("$PYTHON3" -c 'import sys; print(sys.executable)') ||
+	{ echo "Bail out! no working python3"; exit 1; }
+
 KT_AWS="$KT_BUILDDIR/tests/tools/kt-aws"
 KT_LIB="$KT_SRCDIR/tests/lib"
 
@@ -123,7 +128,7 @@ start_moto() {
 
 # aws_cli ARGS...: the real AWS CLI against moto.
 aws_cli() {
-	aws --region us-east-1 --endpoint-url "$MOTO_URL" --output json "$@"
+	"$PYTHON3" -m awscli --region us-east-1 --endpoint-url "$MOTO_URL" --output json "$@"
 }
 
 # kt_aws ARGS...: the keyturn AWS client against moto, quick retries.
