@@ -90,39 +90,52 @@ out:
 	return rc;
 }
 
+/* The first of: the configured value, environment variable env, variable
+ * env_default, then `profile_key` of the shared config file. *found is NULL
+ * when none has a value. */
+static int first_setting(const char *configured, const char *env, const char *env_default,
+			 const char *profile_key, char **found, enum aws_source *src,
+			 struct aws_error *err)
+{
+	const char *v;
+	int rc;
+
+	*found = NULL;
+	*src = AWS_SRC_NONE;
+	if ((v = nonempty(configured)) != NULL)
+		*src = AWS_SRC_CONFIG;
+	else if ((v = nonempty(getenv(env))) != NULL)
+		*src = AWS_SRC_ENV;
+	else if ((v = nonempty(getenv(env_default))) != NULL)
+		*src = AWS_SRC_ENV_DEFAULT;
+	if (v != NULL) {
+		*found = kt_strdup(v);
+		return *found != NULL ? 0 : -ENOMEM;
+	}
+	rc = profile_value(profile_key, found, err);
+	if (rc == 0 && *found != NULL)
+		*src = AWS_SRC_PROFILE;
+	return rc;
+}
+
 int aws_resolve_region(const char *configured, bool use_imds, char **region,
 		       enum aws_source *src, struct aws_error *err)
 {
-	const char *v;
 	char *found = NULL;
-	enum aws_source s = AWS_SRC_NONE;
+	enum aws_source s;
 	int rc;
 
 	*region = NULL;
-	if ((v = nonempty(configured)) != NULL)
-		s = AWS_SRC_CONFIG;
-	else if ((v = nonempty(getenv("AWS_REGION"))) != NULL)
-		s = AWS_SRC_ENV;
-	else if ((v = nonempty(getenv("AWS_DEFAULT_REGION"))) != NULL)
-		s = AWS_SRC_ENV_DEFAULT;
-	if (v != NULL) {
-		found = kt_strdup(v);
-		if (found == NULL)
-			return -ENOMEM;
-	} else {
-		rc = profile_value("region", &found, err);
+	rc = first_setting(configured, "AWS_REGION", "AWS_DEFAULT_REGION", "region", &found, &s, err);
+	if (rc < 0)
+		return rc;
+	if (found == NULL && use_imds) {
+		struct aws_creds_opts o = { 0 };
+
+		rc = aws_imds_region(&o, &found, err);
 		if (rc < 0)
 			return rc;
-		if (found != NULL) {
-			s = AWS_SRC_PROFILE;
-		} else if (use_imds) {
-			struct aws_creds_opts o = { 0 };
-
-			rc = aws_imds_region(&o, &found, err);
-			if (rc < 0)
-				return rc;
-			s = AWS_SRC_IMDS;
-		}
+		s = AWS_SRC_IMDS;
 	}
 	if (found == NULL) {
 		aws_error_set(err, AWS_ERR_CONFIG, "NoRegion",
@@ -188,31 +201,16 @@ int aws_resolve_endpoint(const char *service, const char *configured, const char
 			 bool fips, char **endpoint, enum aws_source *src, struct aws_error *err)
 {
 	char envname[96], host[256], *found = NULL;
-	const char *v;
-	enum aws_source s = AWS_SRC_NONE;
+	enum aws_source s;
 	size_t n;
 	int rc;
 
 	*endpoint = NULL;
 	service_env_name(strcmp(service, "secretsmanager") == 0 ? "secrets_manager" : service,
 			 envname, sizeof(envname));
-	if ((v = nonempty(configured)) != NULL)
-		s = AWS_SRC_CONFIG;
-	else if ((v = nonempty(getenv(envname))) != NULL)
-		s = AWS_SRC_ENV;
-	else if ((v = nonempty(getenv("AWS_ENDPOINT_URL"))) != NULL)
-		s = AWS_SRC_ENV_DEFAULT;
-	if (v != NULL) {
-		found = kt_strdup(v);
-		if (found == NULL)
-			return -ENOMEM;
-	} else {
-		rc = profile_value("endpoint_url", &found, err);
-		if (rc < 0)
-			return rc;
-		if (found != NULL)
-			s = AWS_SRC_PROFILE;
-	}
+	rc = first_setting(configured, envname, "AWS_ENDPOINT_URL", "endpoint_url", &found, &s, err);
+	if (rc < 0)
+		return rc;
 	if (found == NULL) {
 		if (region == NULL || !region_valid(region)) {
 			aws_error_set(err, AWS_ERR_CONFIG, "NoRegion",

@@ -268,7 +268,10 @@ int kt_http_do(struct kt_http *h, const struct kt_http_req *req, struct kt_http_
 	}
 
 	/* Reset keeps the connection cache, so a reused handle keeps its
-	 * keep-alive connection while no option leaks between requests. */
+	 * keep-alive connection while no option leaks between requests.
+	 * When a reused connection turns out dead before any answer, libcurl
+	 * itself sends the request once more on a new connection; that resend
+	 * is invisible here, so one attempt may cost two requests at most. */
 	curl_easy_reset(h->curl);
 	cc = http_setup(h, req, hdrs);
 	if (cc == CURLE_OK)

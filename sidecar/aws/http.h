@@ -1,6 +1,8 @@
 /* HTTPS for the AWS client, over libcurl: one reused connection per handle,
  * TLS verified, timeouts, curl's proxy variables, and a cap on answer size.
- * A handle is used by one thread at a time. */
+ * A handle is used by one thread at a time. Programs using this module must
+ * ignore SIGPIPE: libcurl runs with CURLOPT_NOSIGNAL (it is thread-safe only
+ * so), and then a TLS write to a vanished peer can raise it. */
 #ifndef KT_HTTP_H
 #define KT_HTTP_H
 

@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "kt_base64.h"
 #include "kt_json.h"
 #include "secmem.h"
 #include "sm.h"
+#include "sm_json.h"
 
 #define SM_TARGET(op) ("secretsmanager." op)
 
@@ -41,138 +41,6 @@ static int sm_call(struct aws_client *c, const char *target, struct json_object 
 	return rc;
 }
 
-static int sm_malformed(struct aws_error *err, const char *op, const char *field)
-{
-	aws_error_set(err, AWS_ERR_MALFORMED, "MalformedAnswer",
-		      "%s answer: \"%s\" is missing or of the wrong type", op, field);
-	return -EBADMSG;
-}
-
-/* Adds a string member; false on allocation failure. */
-static bool add_str(struct json_object *o, const char *key, const char *v)
-{
-	struct json_object *s;
-
-	if (v == NULL)
-		return true;
-	s = json_object_new_string(v);
-	return s != NULL && json_object_object_add(o, key, s) == 0;
-}
-
-static bool add_bool(struct json_object *o, const char *key, bool v)
-{
-	struct json_object *b = json_object_new_boolean(v);
-
-	return b != NULL && json_object_object_add(o, key, b) == 0;
-}
-
-/* Copies an optional string member: *out stays NULL when absent, but a
- * member of the wrong type is an error. */
-static int dup_opt(struct json_object *o, const char *key, char **out)
-{
-	struct json_object *v;
-
-	*out = NULL;
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return -EBADMSG;
-	*out = kt_strdup(json_object_get_string(v));
-	return *out != NULL ? 0 : -ENOMEM;
-}
-
-static int dup_req(struct json_object *o, const char *key, char **out)
-{
-	int rc = dup_opt(o, key, out);
-
-	return rc == 0 && *out == NULL ? -EBADMSG : rc;
-}
-
-/* Copies a JSON array of strings. */
-static int str_array_copy(struct json_object *a, char ***out, size_t *n)
-{
-	size_t len;
-
-	*out = NULL;
-	*n = 0;
-	if (!json_object_is_type(a, json_type_array))
-		return -EBADMSG;
-	len = json_object_array_length(a);
-	*out = calloc(len + 1, sizeof(char *));
-	if (*out == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < len; i++) {
-		struct json_object *s = json_object_array_get_idx(a, i);
-
-		if (!json_object_is_type(s, json_type_string))
-			return -EBADMSG;
-		(*out)[i] = kt_strdup(json_object_get_string(s));
-		if ((*out)[i] == NULL)
-			return -ENOMEM;
-		(*n)++;
-	}
-	return 0;
-}
-
-/* Copies the array member key; an absent member gives an empty list. */
-static int dup_str_array(struct json_object *o, const char *key, char ***out, size_t *n)
-{
-	struct json_object *a;
-
-	*out = NULL;
-	*n = 0;
-	if (!json_object_object_get_ex(o, key, &a))
-		return 0;
-	return str_array_copy(a, out, n);
-}
-
-static void free_str_array(char **a, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(a[i]);
-	free(a);
-}
-
-#define SM_MAX_PAGES 100
-
-/* Takes the NextToken of a page into *next (NULL at the last page). An empty
- * token ends the listing too (moto sends ""), and a token that repeats the
- * one just sent, or a listing past SM_MAX_PAGES pages, is a malformed answer:
- * no server reply may keep a caller paging forever. */
-static int next_page(struct json_object *resp, char **next, const char *sent, int *pages)
-{
-	int rc = dup_opt(resp, "NextToken", next);
-
-	if (rc < 0)
-		return rc;
-	if (*next != NULL && (*next)[0] == '\0') {
-		free(*next);
-		*next = NULL;
-	}
-	if (*next != NULL && ((sent != NULL && strcmp(*next, sent) == 0) || ++*pages >= SM_MAX_PAGES)) {
-		free(*next);
-		*next = NULL;
-		return -EBADMSG;
-	}
-	return 0;
-}
-
-/* A random UUID (version 4) for ClientRequestToken: the SDKs send one so
- * that a retried PutSecretValue or CreateSecret cannot make two versions. */
-static int make_uuid(char out[37])
-{
-	unsigned char b[16];
-
-	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-		return -EIO;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-		 b[12], b[13], b[14], b[15]);
-	return 0;
-}
-
 /* Fills v from one GetSecretValue-shaped object. */
 static int parse_value(struct json_object *o, struct sm_value *v)
 {
@@ -181,9 +49,9 @@ static int parse_value(struct json_object *o, struct sm_value *v)
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	if ((rc = dup_req(o, "ARN", &v->arn)) < 0 || (rc = dup_req(o, "Name", &v->name)) < 0 ||
-	    (rc = dup_req(o, "VersionId", &v->version_id)) < 0 ||
-	    (rc = dup_str_array(o, "VersionStages", &v->stages, &v->nstages)) < 0)
+	if ((rc = smj_dup_req(o, "ARN", &v->arn)) < 0 || (rc = smj_dup_req(o, "Name", &v->name)) < 0 ||
+	    (rc = smj_dup_req(o, "VersionId", &v->version_id)) < 0 ||
+	    (rc = smj_dup_str_array(o, "VersionStages", &v->stages, &v->nstages)) < 0)
 		return rc;
 	if (kt_json_time(o, "CreatedDate", &t))
 		v->created = (time_t)t;
@@ -207,14 +75,7 @@ static int parse_value(struct json_object *o, struct sm_value *v)
 	return 0;
 }
 
-static int value_error(int rc, struct aws_error *err, const char *op)
-{
-	if (rc == -ENOMEM) {
-		aws_error_set(err, AWS_ERR_OTHER, "NoMemory", "out of memory");
-		return rc;
-	}
-	return sm_malformed(err, op, "ARN, Name, VersionId, VersionStages or the value");
-}
+#define VALUE_FIELDS "ARN, Name, VersionId, VersionStages or the value"
 
 int sm_get_secret_value(struct aws_client *c, const char *id, const char *version_id,
 			const char *stage, struct sm_value *out, struct aws_error *err)
@@ -223,8 +84,8 @@ int sm_get_secret_value(struct aws_client *c, const char *id, const char *versio
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (req != NULL && (!add_str(req, "SecretId", id) || !add_str(req, "VersionId", version_id) ||
-			    !add_str(req, "VersionStage", stage))) {
+	if (req != NULL && (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "VersionId", version_id) ||
+			    !smj_add_str(req, "VersionStage", stage))) {
 		json_object_put(req);
 		req = NULL;
 	}
@@ -234,7 +95,7 @@ int sm_get_secret_value(struct aws_client *c, const char *id, const char *versio
 	rc = parse_value(resp, out);
 	if (rc < 0) {
 		sm_value_free(out);
-		rc = value_error(rc, err, "GetSecretValue");
+		rc = smj_answer_error(rc, err, "GetSecretValue", VALUE_FIELDS);
 	}
 	kt_json_put_wiped(resp);
 	return rc;
@@ -247,7 +108,7 @@ static int parse_batch_error(struct json_object *o, struct sm_batch_error *e)
 	int rc;
 
 	aws_error_clear(&e->err);
-	if ((rc = dup_req(o, "SecretId", &e->secret_id)) < 0)
+	if ((rc = smj_dup_req(o, "SecretId", &e->secret_id)) < 0)
 		return rc;
 	aws_error_type_strip(code != NULL ? code : "Unknown", type, sizeof(type));
 	aws_error_set(&e->err, aws_error_classify(type, msg), type, "%s", msg != NULL ? msg : type);
@@ -327,7 +188,7 @@ int sm_batch_get_secret_value(struct aws_client *c, const char *const *ids, size
 				req = NULL;
 			}
 		}
-		if (req != NULL && !add_str(req, "NextToken", next)) {
+		if (req != NULL && !smj_add_str(req, "NextToken", next)) {
 			json_object_put(req);
 			req = NULL;
 		}
@@ -338,12 +199,12 @@ int sm_batch_get_secret_value(struct aws_client *c, const char *const *ids, size
 		sent = next;
 		next = NULL;
 		if (rc == 0)
-			rc = next_page(resp, &next, sent, &pages);
+			rc = smj_next_page(resp, &next, sent, &pages);
 		free(sent);
 		kt_json_put_wiped(resp);
 		resp = NULL;
 		if (rc < 0) {
-			rc = value_error(rc, err, "BatchGetSecretValue");
+			rc = smj_answer_error(rc, err, "BatchGetSecretValue", VALUE_FIELDS);
 			break;
 		}
 	} while (next != NULL);
@@ -375,7 +236,7 @@ static int parse_version_map(struct json_object *o, struct sm_description *d)
 		v->version_id = kt_strdup(vid);
 		if (v->version_id == NULL)
 			return -ENOMEM;
-		rc = str_array_copy(stages, &v->stages, &v->nstages);
+		rc = smj_str_array_copy(stages, &v->stages, &v->nstages);
 		if (rc < 0)
 			return rc;
 	}
@@ -390,14 +251,14 @@ int sm_describe_secret(struct aws_client *c, const char *id, struct sm_descripti
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (req != NULL && !add_str(req, "SecretId", id)) {
+	if (req != NULL && !smj_add_str(req, "SecretId", id)) {
 		json_object_put(req);
 		req = NULL;
 	}
 	rc = sm_call(c, SM_TARGET("DescribeSecret"), req, &resp, err);
 	if (rc < 0)
 		return rc;
-	if ((rc = dup_req(resp, "ARN", &out->arn)) < 0 || (rc = dup_req(resp, "Name", &out->name)) < 0 ||
+	if ((rc = smj_dup_req(resp, "ARN", &out->arn)) < 0 || (rc = smj_dup_req(resp, "Name", &out->name)) < 0 ||
 	    (rc = parse_version_map(resp, out)) < 0)
 		goto out;
 	kt_json_bool(resp, "RotationEnabled", &out->rotation_enabled);
@@ -405,8 +266,8 @@ int sm_describe_secret(struct aws_client *c, const char *id, struct sm_descripti
 	    json_object_is_type(rules, json_type_object)) {
 		if (kt_json_int64(rules, "AutomaticallyAfterDays", &t))
 			out->rotation_days = (long)t;
-		if ((rc = dup_opt(rules, "ScheduleExpression", &out->rotation_schedule)) < 0 ||
-		    (rc = dup_opt(rules, "Duration", &out->rotation_duration)) < 0)
+		if ((rc = smj_dup_opt(rules, "ScheduleExpression", &out->rotation_schedule)) < 0 ||
+		    (rc = smj_dup_opt(rules, "Duration", &out->rotation_duration)) < 0)
 			goto out;
 	}
 	if (kt_json_time(resp, "LastRotatedDate", &t))
@@ -420,8 +281,7 @@ int sm_describe_secret(struct aws_client *c, const char *id, struct sm_descripti
 out:
 	if (rc < 0) {
 		sm_description_free(out);
-		rc = rc == -ENOMEM ? value_error(rc, err, "DescribeSecret")
-				   : sm_malformed(err, "DescribeSecret", "ARN, Name or VersionIdsToStages");
+		rc = smj_answer_error(rc, err, "DescribeSecret", "ARN, Name or VersionIdsToStages");
 	}
 	kt_json_put_wiped(resp);
 	return rc;
@@ -433,8 +293,8 @@ static int parse_version(struct json_object *o, struct sm_version *v)
 	long long t;
 	int rc;
 
-	if ((rc = dup_req(o, "VersionId", &v->version_id)) < 0 ||
-	    (rc = dup_str_array(o, "VersionStages", &v->stages, &v->nstages)) < 0)
+	if ((rc = smj_dup_req(o, "VersionId", &v->version_id)) < 0 ||
+	    (rc = smj_dup_str_array(o, "VersionStages", &v->stages, &v->nstages)) < 0)
 		return rc;
 	if (kt_json_time(o, "CreatedDate", &t))
 		v->created = (time_t)t;
@@ -454,8 +314,8 @@ int sm_list_secret_version_ids(struct aws_client *c, const char *id, bool includ
 
 	do {
 		req = json_object_new_object();
-		if (req != NULL && (!add_str(req, "SecretId", id) || !add_str(req, "NextToken", next) ||
-				    !add_bool(req, "IncludeDeprecated", include_deprecated))) {
+		if (req != NULL && (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "NextToken", next) ||
+				    !smj_add_bool(req, "IncludeDeprecated", include_deprecated))) {
 			json_object_put(req);
 			req = NULL;
 		}
@@ -481,14 +341,13 @@ int sm_list_secret_version_ids(struct aws_client *c, const char *id, bool includ
 				rc = parse_version(json_object_array_get_idx(vers, i), &all[nall++]);
 			}
 			if (rc == 0)
-				rc = next_page(resp, &next, sent, &pages);
+				rc = smj_next_page(resp, &next, sent, &pages);
 		}
 		free(sent);
 		kt_json_put_wiped(resp);
 		resp = NULL;
 		if (rc < 0) {
-			rc = rc == -ENOMEM ? value_error(rc, err, "ListSecretVersionIds")
-					   : sm_malformed(err, "ListSecretVersionIds", "Versions");
+			rc = smj_answer_error(rc, err, "ListSecretVersionIds", "Versions");
 			break;
 		}
 	} while (next != NULL);
@@ -503,12 +362,18 @@ int sm_list_secret_version_ids(struct aws_client *c, const char *id, bool includ
 	return rc;
 }
 
-/* Adds the value as SecretString or, base64-encoded, as SecretBinary. */
+#define SM_VALUE_MAX 65536
+
+/* Adds the value, as SecretString or base64-encoded as SecretBinary, and a
+ * fresh ClientRequestToken. The SDKs send one so that a retried
+ * PutSecretValue or CreateSecret cannot make two versions. */
 static bool add_value(struct json_object *req, const void *data, size_t len, bool binary)
 {
 	struct json_object *v;
-	char *b64;
+	char token[37], *b64;
 
+	if (smj_make_uuid(token) < 0 || !smj_add_str(req, "ClientRequestToken", token))
+		return false;
 	if (!binary) {
 		v = json_object_new_string_len(data, (int)len);
 		return v != NULL && json_object_object_add(req, "SecretString", v) == 0;
@@ -521,21 +386,28 @@ static bool add_value(struct json_object *req, const void *data, size_t len, boo
 	return v != NULL && json_object_object_add(req, "SecretBinary", v) == 0;
 }
 
+/* Secrets Manager stores at most 64 KiB; refuse more before sending. */
+static int check_value_size(size_t len, struct aws_error *err)
+{
+	if (len <= SM_VALUE_MAX)
+		return 0;
+	aws_error_set(err, AWS_ERR_INVALID_REQUEST, "ValueTooLarge",
+		      "a secret value is at most %d bytes, not %zu", SM_VALUE_MAX, len);
+	return -EINVAL;
+}
+
 int sm_put_secret_value(struct aws_client *c, const char *id, const void *data, size_t len,
 			bool binary, const char *const *stages, size_t nstages,
 			char **version_id, struct aws_error *err)
 {
 	struct json_object *req = json_object_new_object(), *resp = NULL, *list = NULL;
-	char token[37];
 	int rc;
 
 	if (version_id != NULL)
 		*version_id = NULL;
-	if (len > 65536 || make_uuid(token) < 0) {
+	if ((rc = check_value_size(len, err)) < 0) {
 		json_object_put(req);
-		aws_error_set(err, AWS_ERR_INVALID_REQUEST, "BadValue",
-			      "a secret value is at most 65536 bytes");
-		return -EINVAL;
+		return rc;
 	}
 	if (req != NULL && nstages > 0) {
 		list = json_object_new_array();
@@ -551,17 +423,15 @@ int sm_put_secret_value(struct aws_client *c, const char *id, const void *data, 
 			req = NULL;
 		}
 	}
-	if (req != NULL && (!add_str(req, "SecretId", id) || !add_str(req, "ClientRequestToken", token) ||
-			    !add_value(req, data, len, binary))) {
+	if (req != NULL && (!smj_add_str(req, "SecretId", id) || !add_value(req, data, len, binary))) {
 		kt_json_put_wiped(req);
 		req = NULL;
 	}
 	rc = sm_call(c, SM_TARGET("PutSecretValue"), req, &resp, err);
 	if (rc < 0)
 		return rc;
-	if (version_id != NULL && (rc = dup_req(resp, "VersionId", version_id)) < 0)
-		rc = rc == -ENOMEM ? value_error(rc, err, "PutSecretValue")
-				   : sm_malformed(err, "PutSecretValue", "VersionId");
+	if (version_id != NULL && (rc = smj_dup_req(resp, "VersionId", version_id)) < 0)
+		rc = smj_answer_error(rc, err, "PutSecretValue", "VersionId");
 	kt_json_put_wiped(resp);
 	return rc;
 }
@@ -573,9 +443,9 @@ int sm_update_secret_version_stage(struct aws_client *c, const char *id, const c
 	struct json_object *req = json_object_new_object(), *resp = NULL;
 	int rc;
 
-	if (req != NULL && (!add_str(req, "SecretId", id) || !add_str(req, "VersionStage", stage) ||
-			    !add_str(req, "MoveToVersionId", move_to) ||
-			    !add_str(req, "RemoveFromVersionId", remove_from))) {
+	if (req != NULL && (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "VersionStage", stage) ||
+			    !smj_add_str(req, "MoveToVersionId", move_to) ||
+			    !smj_add_str(req, "RemoveFromVersionId", remove_from))) {
 		json_object_put(req);
 		req = NULL;
 	}
@@ -598,22 +468,21 @@ int sm_get_random_password(struct aws_client *c, const struct sm_random_opts *o,
 			req = NULL;
 		}
 	}
-	if (req != NULL && (!add_str(req, "ExcludeCharacters", o->exclude_chars) ||
-			    !add_bool(req, "ExcludeNumbers", o->exclude_numbers) ||
-			    !add_bool(req, "ExcludePunctuation", o->exclude_punctuation) ||
-			    !add_bool(req, "ExcludeUppercase", o->exclude_uppercase) ||
-			    !add_bool(req, "ExcludeLowercase", o->exclude_lowercase) ||
-			    !add_bool(req, "IncludeSpace", o->include_space) ||
-			    !add_bool(req, "RequireEachIncludedType", o->require_each_included_type))) {
+	if (req != NULL && (!smj_add_str(req, "ExcludeCharacters", o->exclude_chars) ||
+			    !smj_add_bool(req, "ExcludeNumbers", o->exclude_numbers) ||
+			    !smj_add_bool(req, "ExcludePunctuation", o->exclude_punctuation) ||
+			    !smj_add_bool(req, "ExcludeUppercase", o->exclude_uppercase) ||
+			    !smj_add_bool(req, "ExcludeLowercase", o->exclude_lowercase) ||
+			    !smj_add_bool(req, "IncludeSpace", o->include_space) ||
+			    !smj_add_bool(req, "RequireEachIncludedType", o->require_each_included_type))) {
 		json_object_put(req);
 		req = NULL;
 	}
 	rc = sm_call(c, SM_TARGET("GetRandomPassword"), req, &resp, err);
 	if (rc < 0)
 		return rc;
-	if ((rc = dup_req(resp, "RandomPassword", password)) < 0)
-		rc = rc == -ENOMEM ? value_error(rc, err, "GetRandomPassword")
-				   : sm_malformed(err, "GetRandomPassword", "RandomPassword");
+	if ((rc = smj_dup_req(resp, "RandomPassword", password)) < 0)
+		rc = smj_answer_error(rc, err, "GetRandomPassword", "RandomPassword");
 	kt_json_put_wiped(resp);
 	return rc;
 }
@@ -623,19 +492,15 @@ int sm_create_secret(struct aws_client *c, const char *name, const void *data, s
 		     struct aws_error *err)
 {
 	struct json_object *req = json_object_new_object(), *resp = NULL;
-	char token[37];
 	int rc;
 
 	*arn = NULL;
 	*version_id = NULL;
-	if (len > 65536 || make_uuid(token) < 0) {
+	if ((rc = check_value_size(len, err)) < 0) {
 		json_object_put(req);
-		aws_error_set(err, AWS_ERR_INVALID_REQUEST, "BadValue",
-			      "a secret value is at most 65536 bytes");
-		return -EINVAL;
+		return rc;
 	}
-	if (req != NULL && (!add_str(req, "Name", name) || !add_str(req, "ClientRequestToken", token) ||
-			    !add_str(req, "Description", description) ||
+	if (req != NULL && (!smj_add_str(req, "Name", name) || !smj_add_str(req, "Description", description) ||
 			    !add_value(req, data, len, binary))) {
 		kt_json_put_wiped(req);
 		req = NULL;
@@ -643,11 +508,10 @@ int sm_create_secret(struct aws_client *c, const char *name, const void *data, s
 	rc = sm_call(c, SM_TARGET("CreateSecret"), req, &resp, err);
 	if (rc < 0)
 		return rc;
-	if ((rc = dup_req(resp, "ARN", arn)) < 0 || (rc = dup_opt(resp, "VersionId", version_id)) < 0) {
+	if ((rc = smj_dup_req(resp, "ARN", arn)) < 0 || (rc = smj_dup_opt(resp, "VersionId", version_id)) < 0) {
 		free(*arn);
 		*arn = NULL;
-		rc = rc == -ENOMEM ? value_error(rc, err, "CreateSecret")
-				   : sm_malformed(err, "CreateSecret", "ARN");
+		rc = smj_answer_error(rc, err, "CreateSecret", "ARN");
 	}
 	kt_json_put_wiped(resp);
 	return rc;
@@ -671,7 +535,7 @@ void sm_value_free(struct sm_value *v)
 	free(v->arn);
 	free(v->name);
 	free(v->version_id);
-	free_str_array(v->stages, v->nstages);
+	smj_free_str_array(v->stages, v->nstages);
 	kt_free_wiped(v->data, v->len + (v->binary ? 0 : 1));
 	memset(v, 0, sizeof(*v));
 }
@@ -680,7 +544,7 @@ void sm_versions_free(struct sm_version *v, size_t n)
 {
 	for (size_t i = 0; v != NULL && i < n; i++) {
 		free(v[i].version_id);
-		free_str_array(v[i].stages, v[i].nstages);
+		smj_free_str_array(v[i].stages, v[i].nstages);
 	}
 	free(v);
 }

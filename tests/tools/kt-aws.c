@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +361,8 @@ int main(int argc, char **argv)
 	bool debug = false;
 	int ch, rc;
 
+	/* http.h: libcurl runs without its own SIGPIPE guard. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Stop at the operation name: its own options come after it. */
 	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (ch) {

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -112,6 +113,8 @@ int main(int argc, char **argv)
 
 	log_init("kt-creds", true, KT_LOG_WARN);
 	aws_error_clear(&err);
+	/* http.h: libcurl runs without its own SIGPIPE guard. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
