@@ -1,6 +1,6 @@
-# Shared helpers for keyturn's system tests: TAP output, a scratch directory,
-# moto on a free loopback port, and cleanup of everything started, on any exit.
-# Source it from a test script:  . "$KT_SRCDIR/tests/lib/common.sh"
+# Shared helpers for keyturn's system tests: TAP output, a scratch directory, moto
+# on a free loopback port, kt-aws runs checked for a clean exit, and cleanup of
+# everything started, on any exit. Source it:  . "$KT_SRCDIR/tests/lib/common.sh"
 
 set -u
 
@@ -23,6 +23,7 @@ kt_pids=()
 tap_n=0
 tap_failed=0
 
+# kt_cleanup: stops every process in kt_pids and removes $T.
 kt_cleanup() {
 	local p
 	for p in "${kt_pids[@]}"; do
@@ -51,24 +52,29 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_REGION AWS_ENDPOINT_URL \
 	HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 
 # --- TAP ---------------------------------------------------------------------
+# tap_plan N: the TAP plan line, for a script that knows its count ahead.
 tap_plan() { echo "1..$1"; }
 
+# ok DESCRIPTION: one passing test.
 ok() {
 	tap_n=$((tap_n + 1))
 	echo "ok $tap_n - $*"
 }
 
+# not_ok DESCRIPTION: one failing test; done_testing will then fail.
 not_ok() {
 	tap_n=$((tap_n + 1))
 	tap_failed=$((tap_failed + 1))
 	echo "not ok $tap_n - $*"
 }
 
+# skip_test REASON: one skipped test.
 skip_test() {
 	tap_n=$((tap_n + 1))
 	echo "ok $tap_n # SKIP $*"
 }
 
+# diag LINE...: TAP comment lines.
 diag() { printf '# %s\n' "$@"; }
 
 # check DESCRIPTION COMMAND...: one TAP line from the command's exit status.
@@ -100,19 +106,26 @@ bail() {
 }
 
 # --- processes -----------------------------------------------------------------
+# free_port: prints a loopback port that is free right now.
 free_port() { "$PYTHON3" "$KT_LIB/freeport.py"; }
 
-# wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
-wait_port() {
-	local port=$1 limit=${2:-30} i
+# wait_until SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds;
+# fails when it has not succeeded within SECONDS.
+wait_until() {
+	local limit=$1 i
+	shift
 	for ((i = 0; i < limit * 10; i++)); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
+		"$@" && return 0
 		sleep 0.1
 	done
 	return 1
 }
+
+# port_open PORT: succeeds when something listens on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port PORT [SECONDS]: waits until something listens on 127.0.0.1:PORT.
+wait_port() { wait_until "${2:-30}" port_open "$1"; }
 
 # start_moto [ENV=VALUE...]: starts moto on a free port; sets MOTO_PORT,
 # MOTO_URL and MOTO_PID. Extra arguments are environment settings for it.
@@ -134,6 +147,59 @@ aws_cli() {
 # kt_aws ARGS...: the keyturn AWS client against moto, quick retries.
 kt_aws() {
 	"$KT_AWS" --endpoint "$MOTO_URL" --retry-base-ms 10 "$@"
+}
+
+# need_built PROGRAM: skips the whole script when PROGRAM has not been built.
+need_built() {
+	[ -x "$1" ] && return 0
+	echo "1..0 # SKIP $1 is not built"
+	exit 0
+}
+
+# What a sanitizer (ASan, LSan, UBSan) writes to stderr when it finds a fault.
+KT_SANITIZER_RE='AddressSanitizer|LeakSanitizer|runtime error'
+
+# Options that kt passes ahead of each call's own; a script sets its own
+# retry pace and timeouts here.
+KT_AWS_OPTS=(--retry-base-ms 10)
+
+# kt NAME URL ARGS...: kt-aws against URL with KT_AWS_OPTS. Leaves $T/NAME.out,
+# $T/NAME.err and KT_RC, and reports as a test whether it ended normally:
+# exit 0 or 1 (no signal), no sanitizer report.
+kt() {
+	local name=$1 url=$2
+	shift 2
+	"$KT_AWS" --endpoint "$url" "${KT_AWS_OPTS[@]}" "$@" >"$T/$name.out" 2>"$T/$name.err"
+	KT_RC=$?
+	if [ "$KT_RC" -le 1 ] && ! grep -qE "$KT_SANITIZER_RE" "$T/$name.err"; then
+		ok "$name: kt-aws ended cleanly (exit $KT_RC)"
+	else
+		not_ok "$name: kt-aws ended cleanly (exit $KT_RC)"
+		sed 's/^/#   /' "$T/$name.err" | head -n 40
+	fi
+}
+
+# outcome NAME: "ok" after kt NAME succeeded, else the error code kt-aws printed.
+outcome() {
+	if [ "$KT_RC" -eq 0 ]; then
+		echo ok
+	else
+		json_get "$T/$1.out" 'd["error"]' 2>/dev/null || echo "(no error object)"
+	fi
+}
+
+# kt_attempts NAME: how many attempts kt-aws counted in kt NAME (from NAME.err).
+kt_attempts() { sed -n 's/^kt-aws: attempts=//p' "$T/$1.err" | tail -n 1; }
+
+# no_sanitizer_report DESCRIPTION: one test, that no $T/*.err holds a
+# sanitizer report; shows the start of the reports when some does.
+no_sanitizer_report() {
+	if grep -l -E "$KT_SANITIZER_RE" "$T"/*.err >/dev/null 2>&1; then
+		not_ok "$1"
+		grep -h -A5 -E "$KT_SANITIZER_RE" "$T"/*.err | head -40 | sed 's/^/# /'
+	else
+		ok "$1"
+	fi
 }
 
 # json_get FILE EXPR: prints a value from a JSON file (EXPR is Python on `d`).

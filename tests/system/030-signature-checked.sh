@@ -5,82 +5,11 @@
 # without retrying, with a wrong key, without permission or with a tampered body.
 KT_SRCDIR=${KT_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$KT_SRCDIR/tests/lib/common.sh"
+# shellcheck source=tests/lib/proxy.sh
+. "$KT_LIB/proxy.sh"
+need_built "$KT_AWS"
 
-if [ ! -x "$KT_AWS" ]; then
-	echo "1..0 # SKIP $KT_AWS is not built"
-	exit 0
-fi
-
-
-# start_proxy UPSTREAM [ARGS...]: the fault proxy on a port of its choosing;
-# sets PROXY_PORT and PROXY_URL. It writes the port file once it listens.
-start_proxy() {
-	local pf="$T/proxy.port" i
-	"$PYTHON3" "$KT_LIB/faultproxy.py" --upstream "$1" --port-file "$pf" "${@:2}" \
-		>"$T/proxy.out" 2>"$T/proxy.log" &
-	kt_pids+=("$!")
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$pf" ] && break
-		sleep 0.1
-	done
-	[ -s "$pf" ] || bail "faultproxy did not start: $(cat "$T/proxy.log")"
-	PROXY_PORT=$(cat "$pf")
-	PROXY_URL="http://127.0.0.1:$PROXY_PORT"
-}
-
-# proxy METHOD PATH [JSON]: one call to the proxy's control endpoints, made
-# with bash's /dev/tcp; prints the answer's body, fails unless it was a 200.
-proxy() {
-	local body=${3:-} line status
-	exec 9<>"/dev/tcp/127.0.0.1/$PROXY_PORT" || return 1
-	printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-		"$1" "$2" "${#body}" "$body" >&9
-	IFS= read -r status <&9
-	while IFS= read -r line <&9 && [ "$line" != $'\r' ]; do :; done
-	cat <&9
-	exec 9<&-
-	[[ $status == "HTTP/1.1 200 "* ]]
-}
-
-# plan JSON: forgets earlier counts and plans, then sets this one.
-plan() {
-	proxy POST /__proxy/reset >/dev/null && proxy POST /__proxy/plan "$1" >/dev/null ||
-		bail "faultproxy refused the plan $1"
-}
-
-# requests: how many AWS requests reached the proxy since the last plan;
-# the whole statistics are kept in $T/stats.json.
-requests() {
-	proxy GET /__proxy/stats >"$T/stats.json" || return 1
-	[[ $(<"$T/stats.json") =~ \"requests\":\ *([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
-}
-
-# kt NAME URL ARGS...: kt-aws against URL; leaves $T/NAME.out, $T/NAME.err and
-# KT_RC and reports whether it ended normally (exit 0/1, no sanitizer report).
-kt() {
-	local name=$1 url=$2
-	shift 2
-	"$KT_AWS" --endpoint "$url" --retry-base-ms 10 --timeout 5000 "$@" \
-		>"$T/$name.out" 2>"$T/$name.err"
-	KT_RC=$?
-	if [ "$KT_RC" -le 1 ] &&
-		! grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/$name.err"; then
-		ok "$name: kt-aws ended cleanly (exit $KT_RC)"
-	else
-		not_ok "$name: kt-aws ended cleanly (exit $KT_RC)"
-		sed 's/^/#   /' "$T/$name.err" | head -n 40
-	fi
-}
-
-outcome() {
-	if [ "$KT_RC" -eq 0 ]; then
-		echo ok
-	else
-		json_get "$T/$1.out" 'd["error"]' 2>/dev/null || echo "(no error object)"
-	fi
-}
-
-kt_attempts() { sed -n 's/^kt-aws: attempts=//p' "$T/$1.err" | tail -n 1; }
+KT_AWS_OPTS=(--retry-base-ms 10 --timeout 5000)
 
 # refused NAME: the call failed as a refusal of the caller (auth or
 # access_denied), with moto's 403, after exactly one request.

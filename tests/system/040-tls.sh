@@ -4,16 +4,13 @@
 # names, and refuse a server its trust store cannot vouch for.
 KT_SRCDIR=${KT_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$KT_SRCDIR/tests/lib/common.sh"
-
-if [ ! -x "$KT_AWS" ]; then
-	echo "1..0 # SKIP $KT_AWS is not built"
-	exit 0
-fi
+# shellcheck source=tests/lib/proxy.sh
+. "$KT_LIB/proxy.sh"
+need_built "$KT_AWS"
 command -v openssl >/dev/null || {
 	echo "1..0 # SKIP openssl is not installed"
 	exit 0
 }
-
 
 # make_ca NAME: a self-signed CA in $T/NAME.pem with its key in $T/NAME.key.
 make_ca() {
@@ -37,44 +34,7 @@ make_server() {
 make_ca ca && make_ca other-ca && make_server ca server "IP:127.0.0.1" ||
 	bail "openssl could not make the test certificates: $(cat "$T/openssl.log")"
 
-# start_proxy UPSTREAM ARGS...: the proxy, here only as a TLS front for moto.
-start_proxy() {
-	local pf="$T/proxy.port" i
-	"$PYTHON3" "$KT_LIB/faultproxy.py" --upstream "$1" --port-file "$pf" "${@:2}" \
-		>"$T/proxy.out" 2>"$T/proxy.log" &
-	kt_pids+=("$!")
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$pf" ] && break
-		sleep 0.1
-	done
-	[ -s "$pf" ] || bail "faultproxy did not start: $(cat "$T/proxy.log")"
-	PROXY_PORT=$(cat "$pf")
-}
-
-# kt NAME URL ARGS...: kt-aws against URL; leaves $T/NAME.out, $T/NAME.err and
-# KT_RC and reports whether it ended normally (exit 0/1, no sanitizer report).
-kt() {
-	local name=$1 url=$2
-	shift 2
-	"$KT_AWS" --endpoint "$url" --retry-base-ms 10 --connect-timeout 2000 --timeout 5000 \
-		"$@" >"$T/$name.out" 2>"$T/$name.err"
-	KT_RC=$?
-	if [ "$KT_RC" -le 1 ] &&
-		! grep -qE 'AddressSanitizer|LeakSanitizer|runtime error' "$T/$name.err"; then
-		ok "$name: kt-aws ended cleanly (exit $KT_RC)"
-	else
-		not_ok "$name: kt-aws ended cleanly (exit $KT_RC)"
-		sed 's/^/#   /' "$T/$name.err" | head -n 40
-	fi
-}
-
-outcome() {
-	if [ "$KT_RC" -eq 0 ]; then
-		echo ok
-	else
-		json_get "$T/$1.out" 'd["error"]' 2>/dev/null || echo "(no error object)"
-	fi
-}
+KT_AWS_OPTS=(--retry-base-ms 10 --connect-timeout 2000 --timeout 5000)
 
 # works NAME: the call succeeded and read the value over TLS.
 works() {
@@ -87,7 +47,7 @@ works() {
 # a certificate that does not verify will not verify on the next attempt.
 fails_tls() {
 	expect_eq "$1: refused as a certificate (tls) failure" tls "$(outcome "$1")"
-	expect_eq "$1: not retried" 1 "$(sed -n 's/^kt-aws: attempts=//p' "$T/$1.err" | tail -n 1)"
+	expect_eq "$1: not retried" 1 "$(kt_attempts "$1")"
 	expect_eq "$1: no HTTP answer was accepted" 0 \
 		"$(json_get "$T/$1.out" 'd.get("http_status")' 2>/dev/null)"
 	check "$1: the message names the certificate problem" \
@@ -99,7 +59,7 @@ start_moto
 aws_cli secretsmanager create-secret --name app/db --secret-string tls-test-value \
 	>/dev/null || bail "could not create the test secret in moto"
 start_proxy "$MOTO_URL" --tls-cert "$T/server.pem" --tls-key "$T/server.key"
-URL="https://127.0.0.1:$PROXY_PORT"
+URL=$PROXY_URL
 
 kt ca-file "$URL" --ca-file "$T/ca.pem" get-secret-value app/db
 works ca-file
@@ -125,8 +85,7 @@ expect_eq "http-to-tls: refused" 1 "$KT_RC"
 # A CA file that cannot be read is a configuration error, found before sending.
 kt missing-ca "$URL" --ca-file "$T/no-such-ca.pem" get-secret-value app/db
 expect_eq "missing-ca: configuration error" config "$(outcome missing-ca)"
-expect_eq "missing-ca: nothing sent" 0 \
-	"$(sed -n 's/^kt-aws: attempts=//p' "$T/missing-ca.err" | tail -n 1)"
+expect_eq "missing-ca: nothing sent" 0 "$(kt_attempts missing-ca)"
 
 # --- moto serving TLS itself (werkzeug's server, not ours) ----------------------
 MOTO_TLS_PORT=$(free_port)

@@ -5,84 +5,12 @@
 # renewal ahead of expiry, and the order in which the providers are asked.
 KT_SRCDIR=${KT_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$KT_SRCDIR/tests/lib/common.sh"
+# shellcheck source=tests/lib/meta.sh
+. "$KT_LIB/meta.sh"
+need_built "$KT_CREDS"
 
-KT_CREDS="$KT_BUILDDIR/tests/tools/kt-creds"
-if [ ! -x "$KT_CREDS" ]; then
-	echo "1..0 # SKIP $KT_CREDS is not built"
-	exit 0
-fi
-
-# start_fakemeta ARGS...: the fake metadata server; sets META_URL.
-start_fakemeta() {
-	local pf="$T/meta.port" i
-	"$PYTHON3" "$KT_LIB/fakemeta.py" --port-file "$pf" "$@" 2>"$T/meta.log" &
-	kt_pids+=("$!")
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$pf" ] && break
-		sleep 0.1
-	done
-	[ -s "$pf" ] || bail "fakemeta did not start: $(cat "$T/meta.log")"
-	META_PORT=$(cat "$pf")
-	META_URL="http://127.0.0.1:$META_PORT"
-}
-
-# meta METHOD PATH [JSON]: one call to the fake server's control endpoints.
-meta() {
-	"$PYTHON3" -c '
-import sys, urllib.request
-url, method, body = sys.argv[1], sys.argv[2], sys.argv[3].encode() or None
-with urllib.request.urlopen(urllib.request.Request(url, data=body, method=method)) as r:
-    sys.stdout.write(r.read().decode())
-' "$META_URL$2" "$1" "${3:-}"
-}
-
-mode() { meta POST /__ctl/mode "$1" >/dev/null || bail "fakemeta refused mode $1"; }
-reset_stats() { meta POST /__ctl/reset >/dev/null || bail "fakemeta reset failed"; }
-
-# mstat NAME: a counter of the fake server (0 when it never counted).
-mstat() {
-	meta GET /__ctl/stats >"$T/stats.json" &&
-		json_get "$T/stats.json" "d.get('$1', 0)"
-}
-
-# kc NAME ARGS...: runs kt-creds, leaving $T/NAME.out, $T/NAME.err and KC_RC.
-kc() {
-	local name=$1
-	shift
-	"$KT_CREDS" --imds-timeout-ms 1000 "$@" >"$T/$name.out" 2>"$T/$name.err"
-	KC_RC=$?
-}
-
-# field NAME EXPR [LINE]: a value from line LINE (default 1) of NAME's output.
-field() {
-	sed -n "${3:-1}p" "$T/$1.out" >"$T/$1.line"
-	[ -s "$T/$1.line" ] || { echo "(no line ${3:-1})"; return; }
-	json_get "$T/$1.line" "$2"
-}
-
-# expect_ok NAME: kt-creds succeeded (shows its output when it did not).
-expect_ok() {
-	if [ "$KC_RC" -eq 0 ]; then
-		ok "$1: kt-creds succeeded"
-	else
-		not_ok "$1: kt-creds succeeded"
-		diag "exit $KC_RC" "$(cat "$T/$1.out" "$T/$1.err")"
-	fi
-}
-
-# expect_fail NAME CODE TEXT: kt-creds failed with error CODE, message containing TEXT.
-expect_fail() {
-	local msg
-	expect_eq "$1: exit status" 1 "$KC_RC"
-	expect_eq "$1: error code" "$2" "$(field "$1" 'd.get("error")')"
-	msg=$(field "$1" 'd.get("message")')
-	if [[ "$msg" == *"$3"* ]]; then
-		ok "$1: message names '$3'"
-	else
-		not_ok "$1: message names '$3'"
-		diag "message: $msg"
-	fi
-}
+# No long waits for an instance metadata service that is not there.
+KC_OPTS=(--imds-timeout-ms 1000)
 
 now=$(date +%s)
 
@@ -238,10 +166,7 @@ expect_eq "imds: no renewal outside the window" \
 reset_stats
 "$KT_CREDS" --repeat 2 --sleep-ms 2500 --refresh-ahead 300 >"$T/imds-keep.out" 2>"$T/imds-keep.err" &
 keep_pid=$!
-for ((i = 0; i < 50; i++)); do
-	[ -s "$T/imds-keep.out" ] && break
-	sleep 0.1
-done
+wait_until 5 test -s "$T/imds-keep.out"
 mode '{"creds_status": 500}'
 wait "$keep_pid"
 KC_RC=$?
@@ -311,19 +236,8 @@ kc prec-4
 expect_eq "precedence: then instance metadata" imds "$(field prec-4 'd["source"]')"
 
 # --- hygiene ------------------------------------------------------------------------
-if grep -l -e keyturn-test-secret-key -e profsecret -e profsession -e kt-container-auth \
-	"$T"/*.out "$T"/*.err >/dev/null 2>&1; then
-	not_ok "no secret key, token or authorization in any output"
-	grep -l -e keyturn-test-secret-key -e profsecret -e profsession -e kt-container-auth \
-		"$T"/*.out "$T"/*.err | sed 's/^/# /'
-else
-	ok "no secret key, token or authorization in any output"
-fi
-if grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error' "$T"/*.err >/dev/null 2>&1; then
-	not_ok "no sanitizer report"
-	grep -h -A5 -E 'AddressSanitizer|LeakSanitizer|runtime error' "$T"/*.err | head -40 | sed 's/^/# /'
-else
-	ok "no sanitizer report"
-fi
+no_secret_output "no secret key, token or authorization in any output" \
+	keyturn-test-secret-key profsecret profsession kt-container-auth
+no_sanitizer_report "no sanitizer report"
 
 done_testing

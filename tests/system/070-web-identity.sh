@@ -5,50 +5,9 @@
 # place in the chain, and STS's XML errors (played by tests/lib/fakemeta.py).
 KT_SRCDIR=${KT_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$KT_SRCDIR/tests/lib/common.sh"
-
-KT_CREDS="$KT_BUILDDIR/tests/tools/kt-creds"
-if [ ! -x "$KT_CREDS" ]; then
-	echo "1..0 # SKIP $KT_CREDS is not built"
-	exit 0
-fi
-
-# kc NAME ARGS...: runs kt-creds, leaving $T/NAME.out, $T/NAME.err and KC_RC.
-kc() {
-	local name=$1
-	shift
-	"$KT_CREDS" "$@" >"$T/$name.out" 2>"$T/$name.err"
-	KC_RC=$?
-}
-
-# field NAME EXPR [LINE]: a value from line LINE (default 1) of NAME's output.
-field() {
-	sed -n "${3:-1}p" "$T/$1.out" >"$T/$1.line"
-	[ -s "$T/$1.line" ] || { echo "(no line ${3:-1})"; return; }
-	json_get "$T/$1.line" "$2"
-}
-
-expect_ok() {
-	if [ "$KC_RC" -eq 0 ]; then
-		ok "$1: kt-creds succeeded"
-	else
-		not_ok "$1: kt-creds succeeded"
-		diag "exit $KC_RC" "$(cat "$T/$1.out" "$T/$1.err")"
-	fi
-}
-
-# expect_fail NAME CODE TEXT: failed with error CODE, message containing TEXT.
-expect_fail() {
-	local msg
-	expect_eq "$1: exit status" 1 "$KC_RC"
-	expect_eq "$1: error code" "$2" "$(field "$1" 'd.get("error")')"
-	msg=$(field "$1" 'd.get("message")')
-	if [[ "$msg" == *"$3"* ]]; then
-		ok "$1: message names '$3'"
-	else
-		not_ok "$1: message names '$3'"
-		diag "message: $msg"
-	fi
-}
+# shellcheck source=tests/lib/meta.sh
+. "$KT_LIB/meta.sh"
+need_built "$KT_CREDS"
 
 # sts_calls: AssumeRoleWithWebIdentity requests moto has answered so far.
 sts_calls() { grep -c '"POST / HTTP' "$T/moto-$MOTO_PORT.log"; }
@@ -121,10 +80,7 @@ cp "$T/token" "$T/token-renew"
 AWS_WEB_IDENTITY_TOKEN_FILE="$T/token-renew" "$KT_CREDS" --repeat 2 --sleep-ms 2000 \
 	--refresh-ahead 7200 >"$T/wi-reread.out" 2>"$T/wi-reread.err" &
 reread_pid=$!
-for ((i = 0; i < 100; i++)); do
-	[ -s "$T/wi-reread.out" ] && break
-	sleep 0.1
-done
+wait_until 10 test -s "$T/wi-reread.out"
 rm -f "$T/token-renew"
 wait "$reread_pid"
 KC_RC=$?
@@ -143,24 +99,13 @@ KC_RC=$?
 expect_fail wi-norole config AWS_ROLE_ARN
 
 # STS's XML error, from the fake server (moto accepts any token).
-META_PF="$T/meta.port"
-"$PYTHON3" "$KT_LIB/fakemeta.py" --port-file "$META_PF" 2>"$T/meta.log" &
-kt_pids+=("$!")
-for ((i = 0; i < 100; i++)); do
-	[ -s "$META_PF" ] && break
-	sleep 0.1
-done
-[ -s "$META_PF" ] || bail "fakemeta did not start: $(cat "$T/meta.log")"
-AWS_ENDPOINT_URL_STS="http://127.0.0.1:$(cat "$META_PF")" kc wi-sts-error
+start_fakemeta
+AWS_ENDPOINT_URL_STS="$META_URL" kc wi-sts-error
 expect_fail wi-sts-error auth "InvalidIdentityToken"
 check "web identity: STS message decoded" \
 	grep -q "token & its signature could not be verified" "$T/wi-sts-error.out"
-"$PYTHON3" -c '
-import json, sys, urllib.request
-d = json.load(urllib.request.urlopen(sys.argv[1] + "/__ctl/stats"))
-sys.exit(0 if d.get("sts_unsigned") and d.get("sts_has_token") else 1)
-' "http://127.0.0.1:$(cat "$META_PF")"
-expect_eq "web identity: the STS request is unsigned and carries the token" 0 $?
+expect_eq "web identity: the STS request is unsigned and carries the token" "true true" \
+	"$(mstat sts_unsigned) $(mstat sts_has_token)"
 
 # --- from the config file's profile ----------------------------------------------------
 unset AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_ARN
@@ -191,17 +136,7 @@ expect_eq "chain: web identity before the shared files" web-identity \
 	"$(field chain-wi 'd["source"]')"
 
 # --- hygiene ------------------------------------------------------------------------------
-if grep -l -e kt-jwt-signature -e profile-secret -e env-secret "$T"/*.out "$T"/*.err \
-	>/dev/null 2>&1; then
-	not_ok "no token or secret key in any output"
-else
-	ok "no token or secret key in any output"
-fi
-if grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error' "$T"/*.err >/dev/null 2>&1; then
-	not_ok "no sanitizer report"
-	grep -h -A5 -E 'AddressSanitizer|LeakSanitizer|runtime error' "$T"/*.err | head -40 | sed 's/^/# /'
-else
-	ok "no sanitizer report"
-fi
+no_secret_output "no token or secret key in any output" kt-jwt-signature profile-secret env-secret
+no_sanitizer_report "no sanitizer report"
 
 done_testing
