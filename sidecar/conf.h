@@ -1,0 +1,83 @@
+/* keyturnd's configuration file (INI, parsed with libinih): [daemon],
+ * [secret:NAME], [login:USER] and [login:*]. Every error names the file, the
+ * line and the key at fault; nothing is half-applied. */
+#ifndef KT_CONF_H
+#define KT_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "log.h"
+
+#define KT_DEFAULT_CONFIG SYSCONFDIR "/keyturn/keyturnd.conf"
+#define KT_DEFAULT_SOCKET RUNSTATEDIR "/keyturn/keyturnd.sock"
+#define KT_DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/keyturn"
+
+struct kt_secret_cfg {
+	char *name;          /* the name local callers use (after "secret:") */
+	char *id;            /* SecretId sent to AWS: `id =`, default the name */
+	char **allow_users;  /* user names as written */
+	size_t nallow_users;
+	uid_t *allow_uids;   /* resolved at load; unknown names are an error */
+	char **allow_groups;
+	size_t nallow_groups;
+	gid_t *allow_gids;
+	char *key;           /* default JSON key for `get`, or NULL */
+	int line;            /* where the section starts */
+};
+
+struct kt_login_cfg {
+	char *user;          /* account name, or "*" for every account without a section */
+	char *secret;        /* a SecretId or a [secret:] name; may hold %H and %u */
+	char *key;           /* JSON key of the password, or NULL for the whole value */
+	long previous_grace; /* s AWSPREVIOUS is accepted after a rotation; 0 = never */
+	bool offline;        /* keep a salted hash on disk */
+	long offline_max_age;/* s an offline verifier may be used; default 7 days */
+	int line;
+};
+
+struct kt_config {
+	char *path;
+	/* [daemon] */
+	char *region;
+	char *endpoint;
+	char *ca_file;
+	bool fips;
+	char *socket_path;
+	char *user;
+	char *state_dir;
+	long check_interval;   /* default 3600 */
+	long window_interval;  /* default 30 */
+	long max_stale;        /* default 86400 */
+	enum kt_log_level log_level;
+	long max_connections;  /* default 1024 */
+	long idle_timeout;     /* s, default 60 */
+	long refresh_min_interval; /* s between `refresh` checks of one secret, default 10 */
+	long workers;          /* AWS worker threads, default 2 */
+	/* sections */
+	struct kt_secret_cfg *secrets;
+	size_t nsecrets;
+	struct kt_login_cfg *logins;
+	size_t nlogins;
+};
+
+/* Loads and checks path. On error returns a negative errno and writes one
+ * line to err: "FILE:LINE: [SECTION] KEY: what is wrong" (or "FILE: ..."
+ * when the file cannot be read at all). Names in allow_users/allow_groups
+ * are resolved to ids here. */
+int kt_config_load(const char *path, struct kt_config **out, char *err, size_t errlen);
+void kt_config_free(struct kt_config *cfg);
+
+/* The [secret:NAME] section for name, or NULL. */
+const struct kt_secret_cfg *kt_config_secret(const struct kt_config *cfg, const char *name);
+
+/* The [login:USER] section for user, else [login:*], else NULL. */
+const struct kt_login_cfg *kt_config_login(const struct kt_config *cfg, const char *user);
+
+/* Expands %H (host name), %u (user) and %% in a login's secret. Returns a
+ * malloc'd string or NULL (ENOMEM, or a user name that cannot be part of a
+ * SecretId). */
+char *kt_config_expand(const char *pattern, const char *user, const char *host);
+
+#endif

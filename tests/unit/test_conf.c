@@ -1,0 +1,666 @@
+/* Unit tests for keyturnd's configuration module (sidecar/conf.c): every
+ * key, every default, and every kind of error with its exact file:line. The
+ * files are real temporary files, loaded through the public interface. */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+
+static char path[256];
+static char err[512];
+
+/* Writes len bytes to a fresh temporary file and loads it; the file is
+ * gone afterwards but its name stays in path for the expected messages. */
+static int load_bytes(const char *text, size_t len, struct kt_config **cfg)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/kt-config-XXXXXX", dir ? dir : "/tmp");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+	memset(err, 'x', sizeof(err));
+	rc = kt_config_load(path, cfg, err, sizeof(err));
+	unlink(path);
+	return rc;
+}
+
+static struct kt_config *load_ok(const char *text)
+{
+	struct kt_config *cfg = NULL;
+	int rc = load_bytes(text, strlen(text), &cfg);
+
+	if (rc != 0)
+		fail_msg("unexpected error %d: %s", rc, err);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+/* want is everything after "FILE:", e.g. "3: [daemon] region: ...". */
+static void load_fails(const char *text, const char *want)
+{
+	static struct kt_config dummy;
+	struct kt_config *cfg = &dummy;
+	char full[600];
+	int rc = load_bytes(text, strlen(text), &cfg);
+
+	assert_true(rc < 0);
+	assert_null(cfg);
+	snprintf(full, sizeof(full), "%s:%s", path, want);
+	assert_string_equal(err, full);
+}
+
+static void test_design_example(void **state)
+{
+	static const char text[] =
+	        "[daemon]\n"
+	        "region = us-east-1            ; else AWS_REGION, the profile, or instance "
+	        "metadata\n"
+	        "endpoint = https://...        ; else AWS_ENDPOINT_URL_SECRETS_MANAGER, "
+	        "AWS_ENDPOINT_URL\n"
+	        "ca_file = /etc/ssl/...pem     ; else AWS_CA_BUNDLE, else the system store\n"
+	        "socket = /run/keyturn/keyturnd.sock\n"
+	        "user = keyturn\n"
+	        "state_dir = /var/lib/keyturn\n"
+	        "check_interval = 3600         ; s between DescribeSecret checks in quiet times "
+	        "(jittered)\n"
+	        "window_interval = 30          ; s between checks inside a rotation window\n"
+	        "max_stale = 86400             ; s a cached value is still served while AWS fails\n"
+	        "log_level = info\n"
+	        "\n"
+	        "[secret:app/db]               ; \"secret:\" + the name local callers use\n"
+	        "id = arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf  ; "
+	        "default: the name\n"
+	        "allow_users = root daemon\n"
+	        "allow_groups = root\n"
+	        "key = password                ; optional: default JSON key that `get` extracts\n"
+	        "\n"
+	        "[login:breakglass]            ; a local account that logs in with a secret\n"
+	        "secret = hosts/%H/breakglass  ; %H host name, %u user name; a SecretId or a "
+	        "[secret:] name\n"
+	        "key = password\n"
+	        "previous_grace = 3600         ; s AWSPREVIOUS is still accepted after a rotation "
+	        "(0 = never)\n"
+	        "offline = yes                 ; keep a salted hash on disk for logins while AWS "
+	        "is out of reach\n";
+	struct kt_config *cfg = load_ok(text);
+	const struct kt_secret_cfg *s;
+	const struct kt_login_cfg *l;
+
+	(void)state;
+	assert_string_equal(cfg->path, path);
+	assert_string_equal(cfg->region, "us-east-1");
+	assert_string_equal(cfg->endpoint, "https://...");
+	assert_string_equal(cfg->ca_file, "/etc/ssl/...pem");
+	assert_string_equal(cfg->socket_path, "/run/keyturn/keyturnd.sock");
+	assert_string_equal(cfg->user, "keyturn");
+	assert_string_equal(cfg->state_dir, "/var/lib/keyturn");
+	assert_int_equal(cfg->check_interval, 3600);
+	assert_int_equal(cfg->window_interval, 30);
+	assert_int_equal(cfg->max_stale, 86400);
+	assert_int_equal(cfg->log_level, KT_LOG_INFO);
+
+	assert_int_equal(cfg->nsecrets, 1);
+	s = kt_config_secret(cfg, "app/db");
+	assert_ptr_equal(s, &cfg->secrets[0]);
+	assert_string_equal(s->name, "app/db");
+	assert_string_equal(s->id,
+	                    "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf");
+	assert_int_equal(s->nallow_users, 2);
+	assert_string_equal(s->allow_users[0], "root");
+	assert_string_equal(s->allow_users[1], "daemon");
+	assert_int_equal(s->allow_uids[0], 0);
+	assert_int_equal(s->allow_uids[1], 1);
+	assert_int_equal(s->nallow_groups, 1);
+	assert_string_equal(s->allow_groups[0], "root");
+	assert_int_equal(s->allow_gids[0], 0);
+	assert_string_equal(s->key, "password");
+	assert_int_equal(s->line, 13);
+	assert_null(kt_config_secret(cfg, "app/other"));
+
+	assert_int_equal(cfg->nlogins, 1);
+	l = kt_config_login(cfg, "breakglass");
+	assert_non_null(l);
+	assert_string_equal(l->user, "breakglass");
+	assert_string_equal(l->secret, "hosts/%H/breakglass");
+	assert_string_equal(l->key, "password");
+	assert_int_equal(l->previous_grace, 3600);
+	assert_true(l->offline);
+	assert_int_equal(l->offline_max_age, 604800);
+	assert_int_equal(l->line, 19);
+	assert_null(kt_config_login(cfg, "alice"));
+	kt_config_free(cfg);
+}
+
+static void check_defaults(const struct kt_config *cfg)
+{
+	assert_null(cfg->region);
+	assert_null(cfg->endpoint);
+	assert_null(cfg->ca_file);
+	assert_false(cfg->fips);
+	assert_string_equal(cfg->socket_path, KT_DEFAULT_SOCKET);
+	assert_string_equal(cfg->state_dir, KT_DEFAULT_STATE_DIR);
+	assert_string_equal(cfg->user, "keyturn");
+	assert_int_equal(cfg->check_interval, 3600);
+	assert_int_equal(cfg->window_interval, 30);
+	assert_int_equal(cfg->max_stale, 86400);
+	assert_int_equal(cfg->log_level, KT_LOG_INFO);
+	assert_int_equal(cfg->max_connections, 1024);
+	assert_int_equal(cfg->idle_timeout, 60);
+	assert_int_equal(cfg->refresh_min_interval, 10);
+	assert_int_equal(cfg->workers, 2);
+	assert_int_equal(cfg->nsecrets, 0);
+	assert_int_equal(cfg->nlogins, 0);
+}
+
+static void test_defaults(void **state)
+{
+	struct kt_config *cfg;
+
+	(void)state;
+	cfg = load_ok("");
+	check_defaults(cfg);
+	kt_config_free(cfg);
+	cfg = load_ok("# only a comment\n[daemon]\n; and another\n");
+	check_defaults(cfg);
+	kt_config_free(cfg);
+	assert_true(strncmp(KT_DEFAULT_SOCKET, RUNSTATEDIR, strlen(RUNSTATEDIR)) == 0);
+	assert_true(strncmp(KT_DEFAULT_STATE_DIR, LOCALSTATEDIR, strlen(LOCALSTATEDIR)) == 0);
+	assert_true(strncmp(KT_DEFAULT_CONFIG, SYSCONFDIR, strlen(SYSCONFDIR)) == 0);
+}
+
+static void test_section_defaults(void **state)
+{
+	struct kt_config *cfg = load_ok("[secret:plain]\n[login:bob]\nsecret = users/%u\n");
+	const struct kt_secret_cfg *s = kt_config_secret(cfg, "plain");
+	const struct kt_login_cfg *l = kt_config_login(cfg, "bob");
+
+	(void)state;
+	assert_non_null(s);
+	assert_string_equal(s->id, "plain");
+	assert_int_equal(s->nallow_users, 0);
+	assert_int_equal(s->nallow_groups, 0);
+	assert_null(s->key);
+	assert_non_null(l);
+	assert_null(l->key);
+	assert_int_equal(l->previous_grace, 0);
+	assert_false(l->offline);
+	assert_int_equal(l->offline_max_age, 604800);
+	kt_config_free(cfg);
+}
+
+static void test_every_daemon_key(void **state)
+{
+	struct kt_config *cfg = load_ok("[daemon]\n"
+	                                "region = eu-west-1\n"
+	                                "endpoint = http://127.0.0.1:5000\n"
+	                                "ca_file = /etc/keyturn/ca.pem\n"
+	                                "fips = yes\n"
+	                                "socket = /tmp/kt.sock\n"
+	                                "user = nobody\n"
+	                                "state_dir = /srv/keyturn\n"
+	                                "check_interval = 604800\n"
+	                                "window_interval = 1\n"
+	                                "max_stale = 0\n"
+	                                "log_level = debug\n"
+	                                "max_connections = 8\n"
+	                                "idle_timeout = 5\n"
+	                                "refresh_min_interval = 1\n"
+	                                "workers = 16\n");
+
+	(void)state;
+	assert_string_equal(cfg->region, "eu-west-1");
+	assert_string_equal(cfg->endpoint, "http://127.0.0.1:5000");
+	assert_string_equal(cfg->ca_file, "/etc/keyturn/ca.pem");
+	assert_true(cfg->fips);
+	assert_string_equal(cfg->socket_path, "/tmp/kt.sock");
+	assert_string_equal(cfg->user, "nobody");
+	assert_string_equal(cfg->state_dir, "/srv/keyturn");
+	assert_int_equal(cfg->check_interval, 604800);
+	assert_int_equal(cfg->window_interval, 1);
+	assert_int_equal(cfg->max_stale, 0);
+	assert_int_equal(cfg->log_level, KT_LOG_DEBUG);
+	assert_int_equal(cfg->max_connections, 8);
+	assert_int_equal(cfg->idle_timeout, 5);
+	assert_int_equal(cfg->refresh_min_interval, 1);
+	assert_int_equal(cfg->workers, 16);
+	kt_config_free(cfg);
+}
+
+static void test_numbers(void **state)
+{
+	static const struct {
+		const char *line, *msg;
+	} bad[] = {
+		{ "check_interval = 10s", "'10s' is not a whole number of seconds" },
+		{ "check_interval = 1.5", "'1.5' is not a whole number of seconds" },
+		{ "check_interval = 0x10", "'0x10' is not a whole number of seconds" },
+		{ "check_interval = +5", "'+5' is not a whole number of seconds" },
+		{ "check_interval = ten", "'ten' is not a whole number of seconds" },
+		{ "check_interval = 10 20", "'10 20' is not a whole number of seconds" },
+		{ "check_interval = -1", "-1 is out of range (1 to 604800 seconds)" },
+		{ "check_interval = 0", "0 is out of range (1 to 604800 seconds)" },
+		{ "check_interval = 604801", "604801 is out of range (1 to 604800 seconds)" },
+		{ "check_interval = 99999999999999999999",
+		  "99999999999999999999 is out of range (1 to 604800 seconds)" },
+		{ "check_interval =", "empty value" },
+		{ "window_interval = 0", "0 is out of range (1 to 86400 seconds)" },
+		{ "max_stale = -5", "-5 is out of range (0 to 31536000 seconds)" },
+		{ "workers = 0", "0 is out of range (1 to 16)" },
+		{ "workers = 17", "17 is out of range (1 to 16)" },
+		{ "workers = two", "'two' is not a whole number" },
+		{ "max_connections = 65537", "65537 is out of range (1 to 65536)" },
+		{ "idle_timeout = 0", "0 is out of range (1 to 86400 seconds)" },
+		{ "refresh_min_interval = 0", "0 is out of range (1 to 86400 seconds)" },
+	};
+	char text[128], want[256], key[32];
+	struct kt_config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(bad[i].line, " "), bad[i].line);
+		snprintf(text, sizeof(text), "[daemon]\n%s\n", bad[i].line);
+		snprintf(want, sizeof(want), "2: [daemon] %s: %s", key, bad[i].msg);
+		load_fails(text, want);
+	}
+	cfg = load_ok("[daemon]\ncheck_interval = 010\n");
+	assert_int_equal(cfg->check_interval, 10);
+	kt_config_free(cfg);
+
+	load_fails("[login:x]\nsecret = s\nprevious_grace = -1\n",
+	           "3: [login:x] previous_grace: -1 is out of range (0 to 2592000 seconds)");
+	load_fails("[login:x]\nsecret = s\noffline_max_age = 0\n",
+	           "3: [login:x] offline_max_age: 0 is out of range (1 to 31536000 seconds)");
+}
+
+static void test_booleans(void **state)
+{
+	static const char *const yes[] = { "yes", "YES", "true", "True", "on", "1" };
+	static const char *const no[] = { "no", "No", "false", "FALSE", "off", "0" };
+	char text[128];
+	struct kt_config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "[daemon]\nfips = %s\n[login:*]\nsecret = s\n"
+		         "offline = %s\n",
+		         yes[i], no[i]);
+		cfg = load_ok(text);
+		assert_true(cfg->fips);
+		assert_false(cfg->logins[0].offline);
+		kt_config_free(cfg);
+		snprintf(text, sizeof(text),
+		         "[daemon]\nfips = %s\n[login:*]\nsecret = s\n"
+		         "offline = %s\n",
+		         no[i], yes[i]);
+		cfg = load_ok(text);
+		assert_false(cfg->fips);
+		assert_true(cfg->logins[0].offline);
+		kt_config_free(cfg);
+	}
+	load_fails("[daemon]\nfips = maybe\n", "2: [daemon] fips: 'maybe' is not yes or no");
+	load_fails("[daemon]\nfips = 2\n", "2: [daemon] fips: '2' is not yes or no");
+	load_fails("[login:a]\nsecret = s\noffline = y\n",
+	           "3: [login:a] offline: 'y' is not yes or no");
+}
+
+static void test_log_level(void **state)
+{
+	static const struct {
+		const char *name;
+		enum kt_log_level level;
+	} ok[] = {
+		{ "error", KT_LOG_ERR },
+		{ "warning", KT_LOG_WARN },
+		{ "info", KT_LOG_INFO },
+		{ "debug", KT_LOG_DEBUG },
+	};
+	char text[64];
+	struct kt_config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "[daemon]\nlog_level = %s\n", ok[i].name);
+		cfg = load_ok(text);
+		assert_int_equal(cfg->log_level, ok[i].level);
+		kt_config_free(cfg);
+	}
+	load_fails("[daemon]\nlog_level = verbose\n",
+	           "2: [daemon] log_level: 'verbose' is not error, warning, info or debug");
+}
+
+static void test_strings(void **state)
+{
+	char text[256], want[256];
+
+	(void)state;
+	load_fails("[daemon]\nsocket = run/kt.sock\n",
+	           "2: [daemon] socket: 'run/kt.sock' is not an absolute path");
+	load_fails("[daemon]\nstate_dir = var/lib/keyturn\n",
+	           "2: [daemon] state_dir: 'var/lib/keyturn' is not an absolute path");
+	load_fails("[daemon]\nca_file = ca.pem\n",
+	           "2: [daemon] ca_file: 'ca.pem' is not an absolute path");
+	load_fails("[daemon]\nca_file = /etc/my ca.pem\n",
+	           "2: [daemon] ca_file: '/etc/my ca.pem' must be printable and hold no spaces");
+	snprintf(text, sizeof(text), "[daemon]\nsocket = /%0120d\n", 0);
+	snprintf(want, sizeof(want), "2: [daemon] socket: longer than a socket path may be (107)");
+	load_fails(text, want);
+	load_fails("[daemon]\nregion = US-EAST-1\n",
+	           "2: [daemon] region: 'US-EAST-1' is not a region (like us-east-1)");
+	load_fails(
+	        "[daemon]\nregion = us-east-1 # comment\n",
+	        "2: [daemon] region: 'us-east-1 # comment' must be printable and hold no spaces");
+	load_fails("[daemon]\nendpoint = ftp://x\n",
+	           "2: [daemon] endpoint: 'ftp://x' is not an http:// or https:// URL");
+	load_fails("[daemon]\nendpoint = https://\n",
+	           "2: [daemon] endpoint: 'https://' is not an http:// or https:// URL");
+	load_fails("[daemon]\nuser =\n", "2: [daemon] user: empty value");
+	load_fails("[secret:a]\nid = my secret\n",
+	           "2: [secret:a] id: 'my secret' must be printable and hold no spaces");
+	load_fails("[secret:a]\nkey = a\tb\n", "2: [secret:a] key: control character in value");
+}
+
+static void test_structure_errors(void **state)
+{
+	(void)state;
+	load_fails("region = us-east-1\n",
+	           "1: region: outside any section (put it under [daemon], [secret:NAME] or "
+	           "[login:USER])");
+	load_fails("[daemon]\n\n[daemonx]\n",
+	           "3: [daemonx]: unknown section (expected [daemon], [secret:NAME] or "
+	           "[login:USER])");
+	load_fails("[secret]\n", "1: [secret]: unknown section (expected [daemon], "
+	                         "[secret:NAME] or [login:USER])");
+	load_fails("[daemon]\nregoin = us-east-1\n", "2: [daemon] regoin: unknown key");
+	load_fails("[secret:a]\nallow_user = root\n", "2: [secret:a] allow_user: unknown key");
+	load_fails("[login:a]\nsecret = s\noffline_age = 1\n",
+	           "3: [login:a] offline_age: unknown key");
+	load_fails("[daemon]\n= x\n", "2: [daemon]: a key name must come before '='");
+	load_fails("[daemon]\nregion = us-east-1\n\nregion = eu-west-1\n",
+	           "4: [daemon] region: set twice (first on line 2)");
+	load_fails("[daemon]\n[secret:a]\n[daemon]\n",
+	           "3: [daemon]: section appears twice (first on line 1)");
+	load_fails("[secret:a]\n[secret:b]\n[secret:a]\n",
+	           "3: [secret:a]: section appears twice (first on line 1)");
+	load_fails("[login:*]\nsecret = s\n[login:*]\nsecret = t\n",
+	           "3: [login:*]: section appears twice (first on line 1)");
+	load_fails("[daemon\n", "1: section header lacks ']'");
+	load_fails("[daemon] x\n", "1: [daemon]: text after ']'");
+	load_fails("[secret:]\n",
+	           "1: [secret:]: a secret name must be printable and hold no spaces");
+	load_fails("[secret:a b]\n",
+	           "1: [secret:a b]: a secret name must be printable and hold no spaces");
+	load_fails("[login:a:b]\nsecret = s\n",
+	           "1: [login:a:b]: a user name must be printable, without spaces or ':'");
+	load_fails("[login:adm*]\nsecret = s\n", "1: [login:adm*]: only a lone '*' is a wildcard");
+	load_fails("[login:bob]\nkey = password\n\n[daemon]\n",
+	           "1: [login:bob] secret: missing; every [login:] section needs one");
+	load_fails("[daemon]\n[login:bob]\nkey = password\n",
+	           "2: [login:bob] secret: missing; every [login:] section needs one");
+}
+
+static void test_syntax_errors(void **state)
+{
+	(void)state;
+	load_fails("[daemon]\nregion\n",
+	           "2: syntax error (expected 'key = value', '[section]' or a comment)");
+	/* An indented line is not a continuation of the value above. */
+	load_fails("[daemon]\nregion = us-east-1\n    eu-west-1\n",
+	           "3: syntax error (expected 'key = value', '[section]' or a comment)");
+	/* The first error in the file is the one reported, whoever finds it. */
+	load_fails("[daemon]\nbogus\nregoin = x\n",
+	           "2: syntax error (expected 'key = value', '[section]' or a comment)");
+	load_fails("[daemon]\nregoin = x\nbogus\n", "2: [daemon] regoin: unknown key");
+	load_fails("[login:bob]\nsecret hosts/bob\n[daemon]\n",
+	           "2: syntax error (expected 'key = value', '[section]' or a comment)");
+}
+
+static void test_line_forms(void **state)
+{
+	static const char text[] = "\xEF\xBB\xBF[daemon]\r\n"
+	                           "  region = eu-west-1\r\n"
+	                           "\tworkers = 4   ; inline comment\r\n"
+	                           "# a comment\n"
+	                           "   ; an indented comment\n"
+	                           "endpoint: https://sm.example\n"
+	                           "   [secret:x]   # trailing comment\n";
+	struct kt_config *cfg = load_ok(text);
+	char name[160], text2[200];
+
+	(void)state;
+	assert_string_equal(cfg->region, "eu-west-1");
+	assert_int_equal(cfg->workers, 4);
+	assert_string_equal(cfg->endpoint, "https://sm.example");
+	assert_non_null(kt_config_secret(cfg, "x"));
+	kt_config_free(cfg);
+
+	/* libinih keeps section names to 50 characters; ours are whole. */
+	memset(name, 'n', 150);
+	name[150] = '\0';
+	snprintf(text2, sizeof(text2), "[secret:%s]\nkey = k\n", name);
+	cfg = load_ok(text2);
+	assert_int_equal(cfg->nsecrets, 1);
+	assert_string_equal(cfg->secrets[0].name, name);
+	kt_config_free(cfg);
+}
+
+static void test_long_line_and_nul(void **state)
+{
+	static const char nul[] = "[daemon]\nregion = us\0east\n";
+	char text[400], want[300];
+	struct kt_config *cfg = NULL;
+
+	(void)state;
+	/* The limit is libinih's build-time line length, 200 in Debian's. */
+	snprintf(text, sizeof(text), "[daemon]\nregion = %0280d\n", 0);
+	assert_true(load_bytes(text, strlen(text), &cfg) < 0);
+	assert_null(cfg);
+	snprintf(want, sizeof(want), "%s:2: [daemon]: line longer than ", path);
+	assert_true(strncmp(err, want, strlen(want)) == 0);
+	assert_true(load_bytes(nul, sizeof(nul) - 1, &cfg) < 0);
+	assert_null(cfg);
+	snprintf(text, sizeof(text), "%s:2: [daemon]: NUL byte in line", path);
+	assert_string_equal(err, text);
+}
+
+static void test_file_errors(void **state)
+{
+	static struct kt_config dummy;
+	struct kt_config *cfg = &dummy;
+	char dir[64], want[300];
+	int fd;
+
+	(void)state;
+	assert_int_equal(kt_config_load("/nonexistent/keyturnd.conf", &cfg, err, sizeof(err)),
+	                 -ENOENT);
+	assert_null(cfg);
+	assert_string_equal(err, "/nonexistent/keyturnd.conf: cannot open: No such file or "
+	                         "directory");
+
+	snprintf(dir, sizeof(dir), "/tmp/kt-config-dir-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(kt_config_load(dir, &cfg, err, sizeof(err)), -EINVAL);
+	snprintf(want, sizeof(want), "%s: not a regular file", dir);
+	assert_string_equal(err, want);
+	assert_int_equal(rmdir(dir), 0);
+
+	snprintf(path, sizeof(path), "/tmp/kt-config-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(fchmod(fd, 0664), 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(kt_config_load(path, &cfg, err, sizeof(err)), -EPERM);
+	assert_null(cfg);
+	snprintf(want, sizeof(want), "%s: writable by group or others (chmod go-w)", path);
+	assert_string_equal(err, want);
+	unlink(path);
+
+	/* Only root can give a file away, so only root can test this. */
+	if (geteuid() == 0) {
+		snprintf(path, sizeof(path), "/tmp/kt-config-XXXXXX");
+		fd = mkstemp(path);
+		assert_true(fd >= 0);
+		assert_int_equal(fchown(fd, 1, 0), 0);
+		assert_int_equal(close(fd), 0);
+		assert_int_equal(kt_config_load(path, &cfg, err, sizeof(err)), -EPERM);
+		snprintf(want, sizeof(want), "%s: owned by uid 1, not by root or uid 0", path);
+		assert_string_equal(err, want);
+		unlink(path);
+	}
+
+	/* A short or absent buffer still gets the error code, cut safely. */
+	assert_int_equal(kt_config_load("/nonexistent/x", &cfg, err, 8), -ENOENT);
+	assert_string_equal(err, "/nonexi");
+	assert_int_equal(kt_config_load("/nonexistent/x", &cfg, NULL, 0), -ENOENT);
+}
+
+static void test_allow_lists(void **state)
+{
+	struct kt_config *cfg = load_ok("[secret:a]\n"
+	                                "allow_users = root   daemon\t1001\n"
+	                                "allow_groups = daemon 4242\n"
+	                                "[secret:b]\n"
+	                                "allow_users =\n");
+	const struct kt_secret_cfg *a = kt_config_secret(cfg, "a");
+	const struct kt_secret_cfg *b = kt_config_secret(cfg, "b");
+
+	(void)state;
+	assert_int_equal(a->nallow_users, 3);
+	assert_string_equal(a->allow_users[2], "1001");
+	assert_int_equal(a->allow_uids[0], 0);
+	assert_int_equal(a->allow_uids[1], 1);
+	assert_int_equal(a->allow_uids[2], 1001);
+	assert_int_equal(a->nallow_groups, 2);
+	assert_int_equal(a->allow_gids[0], 1);
+	assert_int_equal(a->allow_gids[1], 4242);
+	assert_int_equal(b->nallow_users, 0);
+	kt_config_free(cfg);
+
+	load_fails("[secret:a]\nallow_users = root kt-no-such-user\n",
+	           "2: [secret:a] allow_users: unknown user 'kt-no-such-user'");
+	load_fails("[secret:a]\nallow_groups = kt-no-such-group\n",
+	           "2: [secret:a] allow_groups: unknown group 'kt-no-such-group'");
+	load_fails("[secret:a]\nallow_users = 4294967295\n",
+	           "2: [secret:a] allow_users: unknown user '4294967295'");
+	load_fails("[secret:a]\nallow_users = root,daemon\n",
+	           "2: [secret:a] allow_users: unknown user 'root,daemon'");
+	load_fails("[secret:a]\nallow_users = root\nallow_users = daemon\n",
+	           "3: [secret:a] allow_users: set twice (first on line 2)");
+}
+
+static void test_login_lookup(void **state)
+{
+	struct kt_config *cfg = load_ok("[login:*]\nsecret = users/%u\n"
+	                                "[login:alice]\nsecret = admins/alice\n");
+
+	(void)state;
+	assert_string_equal(kt_config_login(cfg, "alice")->secret, "admins/alice");
+	assert_string_equal(kt_config_login(cfg, "bob")->secret, "users/%u");
+	assert_string_equal(kt_config_login(cfg, "*")->user, "*");
+	kt_config_free(cfg);
+
+	cfg = load_ok("[login:alice]\nsecret = a\n");
+	assert_null(kt_config_login(cfg, "bob"));
+	assert_non_null(kt_config_login(cfg, "alice"));
+	kt_config_free(cfg);
+}
+
+static void test_login_patterns(void **state)
+{
+	struct kt_config *cfg = load_ok("[login:*]\nsecret = 100%%/%H/%u\n");
+
+	(void)state;
+	assert_string_equal(cfg->logins[0].secret, "100%%/%H/%u");
+	kt_config_free(cfg);
+	load_fails("[login:*]\nsecret = hosts/%h/pw\n",
+	           "2: [login:*] secret: unknown escape '%h' (use %H, %u or %%)");
+	load_fails("[login:*]\nsecret = pw%\n",
+	           "2: [login:*] secret: '%' at the end (write %% for a literal %)");
+	load_fails("[login:*]\nsecret = a b\n",
+	           "2: [login:*] secret: 'a b' must be printable and hold no spaces");
+}
+
+static void expect_expand(const char *pattern, const char *user, const char *host, const char *want)
+{
+	char *got;
+
+	errno = 0;
+	got = kt_config_expand(pattern, user, host);
+	if (want == NULL) {
+		assert_null(got);
+		assert_int_equal(errno, EINVAL);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_expand(void **state)
+{
+	char big[2100];
+
+	(void)state;
+	expect_expand("hosts/%H/breakglass", "root", "web-1.example.com",
+	              "hosts/web-1.example.com/breakglass");
+	expect_expand("users/%u", "alice", NULL, "users/alice");
+	expect_expand("%u@%H", "a.b_c+d=e", "h", "a.b_c+d=e@h");
+	expect_expand("100%%-%u", "bob", "h", "100%-bob");
+	expect_expand("plain", NULL, NULL, "plain");
+	expect_expand("", "u", "h", "");
+	/* Bad patterns (loading refuses them too) and values that cannot be
+	 * part of a SecretId, or would climb out of the pattern's place. */
+	expect_expand("x/%h", "u", "h", NULL);
+	expect_expand("x%", "u", "h", NULL);
+	expect_expand("users/%u", "../root", "h", NULL);
+	expect_expand("users/%u", "a/b", "h", NULL);
+	expect_expand("users/%u", "..", "h", NULL);
+	expect_expand("users/%u", "", "h", NULL);
+	expect_expand("users/%u", "a b", "h", NULL);
+	expect_expand("users/%u", NULL, "h", NULL);
+	expect_expand("hosts/%H", "u", NULL, NULL);
+	memset(big, 'a', 2049);
+	big[2049] = '\0';
+	expect_expand("x/%u", big, "h", NULL);
+	big[2047] = '\0';
+	expect_expand("x/%u", big, "h", NULL);
+	big[2046] = '\0';
+	{
+		char want[2110];
+
+		snprintf(want, sizeof(want), "x/%s", big);
+		expect_expand("x/%u", big, "h", want);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_design_example),   cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_section_defaults), cmocka_unit_test(test_every_daemon_key),
+		cmocka_unit_test(test_numbers),          cmocka_unit_test(test_booleans),
+		cmocka_unit_test(test_log_level),        cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_structure_errors), cmocka_unit_test(test_syntax_errors),
+		cmocka_unit_test(test_line_forms),       cmocka_unit_test(test_long_line_and_nul),
+		cmocka_unit_test(test_file_errors),      cmocka_unit_test(test_allow_lists),
+		cmocka_unit_test(test_login_lookup),     cmocka_unit_test(test_login_patterns),
+		cmocka_unit_test(test_expand),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
