@@ -1,0 +1,204 @@
+/* When keyturnd checks a secret again: rotation windows from DescribeSecret,
+ * jittered quiet-time checks and jittered exponential backoff. Everything is
+ * a pure function of its arguments, so tests can run a simulated clock. */
+
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "sched.h"
+
+/* Longest RotationRules Duration taken as meaningful. AWS itself keeps a
+ * window within one UTC day; 30 days leaves room for any future schedule
+ * while still refusing numbers that are plainly garbage. */
+#define SCHED_MAX_DURATION (30L * 86400)
+
+/* Intervals and backoff bounds are clamped to a year. Nobody means more, and
+ * the clamp keeps every product below in 64 bits (a year times 2^32 is far
+ * below 2^63), so no arithmetic can overflow whatever the configuration. */
+#define SCHED_MAX_INTERVAL (365L * 86400)
+
+/* How long after NextRotationDate a window stays open: the four rotation
+ * steps run in a Lambda that may start late or retry, so AWSCURRENT can move
+ * well after the nominal time. */
+#define SCHED_WINDOW_TAIL 3600L
+
+/* The lead used when RotationRules has no Duration: for a schedule in days
+ * AWS may rotate at any time of the UTC day the rotation is due. */
+#define SCHED_DEFAULT_WINDOW 86400L
+
+static long clamp_interval(long v, long dflt)
+{
+	if (v <= 0)
+		return dflt;
+	if (v > SCHED_MAX_INTERVAL)
+		return SCHED_MAX_INTERVAL;
+	return v;
+}
+
+/* time_t addition that sticks at the ends instead of wrapping, so a
+ * next_rotation or clock near the limits cannot produce a time in the past. */
+static time_t time_add(time_t t, long d)
+{
+	const time_t tmax = (time_t)(((uint64_t)1 << (sizeof(time_t) * CHAR_BIT - 1)) - 1);
+	const time_t tmin = -tmax - 1;
+
+	if (d > 0 && t > tmax - d)
+		return tmax;
+	if (d < 0 && t < tmin - d)
+		return tmin;
+	return t + d;
+}
+
+/* Maps rnd evenly onto the whole seconds 0..v: 0 gives 0 and UINT32_MAX
+ * gives v. v is at most SCHED_MAX_INTERVAL, so the product fits in 64 bits. */
+static long scale(long v, uint32_t rnd)
+{
+	return (long)((((uint64_t)v + 1) * rnd) >> 32);
+}
+
+/* interval jittered evenly over [0.9, 1.1] times itself, and at least 1 s. */
+static long jitter(long interval, uint32_t rnd)
+{
+	long spread = interval / 10;
+	long d = interval - spread + scale(2 * spread, rnd);
+
+	return d < 1 ? 1 : d;
+}
+
+/* One rule for the unit suffixes; a unit's rank makes them descend. */
+static int unit_seconds(char u, int *rank, long *secs)
+{
+	switch (u) {
+	case 'd':
+		*rank = 4;
+		*secs = 86400;
+		return 0;
+	case 'h':
+		*rank = 3;
+		*secs = 3600;
+		return 0;
+	case 'm':
+		*rank = 2;
+		*secs = 60;
+		return 0;
+	case 's':
+		*rank = 1;
+		*secs = 1;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* AWS writes Durations as "3h"; we also take d/h/m/s groups ("2h30m", "1d").
+ * Units must come in descending order without repeats, so that "30m2h" or
+ * "1h1h" (surely typos) are refused rather than summed. Signs, blanks,
+ * fractions and upper case are refused too: AWS never sends them. */
+int kt_sched_parse_duration(const char *s, long *seconds)
+{
+	const char *p = s;
+	long total = 0;
+	int last_rank = 5;
+	int rc = -EINVAL;
+
+	if (s == NULL || *s == '\0')
+		goto out;
+	while (*p != '\0') {
+		char *end = NULL;
+		long n, unit;
+		int rank;
+
+		/* strtol would skip blanks and take a sign; only digits may start a group. */
+		if (*p < '0' || *p > '9')
+			goto out;
+		errno = 0;
+		n = strtol(p, &end, 10);
+		if (errno != 0 || end == p)
+			goto out;
+		if (unit_seconds(*end, &rank, &unit) < 0 || rank >= last_rank)
+			goto out;
+		/* Checked before multiplying, so a long run of digits cannot overflow. */
+		if (n > SCHED_MAX_DURATION / unit || total > SCHED_MAX_DURATION - n * unit)
+			goto out;
+		total += n * unit;
+		last_rank = rank;
+		p = end + 1;
+	}
+	if (total <= 0)
+		goto out;
+	*seconds = total;
+	rc = 0;
+out:
+	return rc;
+}
+
+/* NextRotationDate is documented as "on or before" the time it names, so the
+ * window ends there and opens Duration earlier; rotations that finish late
+ * are still caught during SCHED_WINDOW_TAIL after it. */
+static bool window_bounds(const struct kt_rotation_info *r, time_t *start, time_t *end)
+{
+	long lead;
+
+	if (r == NULL || !r->enabled || r->next_rotation == 0)
+		return false;
+	lead = r->window_s > 0 ? r->window_s : SCHED_DEFAULT_WINDOW;
+	if (lead > SCHED_MAX_DURATION)
+		lead = SCHED_MAX_DURATION;
+	*start = time_add(r->next_rotation, -lead);
+	*end = time_add(r->next_rotation, SCHED_WINDOW_TAIL);
+	return true;
+}
+
+bool kt_sched_in_window(const struct kt_rotation_info *r, time_t now)
+{
+	time_t start, end;
+
+	if (!window_bounds(r, &start, &end))
+		return false;
+	return now >= start && now <= end;
+}
+
+/* Inside a window the short interval is jittered too: hosts that share a
+ * secret would otherwise keep calling in step once a window opens for all of
+ * them at the same moment. */
+time_t kt_sched_next_check(const struct kt_sched_cfg *c, const struct kt_rotation_info *r,
+                           time_t now, uint32_t rnd)
+{
+	long check = clamp_interval(c != NULL ? c->check_interval : 0, KT_SCHED_DEFAULT_CHECK);
+	long win = clamp_interval(c != NULL ? c->window_interval : 0, KT_SCHED_DEFAULT_WINDOW);
+	time_t next, start, end;
+
+	if (kt_sched_in_window(r, now))
+		return time_add(now, jitter(win, rnd));
+	next = time_add(now, jitter(check, rnd));
+	/* A window that opens before the quiet-time check would be half missed;
+	 * check at its start instead, where the short interval takes over. */
+	if (window_bounds(r, &start, &end) && start > now && start < next)
+		next = start;
+	return next;
+}
+
+/* Full jitter (a uniform delay between 0 and the exponential ceiling) spreads
+ * a fleet's retries best when they all failed together, e.g. on throttling. */
+time_t kt_sched_backoff(const struct kt_sched_cfg *c, int failures, time_t now, uint32_t rnd)
+{
+	long check = clamp_interval(c != NULL ? c->check_interval : 0, KT_SCHED_DEFAULT_CHECK);
+	long base = clamp_interval(c != NULL ? c->backoff_base : 0, KT_SCHED_DEFAULT_BACKOFF_BASE);
+	long cap = clamp_interval(
+	        c != NULL ? c->backoff_cap : 0,
+	        check < KT_SCHED_DEFAULT_BACKOFF_CAP ? check : KT_SCHED_DEFAULT_BACKOFF_CAP);
+	long ceiling = cap;
+	long delay;
+	int shift = failures < 1 ? 0 : failures - 1;
+
+	/* base << shift only when it stays below the cap; a large failure count
+	 * would otherwise shift past the width of a long. */
+	if (shift < 62 && base <= (cap >> shift))
+		ceiling = base << shift;
+	delay = scale(ceiling, rnd);
+	return time_add(now, delay < 1 ? 1 : delay);
+}
