@@ -119,6 +119,20 @@ void kt_buf_truncate(struct kt_buf *b, size_t len)
 	b->data[len] = '\0';
 }
 
+void kt_buf_consume(struct kt_buf *b, size_t n)
+{
+	if (b->data == NULL)
+		return;
+	if (n >= b->len) {
+		kt_buf_reset(b);
+		return;
+	}
+	memmove(b->data, b->data + n, b->len - n);
+	kt_wipe(b->data + b->len - n, n);
+	b->len -= n;
+	b->data[b->len] = '\0';
+}
+
 void kt_buf_reset(struct kt_buf *b)
 {
 	if (b->data != NULL) {

@@ -36,6 +36,10 @@ char *kt_buf_steal(struct kt_buf *b, size_t *len);
  * dropped bytes are wiped. */
 void kt_buf_truncate(struct kt_buf *b, size_t len);
 
+/* Removes the first n bytes (all when n >= len), moving the rest to the
+ * front; the vacated tail is wiped. */
+void kt_buf_consume(struct kt_buf *b, size_t n);
+
 /* Wipes the contents but keeps the storage. */
 void kt_buf_reset(struct kt_buf *b);
 

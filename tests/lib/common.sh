@@ -32,7 +32,12 @@ kt_cleanup() {
 	for p in "${kt_pids[@]}"; do
 		wait "$p" 2>/dev/null
 	done
-	rm -rf "$T"
+	# KT_KEEP_TMP=1 keeps the scratch directory (logs, configs) for a look.
+	if [ "${KT_KEEP_TMP:-0}" = 1 ]; then
+		echo "# kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
 }
 trap kt_cleanup EXIT
 trap 'exit 130' INT TERM

@@ -1,0 +1,93 @@
+/* keyturnd's cache of secret values. It is owned by the event loop thread
+ * alone (workers only hand results back), so it needs no locks. Values live
+ * in locked memory (mlockall) and are wiped before they are freed. */
+#ifndef KT_CACHE_H
+#define KT_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "conf.h"
+#include "sched.h"
+#include "sm.h"
+
+#define KT_CACHE_OTHER_VERSIONS 4
+
+/* One version of a secret's value. */
+struct kt_value {
+	char *version_id;
+	char **stages;
+	size_t nstages;
+	unsigned char *data; /* wiped when freed */
+	size_t len;
+	bool binary;
+	time_t fetched_at;
+};
+
+struct kt_entry {
+	uint64_t id;                  /* tag for worker jobs; never reused */
+	char *name;                   /* the [secret:NAME] */
+	const struct kt_secret_cfg *cfg; /* re-bound on reload */
+	char *arn;                    /* known after the first answer */
+	struct kt_value cur;          /* AWSCURRENT; data NULL until fetched */
+	struct kt_value other[KT_CACHE_OTHER_VERSIONS]; /* other versions asked for */
+	struct sm_version *stages_map; /* VersionIdsToStages from the last check */
+	size_t nstages_map;
+	struct kt_rotation_info rot;
+	time_t last_ok;               /* last answer from AWS about this secret */
+	time_t next_check;            /* when the next check is due */
+	time_t last_refresh;          /* last `refresh` request that made a check */
+	int failures;                 /* consecutive failed checks or fetches */
+	bool in_flight;               /* a job for this entry is running */
+	bool gone;                    /* AWS says it does not exist or is deleted */
+	char last_error[400];         /* the last failure, for status (no values) */
+	time_t last_error_at;
+};
+
+struct kt_cache {
+	struct kt_entry **entries;    /* sorted by name */
+	size_t n;
+	uint64_t next_id;
+};
+
+void kt_cache_init(struct kt_cache *c);
+void kt_cache_free(struct kt_cache *c);
+
+/* Makes entries match cfg: new sections are added (empty), removed ones are
+ * wiped and dropped, kept ones are re-bound to their new section and keep
+ * their values unless their `id` changed. Returns 0 or -ENOMEM (then the
+ * cache is unchanged). */
+int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg);
+
+/* By [secret:] name, or by ARN or configured id. NULL when unknown. */
+struct kt_entry *kt_cache_find(struct kt_cache *c, const char *name);
+struct kt_entry *kt_cache_by_id(struct kt_cache *c, uint64_t id);
+
+/* Takes v (moved, v is left empty) as the entry's AWSCURRENT value; the old
+ * current value, when different, is kept among the other versions. */
+void kt_cache_set_current(struct kt_entry *e, struct sm_value *v, time_t now);
+
+/* Stores v (moved) as another version (not AWSCURRENT). */
+void kt_cache_add_other(struct kt_entry *e, struct sm_value *v, time_t now);
+
+/* Takes the VersionIdsToStages of a description (moved). */
+void kt_cache_set_stages(struct kt_entry *e, struct sm_description *d);
+
+/* The version carrying `stage` per the last check, or NULL. */
+const char *kt_cache_version_for_stage(const struct kt_entry *e, const char *stage);
+
+/* The most recently fetched cached value whose own answer carried `stage`,
+ * or NULL: used before the first check has mapped the stages. */
+const struct kt_value *kt_cache_value_with_stage(const struct kt_entry *e, const char *stage);
+
+/* The cached value with this version id (current or other), or NULL. */
+const struct kt_value *kt_cache_value(const struct kt_entry *e, const char *version_id);
+
+/* Wipes every value of the entry (secret deleted, or access removed). */
+void kt_cache_forget(struct kt_entry *e);
+
+void kt_value_clear(struct kt_value *v);
+
+#endif

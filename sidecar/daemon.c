@@ -1,0 +1,690 @@
+/* keyturnd's start-up and event loop. Start-up does what needs root (read
+ * the configuration, bind the socket, make the state directory), drops to
+ * the service user, then starts the AWS workers. The loop thread owns the
+ * cache: it schedules checks, hands jobs to workers, takes their results and
+ * answers requests that waited on them. */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "kt_json.h"
+#include "log.h"
+#include "notify.h"
+#include "ops.h"
+#include "privdrop.h"
+#include "proto.h"
+#include "secmem.h"
+#include "server.h"
+
+/* Why the loop asked a worker for something. */
+enum job_purpose {
+	PURPOSE_PREFETCH = 1, /* the first value of secrets not yet fetched */
+	PURPOSE_CURRENT,      /* the AWSCURRENT value (first, or after a rotation) */
+	PURPOSE_VERSION,      /* another version a caller asked for */
+	PURPOSE_CHECK,        /* DescribeSecret */
+};
+
+#define READY_WAIT 10      /* s to wait for the first fetches before READY=1 */
+#define FIRST_CHECK_MIN 5  /* s: first DescribeSecret comes this soon ... */
+#define FIRST_CHECK_SPAN 55 /* ... plus up to this much jitter */
+
+static unsigned ev_signal = 1, ev_tick = 2, ev_workers = 3;
+
+static uint32_t rnd32(void)
+{
+	uint32_t r = 0;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)random();
+	return r;
+}
+
+void kt_daemon_note_error(struct kt_daemon *d, const char *secret, const char *fmt, ...)
+{
+	size_t i = d->error_next;
+	va_list ap;
+
+	snprintf(d->errors[i].secret, sizeof(d->errors[i].secret), "%s", secret);
+	va_start(ap, fmt);
+	vsnprintf(d->errors[i].message, sizeof(d->errors[i].message), fmt, ap);
+	va_end(ap);
+	d->errors[i].at = time(NULL);
+	d->error_next = (i + 1) % KT_LAST_ERRORS;
+}
+
+static void submit(struct kt_daemon *d, struct kt_job *job, unsigned purpose)
+{
+	if (job == NULL) {
+		log_err("out of memory: cannot queue an AWS call");
+		return;
+	}
+	job->purpose = purpose;
+	d->aws_jobs++;
+	kt_workers_submit(d->workers, job);
+}
+
+static void submit_for(struct kt_daemon *d, struct kt_entry *e, enum kt_job_kind kind,
+		       unsigned purpose, const char *vid, const char *stage)
+{
+	const char *id = e->cfg->id;
+
+	e->in_flight = true;
+	submit(d, kt_job_new(kind, e->id, &id, 1, vid, stage), purpose);
+}
+
+void kt_daemon_fetch_current(struct kt_daemon *d, struct kt_entry *e)
+{
+	submit_for(d, e, KT_JOB_GET, PURPOSE_CURRENT, NULL, "AWSCURRENT");
+}
+
+void kt_daemon_fetch_version(struct kt_daemon *d, struct kt_entry *e, const char *version_id,
+			     const char *stage)
+{
+	submit_for(d, e, KT_JOB_GET, PURPOSE_VERSION, version_id, version_id ? NULL : stage);
+}
+
+void kt_daemon_check(struct kt_daemon *d, struct kt_entry *e)
+{
+	submit_for(d, e, KT_JOB_DESCRIBE, PURPOSE_CHECK, NULL, NULL);
+}
+
+int kt_daemon_park(struct kt_daemon *d, struct kt_entry *e, uint64_t conn_id,
+		   const struct kt_peer *peer, enum kt_wait_kind kind, struct json_object *req)
+{
+	struct kt_parked *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return -ENOMEM;
+	p->entry_id = e->id;
+	p->conn_id = conn_id;
+	p->kind = kind;
+	p->peer = *peer;
+	p->req = json_object_get(req);
+	p->next = d->parked;
+	d->parked = p;
+	return 0;
+}
+
+/* Answers or re-parks every request waiting on entry_id (e may be NULL when
+ * the entry is gone). */
+static void resume(struct kt_daemon *d, uint64_t entry_id, struct kt_entry *e,
+		   const struct kt_job *job)
+{
+	struct kt_parked *mine = NULL, **pp = &d->parked, *p;
+
+	while ((p = *pp) != NULL) {
+		if (p->entry_id == entry_id) {
+			*pp = p->next;
+			p->next = mine;
+			mine = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+	while ((p = mine) != NULL) {
+		struct json_object *answer = NULL;
+
+		mine = p->next;
+		if (kt_ops_resume(d, p, e, job, &answer) == KT_OP_ANSWER) {
+			kt_server_reply(d->server, p->conn_id, answer);
+			kt_json_put_wiped(p->req);
+		} else {
+			/* Parked again: the new waiter holds the request now. */
+			json_object_put(p->req);
+		}
+		free(p);
+	}
+}
+
+static void entry_failed(struct kt_daemon *d, struct kt_entry *e, const struct aws_error *err,
+			 time_t now)
+{
+	e->failures++;
+	snprintf(e->last_error, sizeof(e->last_error), "%s (%.64s): %.300s",
+		 aws_errc_name(err->code), err->type, err->message);
+	e->last_error_at = now;
+	e->next_check = kt_sched_backoff(&d->sched, e->failures, now, rnd32());
+	kt_daemon_note_error(d, e->name, "%s", e->last_error);
+	log_warn("%s: %s; next attempt in %lld s", e->name, e->last_error,
+		 (long long)(e->next_check - now));
+	if (err->code == AWS_ERR_THROTTLED) {
+		d->throttle_failures++;
+		d->throttled_until = kt_sched_backoff(&d->sched, d->throttle_failures, now, rnd32());
+		log_warn("AWS is throttling keyturnd: no calls for %lld s",
+			 (long long)(d->throttled_until - now));
+	}
+}
+
+static void entry_gone(struct kt_daemon *d, struct kt_entry *e, const char *why, time_t now)
+{
+	if (!e->gone)
+		log_warn("%s: %s; its cached values are wiped", e->name, why);
+	e->gone = true;
+	kt_cache_forget(e);
+	e->failures = 0;
+	e->last_ok = now;
+	snprintf(e->last_error, sizeof(e->last_error), "%s", why);
+	kt_daemon_note_error(d, e->name, "%s", why);
+	e->next_check = kt_sched_next_check(&d->sched, &e->rot, now, rnd32());
+}
+
+static void entry_ok(struct kt_daemon *d, struct kt_entry *e, time_t now)
+{
+	e->failures = 0;
+	e->last_ok = now;
+	e->gone = false;
+	d->throttle_failures = 0;
+}
+
+/* The first value arrived: check rotation details soon, then on schedule. */
+static void first_check_soon(struct kt_entry *e, time_t now)
+{
+	if (e->stages_map == NULL)
+		e->next_check = now + FIRST_CHECK_MIN + (time_t)(rnd32() % FIRST_CHECK_SPAN);
+}
+
+static void batch_done(struct kt_daemon *d, struct kt_job *job, time_t now)
+{
+	for (size_t k = 0; k < d->cache.n; k++) {
+		struct kt_entry *e = d->cache.entries[k];
+		bool mine = false, answered = false;
+
+		for (size_t i = 0; i < job->nids && !mine; i++)
+			mine = e->in_flight && strcmp(e->cfg->id, job->ids[i]) == 0;
+		if (!mine)
+			continue;
+		e->in_flight = false;
+		if (job->rc < 0) {
+			/* Without BatchGetSecretValue permission, fetch one by one. */
+			if (job->err.code == AWS_ERR_ACCESS_DENIED && !d->batch_denied) {
+				log_info("BatchGetSecretValue is denied; fetching secrets one by one");
+				d->batch_denied = true;
+				e->next_check = now;
+			} else {
+				entry_failed(d, e, &job->err, now);
+			}
+			resume(d, e->id, e, job);
+			continue;
+		}
+		for (size_t i = 0; i < job->batch.nvalues && !answered; i++) {
+			struct sm_value *v = &job->batch.values[i];
+
+			if (v->data == NULL || (strcmp(e->cfg->id, v->name) != 0 &&
+						strcmp(e->cfg->id, v->arn) != 0))
+				continue;
+			kt_cache_set_current(e, v, now);
+			entry_ok(d, e, now);
+			first_check_soon(e, now);
+			answered = true;
+		}
+		for (size_t i = 0; i < job->batch.nerrors && !answered; i++) {
+			if (strcmp(e->cfg->id, job->batch.errors[i].secret_id) != 0)
+				continue;
+			if (job->batch.errors[i].err.code == AWS_ERR_NOT_FOUND)
+				entry_gone(d, e, "the secret does not exist in AWS", now);
+			else
+				entry_failed(d, e, &job->batch.errors[i].err, now);
+			answered = true;
+		}
+		/* Not in the answer at all: ask for it on its own. */
+		if (!answered)
+			e->next_check = now;
+		resume(d, e->id, e, NULL);
+	}
+}
+
+static void check_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *job, time_t now)
+{
+	const char *cur;
+
+	if (job->rc < 0) {
+		e->in_flight = false;
+		if (job->err.code == AWS_ERR_NOT_FOUND)
+			entry_gone(d, e, "the secret does not exist in AWS", now);
+		else
+			entry_failed(d, e, &job->err, now);
+		resume(d, e->id, e, job);
+		return;
+	}
+	entry_ok(d, e, now);
+	e->rot.enabled = job->desc.rotation_enabled;
+	e->rot.next_rotation = job->desc.next_rotation;
+	e->rot.schedule_days = job->desc.rotation_days;
+	e->rot.window_s = 0;
+	if (job->desc.rotation_duration != NULL &&
+	    kt_sched_parse_duration(job->desc.rotation_duration, &e->rot.window_s) < 0)
+		e->rot.window_s = 0;
+	e->next_check = kt_sched_next_check(&d->sched, &e->rot, now, rnd32());
+	if (job->desc.deleted != 0) {
+		e->in_flight = false;
+		entry_gone(d, e, "the secret is scheduled for deletion in AWS", now);
+		resume(d, e->id, e, job);
+		return;
+	}
+	kt_cache_set_stages(e, &job->desc);
+	cur = kt_cache_version_for_stage(e, "AWSCURRENT");
+	/* Only a moved AWSCURRENT costs a GetSecretValue, by VersionId. */
+	if (cur != NULL && (e->cur.version_id == NULL || strcmp(cur, e->cur.version_id) != 0)) {
+		log_info("%s: AWSCURRENT is now version %s; fetching it", e->name, cur);
+		submit_for(d, e, KT_JOB_GET, PURPOSE_CURRENT, cur, NULL);
+		return;
+	}
+	e->in_flight = false;
+	resume(d, e->id, e, job);
+}
+
+static void get_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *job, time_t now)
+{
+	e->in_flight = false;
+	if (job->purpose == PURPOSE_VERSION) {
+		if (job->rc == 0)
+			kt_cache_add_other(e, &job->value, now);
+		resume(d, e->id, e, job);
+		return;
+	}
+	if (job->rc < 0) {
+		if (job->err.code == AWS_ERR_NOT_FOUND && job->version_id == NULL)
+			entry_gone(d, e, "the secret does not exist in AWS", now);
+		else
+			entry_failed(d, e, &job->err, now);
+	} else {
+		kt_cache_set_current(e, &job->value, now);
+		entry_ok(d, e, now);
+		if (job->version_id == NULL)
+			first_check_soon(e, now);
+	}
+	resume(d, e->id, e, job);
+}
+
+static void jobs_done(struct kt_daemon *d)
+{
+	struct kt_job *job = kt_workers_take_done(d->workers), *next;
+	time_t now = time(NULL);
+
+	for (; job != NULL; job = next) {
+		struct kt_entry *e;
+
+		next = job->next;
+		if (job->purpose == PURPOSE_PREFETCH) {
+			batch_done(d, job, now);
+		} else if ((e = kt_cache_by_id(&d->cache, job->tag)) == NULL) {
+			/* The section was removed by a reload while AWS answered. */
+			resume(d, job->tag, NULL, job);
+		} else if (job->kind == KT_JOB_DESCRIBE) {
+			check_done(d, e, job, now);
+		} else {
+			get_done(d, e, job, now);
+		}
+		kt_job_free(job);
+	}
+}
+
+/* Starts the checks and first fetches that are due. Secrets without a value
+ * are fetched twenty at a time with BatchGetSecretValue where allowed. */
+static void schedule(struct kt_daemon *d, time_t now)
+{
+	const char *batch[SM_BATCH_MAX];
+	size_t nbatch = 0;
+
+	if (d->throttled_until > now || d->stopping)
+		return;
+	for (size_t i = 0; i < d->cache.n; i++) {
+		struct kt_entry *e = d->cache.entries[i];
+
+		if (e->in_flight || now < e->next_check)
+			continue;
+		if (e->cur.data != NULL || e->gone || e->stages_map != NULL) {
+			kt_daemon_check(d, e);
+		} else if (d->batch_denied || e->failures > 0) {
+			kt_daemon_fetch_current(d, e);
+		} else {
+			e->in_flight = true;
+			batch[nbatch++] = e->cfg->id;
+			if (nbatch == SM_BATCH_MAX) {
+				submit(d, kt_job_new(KT_JOB_BATCH_GET, 0, batch, nbatch, NULL, NULL),
+				       PURPOSE_PREFETCH);
+				nbatch = 0;
+			}
+		}
+	}
+	if (nbatch > 0)
+		submit(d, kt_job_new(KT_JOB_BATCH_GET, 0, batch, nbatch, NULL, NULL), PURPOSE_PREFETCH);
+}
+
+static void maybe_ready(struct kt_daemon *d, time_t now)
+{
+	size_t waiting = 0;
+
+	if (d->ready)
+		return;
+	for (size_t i = 0; i < d->cache.n; i++) {
+		const struct kt_entry *e = d->cache.entries[i];
+
+		waiting += e->cur.data == NULL && e->failures == 0 && !e->gone;
+	}
+	if (waiting > 0 && now < d->ready_deadline)
+		return;
+	d->ready = true;
+	log_info("ready: %zu secrets configured, %zu not fetched yet", d->cache.n, waiting);
+	kt_notify_ready(waiting == 0 ? "serving" : "serving; some secrets not fetched yet");
+}
+
+static void tick(struct kt_daemon *d)
+{
+	uint64_t expirations;
+	time_t now = time(NULL);
+
+	while (read(d->tickfd, &expirations, sizeof(expirations)) > 0)
+		;
+	schedule(d, now);
+	kt_server_tick(d->server, now);
+	maybe_ready(d, now);
+	if (d->watchdog_usec > 0)
+		kt_notify_watchdog();
+}
+
+static void reload(struct kt_daemon *d)
+{
+	struct kt_config *cfg = NULL;
+	char err[512];
+	time_t now = time(NULL);
+
+	kt_notify_reloading();
+	if (kt_config_load(d->config_path, &cfg, err, sizeof(err)) < 0) {
+		log_err("reload: %s; keeping the configuration in use", err);
+		kt_notify_ready("reload failed; old configuration kept");
+		return;
+	}
+	if (strcmp(cfg->socket_path, d->cfg->socket_path) != 0 || strcmp(cfg->user, d->cfg->user) != 0 ||
+	    strcmp(cfg->state_dir, d->cfg->state_dir) != 0 ||
+	    (cfg->region && (!d->cfg->region || strcmp(cfg->region, d->cfg->region) != 0)) ||
+	    (cfg->endpoint && (!d->cfg->endpoint || strcmp(cfg->endpoint, d->cfg->endpoint) != 0)))
+		log_warn("reload: socket, user, state_dir, region and endpoint changes take effect "
+			 "at the next restart");
+	if (kt_cache_sync(&d->cache, cfg) < 0) {
+		log_err("reload: out of memory; keeping the configuration in use");
+		kt_config_free(cfg);
+		kt_notify_ready("reload failed; old configuration kept");
+		return;
+	}
+	/* Requests waiting on removed sections are answered now. */
+	for (struct kt_parked *p = d->parked; p != NULL; p = p->next) {
+		if (kt_cache_by_id(&d->cache, p->entry_id) == NULL) {
+			resume(d, p->entry_id, NULL, NULL);
+			p = d->parked;
+			if (p == NULL)
+				break;
+		}
+	}
+	kt_config_free(d->cfg);
+	d->cfg = cfg;
+	log_set_level(cfg->log_level);
+	d->sched.check_interval = cfg->check_interval;
+	d->sched.window_interval = cfg->window_interval;
+	log_info("reloaded %s: %zu secrets, %zu logins", d->config_path, cfg->nsecrets, cfg->nlogins);
+	schedule(d, now);
+	kt_notify_ready("serving");
+}
+
+/* Handles queued signals; returns false when the daemon must stop. */
+static bool signals(struct kt_daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("SIGHUP: reloading %s", d->config_path);
+			reload(d);
+		} else {
+			log_info("%s: stopping", strsignal((int)si.ssi_signo));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Answers what waits, sends what is queued (for two seconds at most). */
+static void stop(struct kt_daemon *d)
+{
+	struct epoll_event evs[64];
+	time_t until = time(NULL) + 2;
+
+	d->stopping = true;
+	kt_notify_stopping();
+	kt_server_stop_accepting(d->server);
+	while (d->parked != NULL) {
+		struct kt_parked *p = d->parked;
+
+		d->parked = p->next;
+		kt_server_reply(d->server, p->conn_id,
+				kt_proto_error(KT_PERR_UNAVAILABLE, "keyturnd is stopping"));
+		kt_json_put_wiped(p->req);
+		free(p);
+	}
+	while (kt_server_flushing(d->server) && time(NULL) < until) {
+		int n = epoll_wait(d->epfd, evs, 64, 200);
+
+		for (int i = 0; i < n; i++) {
+			if (kt_server_owns(d->server, evs[i].data.ptr))
+				kt_server_event(d->server, evs[i].data.ptr, evs[i].events);
+		}
+	}
+}
+
+static int loop(struct kt_daemon *d)
+{
+	struct epoll_event evs[64];
+
+	for (;;) {
+		int n = epoll_wait(d->epfd, evs, 64, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("epoll_wait: %s", strerror(errno));
+			return 1;
+		}
+		for (int i = 0; i < n; i++) {
+			void *ptr = evs[i].data.ptr;
+
+			if (ptr == &ev_signal) {
+				if (!signals(d)) {
+					stop(d);
+					return 0;
+				}
+			} else if (ptr == &ev_tick) {
+				tick(d);
+			} else if (ptr == &ev_workers) {
+				jobs_done(d);
+				maybe_ready(d, time(NULL));
+			} else {
+				kt_server_event(d->server, ptr, evs[i].events);
+			}
+		}
+	}
+}
+
+static int add_fd(struct kt_daemon *d, int fd, unsigned *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* What must happen as root, then the drop; or, started unprivileged, the
+ * same without it. */
+static int start_privileged(struct kt_daemon *d, int *listen_fd)
+{
+	char err[512];
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	bool root = uid == 0;
+	int rc;
+
+	if (root && kt_lookup_user(d->cfg->user, &uid, &gid, err, sizeof(err)) < 0) {
+		log_err("user = %s: %s", d->cfg->user, err);
+		return -1;
+	}
+	*listen_fd = kt_server_listen(d->cfg->socket_path, uid, gid, err, sizeof(err));
+	if (*listen_fd < 0) {
+		log_err("socket = %s: %s", d->cfg->socket_path, err);
+		return -1;
+	}
+	if (mkdir(d->cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+		log_err("state_dir = %s: %s", d->cfg->state_dir, strerror(errno));
+		return -1;
+	}
+	if (root && chown(d->cfg->state_dir, uid, gid) < 0) {
+		log_err("state_dir = %s: cannot give it to %s: %s", d->cfg->state_dir, d->cfg->user,
+			strerror(errno));
+		return -1;
+	}
+	if (!root) {
+		log_info("running as uid %lu: no privileges to drop", (unsigned long)uid);
+		return 0;
+	}
+	if (uid == 0) {
+		log_warn("user = %s is root: keyturnd keeps every privilege; use a service user",
+			 d->cfg->user);
+		return 0;
+	}
+	rc = kt_drop_privileges(d->cfg->user, uid, gid, err, sizeof(err));
+	if (rc < 0) {
+		log_err("dropping privileges to %s: %s", d->cfg->user, err);
+		return -1;
+	}
+	log_info("dropped privileges to %s (uid %lu, gid %lu)", d->cfg->user, (unsigned long)uid,
+		 (unsigned long)gid);
+	return 0;
+}
+
+static int start_aws(struct kt_daemon *d)
+{
+	struct aws_client_opts o = { 0 };
+	struct aws_error err;
+
+	o.region = d->cfg->region;
+	o.endpoint = d->cfg->endpoint;
+	o.ca_file = d->cfg->ca_file;
+	o.fips = d->cfg->fips;
+	o.use_imds_region = true;
+	if (aws_client_new(&o, &d->aws, &err) < 0) {
+		log_err("AWS client: %s", err.message);
+		return -1;
+	}
+	log_info("AWS: region %s, endpoint %s", aws_client_region(d->aws), aws_client_endpoint(d->aws));
+	if (kt_workers_start(d->aws, (int)d->cfg->workers, &d->workers) < 0) {
+		log_err("cannot start %ld worker threads", d->cfg->workers);
+		return -1;
+	}
+	return 0;
+}
+
+int kt_daemon_main(const char *config_path, bool foreground)
+{
+	struct kt_daemon d = { .epfd = -1, .sigfd = -1, .tickfd = -1 };
+	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
+	char err[512];
+	sigset_t mask;
+	int listen_fd = -1, rc = 1;
+
+	d.config_path = config_path;
+	kt_cache_init(&d.cache);
+	log_init("keyturnd", foreground, KT_LOG_INFO);
+	if (kt_config_load(config_path, &d.cfg, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return 1;
+	}
+	log_set_level(d.cfg->log_level);
+	/* Locking is best-effort: where RLIMIT_MEMLOCK cannot be lifted (a
+	 * container, a unit without LimitMEMLOCK=infinity) a locked daemon
+	 * could not grow, which is worse than an operator's warning. */
+	err[0] = '\0';
+	if (kt_harden_process(false, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	if (err[0] != '\0')
+		log_warn("secret values may be swapped out: %s", err);
+	/* Signals are read from a signalfd by the loop; workers inherit the
+	 * blocked mask, so none lands on them. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+	    (d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+		log_err("signalfd: %s", strerror(errno));
+		goto out;
+	}
+	if (kt_notify_init() < 0)
+		log_warn("NOTIFY_SOCKET is set but unusable; systemd will not hear from keyturnd");
+	d.watchdog_usec = kt_notify_watchdog_usec();
+	if (start_privileged(&d, &listen_fd) < 0 || start_aws(&d) < 0)
+		goto out;
+	d.epfd = epoll_create1(EPOLL_CLOEXEC);
+	d.tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (d.epfd < 0 || d.tickfd < 0 || timerfd_settime(d.tickfd, 0, &its, NULL) < 0 ||
+	    add_fd(&d, d.sigfd, &ev_signal) < 0 || add_fd(&d, d.tickfd, &ev_tick) < 0 ||
+	    add_fd(&d, kt_workers_fd(d.workers), &ev_workers) < 0) {
+		log_err("event loop set-up: %s", strerror(errno));
+		goto out;
+	}
+	if (kt_server_new(&d, listen_fd, d.cfg->socket_path, d.cfg->max_connections,
+			  d.cfg->idle_timeout, &d.server) < 0) {
+		log_err("socket server set-up failed");
+		goto out;
+	}
+	listen_fd = -1;
+	if (kt_cache_sync(&d.cache, d.cfg) < 0) {
+		log_err("out of memory");
+		goto out;
+	}
+	d.sched.check_interval = d.cfg->check_interval;
+	d.sched.window_interval = d.cfg->window_interval;
+	d.started = time(NULL);
+	d.ready_deadline = d.started + READY_WAIT;
+	log_info("keyturnd %s serving %s with %zu secrets", PACKAGE_VERSION, d.cfg->socket_path,
+		 d.cache.n);
+	schedule(&d, d.started);
+	maybe_ready(&d, d.started);
+	rc = loop(&d);
+out:
+	if (d.workers != NULL)
+		kt_workers_stop(d.workers);
+	kt_server_free(d.server, d.server != NULL);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	while (d.parked != NULL) {
+		struct kt_parked *p = d.parked;
+
+		d.parked = p->next;
+		kt_json_put_wiped(p->req);
+		free(p);
+	}
+	kt_cache_free(&d.cache);
+	aws_client_free(d.aws);
+	kt_config_free(d.cfg);
+	kt_notify_close();
+	if (d.epfd >= 0)
+		close(d.epfd);
+	if (d.tickfd >= 0)
+		close(d.tickfd);
+	if (d.sigfd >= 0)
+		close(d.sigfd);
+	log_info("stopped");
+	return rc;
+}

@@ -1,0 +1,522 @@
+/* The requests keyturnd answers. Each op is a row of one table: its name,
+ * who may call it, and its handler. Handlers answer from the cache, or park
+ * the request on its secret while a worker asks AWS; they never block. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "daemon.h"
+#include "kt_base64.h"
+#include "kt_json.h"
+#include "log.h"
+#include "ops.h"
+#include "proto.h"
+#include "secmem.h"
+#include "server.h"
+
+enum op_who {
+	WHO_ANY,          /* every local user; per-secret rules apply inside */
+	WHO_ROOT_OR_SELF, /* root, or a caller asking about its own account */
+};
+
+struct op_ctx {
+	struct kt_daemon *d;
+	uint64_t conn_id;
+	const struct kt_peer *peer;
+	struct json_object *req;
+	time_t now;
+};
+
+typedef enum kt_op_result (*op_fn)(struct op_ctx *x, struct json_object **answer);
+
+static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer);
+static enum kt_op_result op_refresh(struct op_ctx *x, struct json_object **answer);
+static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer);
+static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer);
+static enum kt_op_result op_verify(struct op_ctx *x, struct json_object **answer);
+
+static const struct {
+	const char *op;
+	enum op_who who;
+	op_fn fn;
+} op_table[] = {
+	{ "get", WHO_ANY, op_get },
+	{ "refresh", WHO_ANY, op_refresh },
+	{ "list", WHO_ANY, op_list },
+	{ "status", WHO_ANY, op_status },
+	{ "verify", WHO_ROOT_OR_SELF, op_verify },
+};
+
+static void audit(const struct op_ctx *x, const char *op, const char *secret, const char *result)
+{
+	/* Refusals are worth an operator's attention at the default level. */
+	if (strcmp(result, "allowed") == 0)
+		log_info("access: op=%s secret=%s uid=%lu pid=%ld result=%s", op, secret,
+			 (unsigned long)x->peer->uid, (long)x->peer->pid, result);
+	else
+		log_warn("access: op=%s secret=%s uid=%lu pid=%ld result=%s", op, secret,
+			 (unsigned long)x->peer->uid, (long)x->peer->pid, result);
+}
+
+static struct json_object *ok_object(void)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (o != NULL)
+		json_object_object_add(o, "ok", json_object_new_boolean(true));
+	return o;
+}
+
+static struct json_object *stages_json(char *const *stages, size_t n)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a != NULL && i < n; i++)
+		json_object_array_add(a, json_object_new_string(stages[i]));
+	return a;
+}
+
+static bool entry_stale(const struct kt_entry *e)
+{
+	return e->failures > 0;
+}
+
+/* Reads an optional string member; false when present with another type. */
+static bool opt_str(struct json_object *req, const char *key, const char **out)
+{
+	struct json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null))
+		return true;
+	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
+		return false;
+	*out = json_object_get_string(v);
+	return true;
+}
+
+/* The protocol's word for an AWS failure. */
+static struct json_object *aws_failure(const char *name, const struct aws_error *err)
+{
+	switch (err->code) {
+	case AWS_ERR_NOT_FOUND:
+		return kt_proto_error(KT_PERR_NOT_FOUND, "%s: %s", name, err->message);
+	case AWS_ERR_THROTTLED:
+		return kt_proto_error(KT_PERR_THROTTLED, "%s: AWS is throttling requests: %s", name,
+				      err->message);
+	default:
+		return kt_proto_error(KT_PERR_UNAVAILABLE, "%s: AWS %s: %s", name,
+				      aws_errc_name(err->code), err->message);
+	}
+}
+
+/* Finds the entry a request names and checks the caller may read it. */
+static struct kt_entry *lookup(struct op_ctx *x, const char *op, struct json_object **answer)
+{
+	const char *name = kt_json_str(x->req, "secret");
+	struct kt_entry *e;
+
+	if (name == NULL || name[0] == '\0') {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"secret\" must be a non-empty string");
+		return NULL;
+	}
+	e = kt_cache_find(&x->d->cache, name);
+	if (e == NULL) {
+		audit(x, op, name, "not_found");
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "no secret named %s is configured", name);
+		return NULL;
+	}
+	if (!kt_acl_may_read(e->cfg, x->peer)) {
+		x->d->denied++;
+		audit(x, op, e->name, "denied");
+		*answer = kt_proto_error(KT_PERR_DENIED, "uid %lu may not read %s",
+					 (unsigned long)x->peer->uid, e->name);
+		return NULL;
+	}
+	return e;
+}
+
+/* Puts the value (or one JSON key of it) into the answer. */
+static struct json_object *value_answer(const struct kt_entry *e, const struct kt_value *v,
+					const char *key, bool stale)
+{
+	struct json_object *o = ok_object(), *doc = NULL, *member;
+
+	if (o == NULL)
+		return NULL;
+	json_object_object_add(o, "name", json_object_new_string(e->name));
+	json_object_object_add(o, "arn", e->arn != NULL ? json_object_new_string(e->arn) : NULL);
+	json_object_object_add(o, "version_id", json_object_new_string(v->version_id));
+	json_object_object_add(o, "stages", stages_json(v->stages, v->nstages));
+	if (key != NULL) {
+		if (!v->binary)
+			doc = kt_json_parse((const char *)v->data, v->len);
+		if (doc == NULL || !json_object_is_type(doc, json_type_object)) {
+			kt_json_put_wiped(doc);
+			json_object_put(o);
+			return kt_proto_error(KT_PERR_BAD_REQUEST,
+					      "%s is not a JSON object, so it has no key %s", e->name, key);
+		}
+		if (!json_object_object_get_ex(doc, key, &member)) {
+			kt_json_put_wiped(doc);
+			json_object_put(o);
+			return kt_proto_error(KT_PERR_NOT_FOUND, "%s has no key %s", e->name, key);
+		}
+		if (json_object_is_type(member, json_type_object) ||
+		    json_object_is_type(member, json_type_array) ||
+		    json_object_is_type(member, json_type_null)) {
+			kt_json_put_wiped(doc);
+			json_object_put(o);
+			return kt_proto_error(KT_PERR_BAD_REQUEST, "key %s of %s is not a string",
+					      key, e->name);
+		}
+		json_object_object_add(o, "string",
+				       json_object_new_string(json_object_get_string(member)));
+		kt_json_put_wiped(doc);
+	} else if (v->binary) {
+		char *b64 = kt_base64_encode(v->data, v->len);
+
+		json_object_object_add(o, "binary", b64 != NULL ? json_object_new_string(b64) : NULL);
+		kt_str_free_wiped(b64);
+	} else {
+		json_object_object_add(o, "string",
+				       json_object_new_string_len((const char *)v->data, (int)v->len));
+	}
+	json_object_object_add(o, "fetched_at", json_object_new_int64(v->fetched_at));
+	json_object_object_add(o, "stale", json_object_new_boolean(stale));
+	return o;
+}
+
+/* Serves AWSCURRENT, or parks the request while it is fetched. */
+static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const char *key,
+				     struct json_object **answer)
+{
+	struct kt_daemon *d = x->d;
+
+	if (e->cur.data != NULL) {
+		if (entry_stale(e) && x->now - e->last_ok > d->cfg->max_stale) {
+			*answer = kt_proto_error(KT_PERR_UNAVAILABLE,
+						 "%s: no answer from AWS for %lld s (max_stale %ld): %s",
+						 e->name, (long long)(x->now - e->last_ok),
+						 d->cfg->max_stale, e->last_error);
+			return KT_OP_ANSWER;
+		}
+		*answer = value_answer(e, &e->cur, key, entry_stale(e));
+		return KT_OP_ANSWER;
+	}
+	if (!e->in_flight) {
+		if (e->failures > 0 && x->now < e->next_check) {
+			*answer = kt_proto_error(d->throttled_until > x->now ? KT_PERR_THROTTLED
+									      : KT_PERR_UNAVAILABLE,
+						 "%s: not fetched yet: %s", e->name, e->last_error);
+			return KT_OP_ANSWER;
+		}
+		kt_daemon_fetch_current(d, e);
+	}
+	if (kt_daemon_park(d, e, x->conn_id, x->peer, KT_WAIT_CURRENT, x->req) < 0) {
+		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+		return KT_OP_ANSWER;
+	}
+	return KT_OP_PARKED;
+}
+
+static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
+{
+	const char *stage, *vid, *key;
+	const struct kt_value *v;
+	struct kt_entry *e;
+
+	if (!opt_str(x->req, "stage", &stage) || !opt_str(x->req, "version_id", &vid) ||
+	    !opt_str(x->req, "key", &key)) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
+					 "\"stage\", \"version_id\" and \"key\" must be non-empty strings");
+		return KT_OP_ANSWER;
+	}
+	e = lookup(x, "get", answer);
+	if (e == NULL)
+		return KT_OP_ANSWER;
+	audit(x, "get", e->name, "allowed");
+	if (key == NULL)
+		key = e->cfg->key;
+	if (e->gone) {
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s no longer exists in AWS: %s", e->name,
+					 e->last_error);
+		return KT_OP_ANSWER;
+	}
+	if (vid == NULL && (stage == NULL || strcmp(stage, "AWSCURRENT") == 0))
+		return get_current(x, e, key, answer);
+	if (vid == NULL)
+		vid = kt_cache_version_for_stage(e, stage);
+	v = vid != NULL ? kt_cache_value(e, vid) : NULL;
+	/* Before the first check there is no stage map; a value fetched by
+	 * stage says itself which stages it carries. */
+	if (v == NULL && vid == NULL && e->stages_map == NULL)
+		v = kt_cache_value_with_stage(e, stage);
+	if (v != NULL && stage != NULL && kt_cache_version_for_stage(e, stage) != NULL &&
+	    strcmp(kt_cache_version_for_stage(e, stage), v->version_id) != 0) {
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s: version %s does not carry %s",
+					 e->name, v->version_id, stage);
+		return KT_OP_ANSWER;
+	}
+	if (v != NULL) {
+		*answer = value_answer(e, v, key, false);
+		return KT_OP_ANSWER;
+	}
+	if (!e->in_flight)
+		kt_daemon_fetch_version(x->d, e, kt_json_str(x->req, "version_id"), stage);
+	if (kt_daemon_park(x->d, e, x->conn_id, x->peer, KT_WAIT_VERSION, x->req) < 0) {
+		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+		return KT_OP_ANSWER;
+	}
+	return KT_OP_PARKED;
+}
+
+static struct json_object *metadata(const struct kt_entry *e, time_t now, long max_stale)
+{
+	struct json_object *o = json_object_new_object();
+	const char *cur = kt_cache_version_for_stage(e, "AWSCURRENT");
+
+	if (o == NULL)
+		return NULL;
+	json_object_object_add(o, "name", json_object_new_string(e->name));
+	json_object_object_add(o, "id", json_object_new_string(e->cfg->id));
+	json_object_object_add(o, "arn", e->arn != NULL ? json_object_new_string(e->arn) : NULL);
+	json_object_object_add(o, "version_id", e->cur.version_id != NULL
+			       ? json_object_new_string(e->cur.version_id) : NULL);
+	json_object_object_add(o, "stages", stages_json(e->cur.stages, e->cur.nstages));
+	json_object_object_add(o, "fetched_at", json_object_new_int64(e->cur.fetched_at));
+	json_object_object_add(o, "checked_at", json_object_new_int64(e->last_ok));
+	json_object_object_add(o, "stale", json_object_new_boolean(entry_stale(e)));
+	json_object_object_add(o, "available", json_object_new_boolean(
+		e->cur.data != NULL && !e->gone && (!entry_stale(e) || now - e->last_ok <= max_stale)));
+	json_object_object_add(o, "current_version_in_aws", cur != NULL ? json_object_new_string(cur) : NULL);
+	json_object_object_add(o, "next_check", json_object_new_int64(e->next_check));
+	json_object_object_add(o, "rotation_enabled", json_object_new_boolean(e->rot.enabled));
+	json_object_object_add(o, "next_rotation", json_object_new_int64(e->rot.next_rotation));
+	return o;
+}
+
+static enum kt_op_result op_refresh(struct op_ctx *x, struct json_object **answer)
+{
+	struct kt_daemon *d = x->d;
+	struct kt_entry *e = lookup(x, "refresh", answer);
+	long wait;
+
+	if (e == NULL)
+		return KT_OP_ANSWER;
+	audit(x, "refresh", e->name, "allowed");
+	if (!e->in_flight) {
+		/* A refresh is a cheap check, but callers may loop on it; one per
+		 * secret per refresh_min_interval reaches AWS. */
+		wait = d->cfg->refresh_min_interval - (long)(x->now - e->last_refresh);
+		if (e->last_refresh != 0 && wait > 0) {
+			*answer = kt_proto_error(KT_PERR_THROTTLED,
+						 "%s was checked %lld s ago; refresh again in %ld s",
+						 e->name, (long long)(x->now - e->last_refresh), wait);
+			return KT_OP_ANSWER;
+		}
+		if (d->throttled_until > x->now) {
+			*answer = kt_proto_error(KT_PERR_THROTTLED,
+						 "AWS is throttling keyturnd; refresh again in %lld s",
+						 (long long)(d->throttled_until - x->now));
+			return KT_OP_ANSWER;
+		}
+		e->last_refresh = x->now;
+		kt_daemon_check(d, e);
+	}
+	if (kt_daemon_park(d, e, x->conn_id, x->peer, KT_WAIT_REFRESH, x->req) < 0) {
+		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+		return KT_OP_ANSWER;
+	}
+	return KT_OP_PARKED;
+}
+
+static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer)
+{
+	struct json_object *o = ok_object(), *arr = json_object_new_array();
+
+	for (size_t i = 0; arr != NULL && i < x->d->cache.n; i++) {
+		struct kt_entry *e = x->d->cache.entries[i];
+
+		if (kt_acl_may_read(e->cfg, x->peer))
+			json_object_array_add(arr, metadata(e, x->now, x->d->cfg->max_stale));
+	}
+	if (o != NULL)
+		json_object_object_add(o, "secrets", arr);
+	*answer = o;
+	return KT_OP_ANSWER;
+}
+
+static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer)
+{
+	struct kt_daemon *d = x->d;
+	struct json_object *o = ok_object(), *b = json_object_new_object(),
+			   *s = json_object_new_object(), *errs = json_object_new_array();
+	size_t cached = 0, stale = 0, failing = 0;
+	const char *state = "ok";
+
+	for (size_t i = 0; i < d->cache.n; i++) {
+		struct kt_entry *e = d->cache.entries[i];
+
+		cached += e->cur.data != NULL;
+		stale += e->cur.data != NULL && entry_stale(e);
+		failing += e->failures > 0;
+	}
+	if (d->throttled_until > x->now)
+		state = "throttled";
+	else if (failing > 0 && failing == d->cache.n)
+		state = "unreachable";
+	else if (failing > 0)
+		state = "degraded";
+	json_object_object_add(b, "state", json_object_new_string(state));
+	json_object_object_add(b, "region", json_object_new_string(aws_client_region(d->aws)));
+	json_object_object_add(b, "endpoint", json_object_new_string(aws_client_endpoint(d->aws)));
+	json_object_object_add(b, "aws_requests", json_object_new_int64((int64_t)aws_client_requests_sent(d->aws)));
+	json_object_object_add(b, "throttled_until", json_object_new_int64(d->throttled_until));
+	json_object_object_add(s, "configured", json_object_new_int64((int64_t)d->cache.n));
+	json_object_object_add(s, "cached", json_object_new_int64((int64_t)cached));
+	json_object_object_add(s, "stale", json_object_new_int64((int64_t)stale));
+	json_object_object_add(s, "failing", json_object_new_int64((int64_t)failing));
+	/* A caller sees the errors of the secrets it may read, and no others. */
+	for (size_t k = 0; errs != NULL && k < KT_LAST_ERRORS; k++) {
+		size_t i = (d->error_next + k) % KT_LAST_ERRORS;
+		struct kt_entry *e;
+		struct json_object *eo;
+
+		if (d->errors[i].at == 0)
+			continue;
+		e = kt_cache_find(&d->cache, d->errors[i].secret);
+		if (x->peer->uid != 0 && (e == NULL || !kt_acl_may_read(e->cfg, x->peer)))
+			continue;
+		eo = json_object_new_object();
+		json_object_object_add(eo, "secret", json_object_new_string(d->errors[i].secret));
+		json_object_object_add(eo, "message", json_object_new_string(d->errors[i].message));
+		json_object_object_add(eo, "at", json_object_new_int64(d->errors[i].at));
+		json_object_array_add(errs, eo);
+	}
+	json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(o, "pid", json_object_new_int64(getpid()));
+	json_object_object_add(o, "uptime", json_object_new_int64(x->now - d->started));
+	json_object_object_add(o, "backend", b);
+	json_object_object_add(o, "secrets", s);
+	json_object_object_add(o, "connections", json_object_new_int64((int64_t)kt_server_connections(d->server)));
+	json_object_object_add(o, "requests", json_object_new_int64((int64_t)d->requests));
+	json_object_object_add(o, "denied", json_object_new_int64((int64_t)d->denied));
+	json_object_object_add(o, "last_errors", errs);
+	*answer = o;
+	return KT_OP_ANSWER;
+}
+
+static enum kt_op_result op_verify(struct op_ctx *x, struct json_object **answer)
+{
+	(void)x;
+	/* The slot and its permission rule are in place; checking passwords
+	 * comes with pam_keyturn. */
+	*answer = kt_proto_error(KT_PERR_UNAVAILABLE,
+				 "password verification is not available in this keyturnd");
+	return KT_OP_ANSWER;
+}
+
+/* Whether the caller may use an op at all, before any per-secret rule. */
+static bool who_allows(enum op_who who, const struct op_ctx *x)
+{
+	const char *user;
+
+	if (who == WHO_ANY || x->peer->uid == 0)
+		return true;
+	user = kt_json_str(x->req, "user");
+	return user != NULL && strcmp(user, x->peer->name) == 0;
+}
+
+enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
+				struct json_object *req, struct json_object **answer)
+{
+	struct op_ctx x = { d, conn_id, peer, req, time(NULL) };
+	struct json_object *v;
+	const char *op = kt_json_str(req, "op");
+
+	*answer = NULL;
+	if (!json_object_object_get_ex(req, "v", &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) != KT_PROTO_VERSION) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"v\" must be %d", KT_PROTO_VERSION);
+		return KT_OP_ANSWER;
+	}
+	if (op == NULL) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"op\" must be a string");
+		return KT_OP_ANSWER;
+	}
+	for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++) {
+		if (strcmp(op, op_table[i].op) != 0)
+			continue;
+		if (!who_allows(op_table[i].who, &x)) {
+			d->denied++;
+			audit(&x, op, "-", "denied");
+			*answer = kt_proto_error(KT_PERR_DENIED, "uid %lu may not %s for another account",
+						 (unsigned long)peer->uid, op);
+			return KT_OP_ANSWER;
+		}
+		return op_table[i].fn(&x, answer);
+	}
+	*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "unknown op \"%.64s\"", op);
+	return KT_OP_ANSWER;
+}
+
+/* Whether a finished version job was the one this request waits for. */
+static bool job_is_for(const struct kt_job *job, struct json_object *req)
+{
+	const char *vid = kt_json_str(req, "version_id"), *stage = kt_json_str(req, "stage");
+
+	if (job->kind != KT_JOB_GET || (job->version_id == NULL && job->stage == NULL))
+		return false;
+	if (vid != NULL)
+		return job->version_id != NULL && strcmp(vid, job->version_id) == 0;
+	return stage != NULL && job->stage != NULL && strcmp(stage, job->stage) == 0;
+}
+
+enum kt_op_result kt_ops_resume(struct kt_daemon *d, struct kt_parked *p, struct kt_entry *e,
+				const struct kt_job *job, struct json_object **answer)
+{
+	const char *name = kt_json_str(p->req, "secret");
+	struct json_object *o;
+
+	*answer = NULL;
+	if (e == NULL) {
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s is no longer configured",
+					 name != NULL ? name : "the secret");
+		return KT_OP_ANSWER;
+	}
+	if (p->kind == KT_WAIT_REFRESH && job != NULL) {
+		if (job->rc < 0) {
+			*answer = aws_failure(e->name, &job->err);
+			return KT_OP_ANSWER;
+		}
+		o = metadata(e, time(NULL), d->cfg->max_stale);
+		if (o != NULL)
+			json_object_object_add(o, "ok", json_object_new_boolean(true));
+		*answer = o;
+		return KT_OP_ANSWER;
+	}
+	if (p->kind == KT_WAIT_VERSION && job != NULL && job_is_for(job, p->req)) {
+		const char *vid = kt_json_str(p->req, "version_id"), *key = kt_json_str(p->req, "key");
+		const struct kt_value *v;
+
+		if (job->rc < 0) {
+			*answer = aws_failure(e->name, &job->err);
+			return KT_OP_ANSWER;
+		}
+		/* Answer from what this job fetched, so a request can never go
+		 * round fetching again. */
+		v = vid != NULL ? kt_cache_value(e, vid)
+				: kt_cache_value_with_stage(e, kt_json_str(p->req, "stage"));
+		*answer = v != NULL ? value_answer(e, v, key != NULL ? key : e->cfg->key, false)
+				    : kt_proto_error(KT_PERR_INTERNAL, "%s: the fetched version is gone",
+						     e->name);
+		return KT_OP_ANSWER;
+	}
+	return kt_ops_handle(d, p->conn_id, &p->peer, p->req, answer);
+}

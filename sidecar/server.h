@@ -1,0 +1,48 @@
+/* keyturnd's Unix-socket server: bounded connections and buffers, framing
+ * with partial reads and writes, one request at a time per connection (so
+ * answers stay in order), idle timeouts, and the peer's credentials. */
+#ifndef KT_SERVER_H
+#define KT_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+struct kt_daemon;
+struct kt_server;
+
+/* Creates the socket's directory (0755) when missing, removes a stale
+ * socket, binds under umask 0111 and listens. Run as root before the drop;
+ * the socket is chowned to owner so the client library's owner check passes.
+ * Returns the listening fd or a negative errno with err set. */
+int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size_t errlen);
+
+int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path, long max_conns,
+		  long idle_timeout, struct kt_server **out);
+
+/* Removes the socket file (on a clean stop) and frees everything. */
+void kt_server_free(struct kt_server *s, bool unlink_socket);
+
+/* Handles an epoll event whose data.ptr is the server or one of its
+ * connections (see kt_server_owns). */
+void kt_server_event(struct kt_server *s, void *ptr, uint32_t events);
+bool kt_server_owns(const struct kt_server *s, const void *ptr);
+
+/* Delivers the answer of a parked request (taking the reference); drops it
+ * when the connection has gone. */
+void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *answer);
+
+/* Closes idle connections; called once a second. */
+void kt_server_tick(struct kt_server *s, time_t now);
+
+/* Stops accepting (stop) and reports whether output is still pending. */
+void kt_server_stop_accepting(struct kt_server *s);
+bool kt_server_flushing(const struct kt_server *s);
+
+size_t kt_server_connections(const struct kt_server *s);
+
+#endif
