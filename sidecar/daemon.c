@@ -420,13 +420,14 @@ static void reload(struct kt_daemon *d)
 		return;
 	}
 	/* Requests waiting on removed sections are answered now. */
-	for (struct kt_parked *p = d->parked; p != NULL; p = p->next) {
-		if (kt_cache_by_id(&d->cache, p->entry_id) == NULL) {
-			resume(d, p->entry_id, NULL, NULL);
-			p = d->parked;
-			if (p == NULL)
-				break;
-		}
+	for (;;) {
+		struct kt_parked *p = d->parked;
+
+		while (p != NULL && kt_cache_by_id(&d->cache, p->entry_id) != NULL)
+			p = p->next;
+		if (p == NULL)
+			break;
+		resume(d, p->entry_id, NULL, NULL);
 	}
 	kt_config_free(d->cfg);
 	d->cfg = cfg;

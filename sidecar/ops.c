@@ -441,6 +441,11 @@ enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const str
 	const char *op = kt_json_str(req, "op");
 
 	*answer = NULL;
+	/* Nothing may park once the daemon stops: it would never be answered. */
+	if (d->stopping) {
+		*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "keyturnd is stopping");
+		return KT_OP_ANSWER;
+	}
 	if (!json_object_object_get_ex(req, "v", &v) || !json_object_is_type(v, json_type_int) ||
 	    json_object_get_int64(v) != KT_PROTO_VERSION) {
 		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"v\" must be %d", KT_PROTO_VERSION);

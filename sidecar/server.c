@@ -289,6 +289,14 @@ static int conn_answer(struct kt_conn *c, struct json_object *answer)
 	return rc;
 }
 
+/* Gives back a buffer's storage once it is empty and has grown past what
+ * everyday requests need, so a thousand idle connections stay small. */
+static void buf_trim(struct kt_buf *b)
+{
+	if (b->len == 0 && b->cap > 65536)
+		kt_buf_free(b);
+}
+
 /* Handles every whole frame in the input buffer, one at a time, until a
  * request parks or output backs up. Returns false when the connection must
  * be closed (malformed frame). */
@@ -312,6 +320,7 @@ static bool conn_process(struct kt_server *s, struct kt_conn *c)
 		s->d->requests++;
 		req = kt_json_parse(payload, plen);
 		kt_buf_consume(&c->in, flen);
+		buf_trim(&c->in);
 		if (req == NULL || !json_object_is_type(req, json_type_object)) {
 			answer = kt_proto_error(KT_PERR_BAD_REQUEST, "the request is not a JSON object");
 		} else if (kt_ops_handle(s->d, c->id, &c->peer, req, &answer) == KT_OP_PARKED) {
@@ -362,6 +371,7 @@ static bool conn_write(struct kt_conn *c)
 
 		if (n > 0) {
 			kt_buf_consume(&c->out, (size_t)n);
+			buf_trim(&c->out);
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
