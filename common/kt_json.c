@@ -21,6 +21,8 @@ struct json_object *kt_json_parse(const char *text, size_t len)
 	tok = json_tokener_new();
 	if (tok == NULL)
 		return NULL;
+	/* JSON is UTF-8; anything else would be passed on to logs and answers. */
+	json_tokener_set_flags(tok, JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, text, (int)len);
 	if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success)
 		goto fail;
@@ -99,10 +101,41 @@ char *kt_json_dump(struct json_object *obj, size_t *len)
 const char *kt_json_str(struct json_object *obj, const char *key)
 {
 	struct json_object *v;
+	const char *s;
 
 	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
-	return json_object_get_string(v);
+	s = json_object_get_string(v);
+	/* "a\u0000b" would read as "a" to every C caller: not that string. */
+	if (strlen(s) != (size_t)json_object_get_string_len(v))
+		return NULL;
+	return s;
+}
+
+char *kt_json_printable(const char *s, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (; s != NULL && *s != '\0' && o + 5 < outlen; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c >= 0x7f || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 0xf];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	if (s != NULL && *s != '\0' && o + 3 < outlen) {
+		out[o++] = '.';
+		out[o++] = '.';
+		out[o++] = '.';
+	}
+	out[o] = '\0';
+	return out;
 }
 
 bool kt_json_bool(struct json_object *obj, const char *key, bool *out)

@@ -22,8 +22,14 @@ void kt_json_put_wiped(struct json_object *obj);
  * Returns NULL on allocation failure. */
 char *kt_json_dump(struct json_object *obj, size_t *len);
 
-/* Typed member lookups: NULL / false when absent or of another type. */
+/* Typed member lookups: NULL / false when absent or of another type. A
+ * string holding a NUL byte counts as absent: C would read it shortened. */
 const char *kt_json_str(struct json_object *obj, const char *key);
+
+/* Copies a string from outside (a client, AWS) into out for a log line or a
+ * message: control characters, non-ASCII bytes and backslashes as \xNN (so a
+ * cut never splits a UTF-8 sequence), cut with "..." to fit. Returns out. */
+char *kt_json_printable(const char *s, char *out, size_t outlen);
 bool kt_json_bool(struct json_object *obj, const char *key, bool *out);
 bool kt_json_int64(struct json_object *obj, const char *key, long long *out);
 

@@ -24,6 +24,8 @@ struct kt_value {
 	size_t len;
 	bool binary;
 	time_t fetched_at;
+	char *wire;          /* the get answer, serialised up to "fetched_at"; wiped */
+	size_t wire_len;
 };
 
 struct kt_entry {
@@ -39,6 +41,8 @@ struct kt_entry {
 	time_t last_ok;               /* last answer from AWS about this secret */
 	time_t next_check;            /* when the next check is due */
 	time_t last_refresh;          /* last `refresh` request that made a check */
+	time_t version_window;        /* start of the current version-fetch window */
+	int version_fetches;          /* fetches of other versions in that window */
 	int failures;                 /* consecutive failed checks or fetches */
 	bool in_flight;               /* a job for this entry is running */
 	bool gone;                    /* AWS says it does not exist or is deleted */

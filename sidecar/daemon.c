@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <limits.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -188,11 +190,17 @@ static void entry_ok(struct kt_daemon *d, struct kt_entry *e, time_t now)
 	d->throttle_failures = 0;
 }
 
-/* The first value arrived: check rotation details soon, then on schedule. */
-static void first_check_soon(struct kt_entry *e, time_t now)
+/* The first value arrived: check rotation details soon (spread out, so a
+ * fleet started together does not check together), never later than one
+ * check_interval, then on schedule. */
+static void first_check_soon(const struct kt_daemon *d, struct kt_entry *e, time_t now)
 {
+	time_t delay = FIRST_CHECK_MIN + (time_t)(rnd32() % FIRST_CHECK_SPAN);
+
+	if (delay > d->cfg->check_interval)
+		delay = d->cfg->check_interval;
 	if (e->stages_map == NULL)
-		e->next_check = now + FIRST_CHECK_MIN + (time_t)(rnd32() % FIRST_CHECK_SPAN);
+		e->next_check = now + delay;
 }
 
 static void batch_done(struct kt_daemon *d, struct kt_job *job, time_t now)
@@ -226,7 +234,7 @@ static void batch_done(struct kt_daemon *d, struct kt_job *job, time_t now)
 				continue;
 			kt_cache_set_current(e, v, now);
 			entry_ok(d, e, now);
-			first_check_soon(e, now);
+			first_check_soon(d, e, now);
 			answered = true;
 		}
 		for (size_t i = 0; i < job->batch.nerrors && !answered; i++) {
@@ -303,7 +311,7 @@ static void get_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *job
 		kt_cache_set_current(e, &job->value, now);
 		entry_ok(d, e, now);
 		if (job->version_id == NULL)
-			first_check_soon(e, now);
+			first_check_soon(d, e, now);
 	}
 	resume(d, e->id, e, job);
 }
@@ -395,6 +403,34 @@ static void tick(struct kt_daemon *d)
 		kt_notify_watchdog();
 }
 
+/* Each connection costs a descriptor; so do the workers' HTTPS connections
+ * and a few files. Raises the soft limit to the hard one and keeps
+ * max_connections under it, so accept never runs out in normal service. */
+static long connection_limit(long wanted)
+{
+	struct rlimit rl;
+	long room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return wanted;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LONG_MAX)
+		return wanted;
+	room = (long)rl.rlim_cur - 64;
+	if (room < 16)
+		room = 16;
+	if (wanted > room) {
+		log_warn("max_connections = %ld is more than the open-file limit (%ld) allows; "
+			 "using %ld", wanted, (long)rl.rlim_cur, room);
+		return room;
+	}
+	return wanted;
+}
+
 static void reload(struct kt_daemon *d)
 {
 	struct kt_config *cfg = NULL;
@@ -429,6 +465,11 @@ static void reload(struct kt_daemon *d)
 			break;
 		resume(d, p->entry_id, NULL, NULL);
 	}
+	if (cfg->workers != d->cfg->workers || cfg->fips != d->cfg->fips ||
+	    (cfg->ca_file != NULL) != (d->cfg->ca_file != NULL) ||
+	    (cfg->ca_file != NULL && strcmp(cfg->ca_file, d->cfg->ca_file) != 0))
+		log_warn("reload: workers, fips and ca_file changes take effect at the next restart");
+	kt_server_set_limits(d->server, connection_limit(cfg->max_connections), cfg->idle_timeout);
 	kt_config_free(d->cfg);
 	d->cfg = cfg;
 	log_set_level(cfg->log_level);
@@ -644,7 +685,7 @@ int kt_daemon_main(const char *config_path, bool foreground)
 		log_err("event loop set-up: %s", strerror(errno));
 		goto out;
 	}
-	if (kt_server_new(&d, listen_fd, d.cfg->socket_path, d.cfg->max_connections,
+	if (kt_server_new(&d, listen_fd, d.cfg->socket_path, connection_limit(d.cfg->max_connections),
 			  d.cfg->idle_timeout, &d.server) < 0) {
 		log_err("socket server set-up failed");
 		goto out;

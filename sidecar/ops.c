@@ -19,6 +19,9 @@
 #include "secmem.h"
 #include "server.h"
 
+/* Fetches of uncached versions allowed per secret per refresh_min_interval. */
+#define VERSION_FETCHES_PER_WINDOW 5
+
 enum op_who {
 	WHO_ANY,          /* every local user; per-secret rules apply inside */
 	WHO_ROOT_OR_SELF, /* root, or a caller asking about its own account */
@@ -30,6 +33,7 @@ struct op_ctx {
 	const struct kt_peer *peer;
 	struct json_object *req;
 	time_t now;
+	struct kt_buf *out; /* where a cache hit may be written, or NULL */
 };
 
 typedef enum kt_op_result (*op_fn)(struct op_ctx *x, struct json_object **answer);
@@ -86,7 +90,8 @@ static bool entry_stale(const struct kt_entry *e)
 	return e->failures > 0;
 }
 
-/* Reads an optional string member; false when present with another type. */
+/* Reads an optional string member; false when present with another type,
+ * empty, or holding a NUL. */
 static bool opt_str(struct json_object *req, const char *key, const char **out)
 {
 	struct json_object *v;
@@ -94,10 +99,33 @@ static bool opt_str(struct json_object *req, const char *key, const char **out)
 	*out = NULL;
 	if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null))
 		return true;
-	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
-		return false;
-	*out = json_object_get_string(v);
-	return true;
+	*out = kt_json_str(req, key);
+	return *out != NULL && (*out)[0] != '\0';
+}
+
+/* The members that name things. They end up in log lines and messages, so a
+ * control character in one is refused rather than passed on (a newline
+ * would let a caller forge log lines). Passwords are not among them. */
+static const char *const name_fields[] = { "op", "secret", "stage", "version_id", "key", "user" };
+
+static const char *bad_name_field(struct json_object *req)
+{
+	for (size_t i = 0; i < sizeof(name_fields) / sizeof(name_fields[0]); i++) {
+		struct json_object *v;
+		const char *s;
+
+		if (!json_object_object_get_ex(req, name_fields[i], &v) ||
+		    !json_object_is_type(v, json_type_string))
+			continue;
+		s = kt_json_str(req, name_fields[i]);
+		if (s == NULL)
+			return name_fields[i];
+		for (; *s != '\0'; s++) {
+			if ((unsigned char)*s < 0x20 || *s == 0x7f)
+				return name_fields[i];
+		}
+	}
+	return NULL;
 }
 
 /* The protocol's word for an AWS failure. */
@@ -127,8 +155,11 @@ static struct kt_entry *lookup(struct op_ctx *x, const char *op, struct json_obj
 	}
 	e = kt_cache_find(&x->d->cache, name);
 	if (e == NULL) {
-		audit(x, op, name, "not_found");
-		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "no secret named %s is configured", name);
+		char shown[160];
+
+		kt_json_printable(name, shown, sizeof(shown));
+		audit(x, op, shown, "not_found");
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "no secret named %s is configured", shown);
 		return NULL;
 	}
 	if (!kt_acl_may_read(e->cfg, x->peer)) {
@@ -146,6 +177,7 @@ static struct json_object *value_answer(const struct kt_entry *e, const struct k
 					const char *key, bool stale)
 {
 	struct json_object *o = ok_object(), *doc = NULL, *member;
+	char shown[160];
 
 	if (o == NULL)
 		return NULL;
@@ -160,12 +192,14 @@ static struct json_object *value_answer(const struct kt_entry *e, const struct k
 			kt_json_put_wiped(doc);
 			json_object_put(o);
 			return kt_proto_error(KT_PERR_BAD_REQUEST,
-					      "%s is not a JSON object, so it has no key %s", e->name, key);
+					      "%s is not a JSON object, so it has no key %s", e->name,
+					      kt_json_printable(key, shown, sizeof(shown)));
 		}
 		if (!json_object_object_get_ex(doc, key, &member)) {
 			kt_json_put_wiped(doc);
 			json_object_put(o);
-			return kt_proto_error(KT_PERR_NOT_FOUND, "%s has no key %s", e->name, key);
+			return kt_proto_error(KT_PERR_NOT_FOUND, "%s has no key %s", e->name,
+					      kt_json_printable(key, shown, sizeof(shown)));
 		}
 		if (json_object_is_type(member, json_type_object) ||
 		    json_object_is_type(member, json_type_array) ||
@@ -173,10 +207,15 @@ static struct json_object *value_answer(const struct kt_entry *e, const struct k
 			kt_json_put_wiped(doc);
 			json_object_put(o);
 			return kt_proto_error(KT_PERR_BAD_REQUEST, "key %s of %s is not a string",
-					      key, e->name);
+					      kt_json_printable(key, shown, sizeof(shown)), e->name);
 		}
+		/* A string by its length (it may hold a NUL); a number or a
+		 * boolean as its JSON text. */
 		json_object_object_add(o, "string",
-				       json_object_new_string(json_object_get_string(member)));
+				       json_object_is_type(member, json_type_string)
+				       ? json_object_new_string_len(json_object_get_string(member),
+								    json_object_get_string_len(member))
+				       : json_object_new_string(json_object_get_string(member)));
 		kt_json_put_wiped(doc);
 	} else if (v->binary) {
 		char *b64 = kt_base64_encode(v->data, v->len);
@@ -190,6 +229,57 @@ static struct json_object *value_answer(const struct kt_entry *e, const struct k
 	json_object_object_add(o, "fetched_at", json_object_new_int64(v->fetched_at));
 	json_object_object_add(o, "stale", json_object_new_boolean(stale));
 	return o;
+}
+
+/* The answer of value_answer() without a key, serialised once per version
+ * up to the members that change (fetched_at, stale): the cache-hit path
+ * then only appends. The copy is wiped with the value. */
+static int value_wire(const struct kt_entry *e, struct kt_value *v)
+{
+	struct json_object *o;
+	size_t len;
+	char *s;
+
+	if (v->wire != NULL)
+		return 0;
+	o = value_answer(e, v, NULL, false);
+	if (o == NULL)
+		return -ENOMEM;
+	json_object_object_del(o, "fetched_at");
+	json_object_object_del(o, "stale");
+	s = kt_json_dump(o, &len);
+	kt_json_put_wiped(o);
+	if (s == NULL)
+		return -ENOMEM;
+	/* "{...}" becomes "{...," for the members appended per answer. */
+	s[len - 1] = ',';
+	v->wire = s;
+	v->wire_len = len;
+	return 0;
+}
+
+/* Appends a framed get answer for v to out. */
+static int write_hit(struct kt_buf *out, const struct kt_entry *e, struct kt_value *v, bool stale)
+{
+	char tail[64];
+	unsigned char hdr[4];
+	size_t n, total;
+	int rc;
+
+	if ((rc = value_wire(e, v)) < 0)
+		return rc;
+	n = (size_t)snprintf(tail, sizeof(tail), "\"fetched_at\":%lld,\"stale\":%s}",
+			     (long long)v->fetched_at, stale ? "true" : "false");
+	total = v->wire_len + n;
+	if (total > KT_PROTO_MAX_FRAME)
+		return -EMSGSIZE;
+	hdr[0] = (unsigned char)(total >> 24);
+	hdr[1] = (unsigned char)(total >> 16);
+	hdr[2] = (unsigned char)(total >> 8);
+	hdr[3] = (unsigned char)total;
+	if ((rc = kt_buf_append(out, hdr, 4)) < 0 || (rc = kt_buf_append(out, v->wire, v->wire_len)) < 0)
+		return rc;
+	return kt_buf_append(out, tail, n);
 }
 
 /* Serves AWSCURRENT, or parks the request while it is fetched. */
@@ -206,6 +296,8 @@ static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const
 						 d->cfg->max_stale, e->last_error);
 			return KT_OP_ANSWER;
 		}
+		if (key == NULL && x->out != NULL && write_hit(x->out, e, &e->cur, entry_stale(e)) == 0)
+			return KT_OP_WRITTEN;
 		*answer = value_answer(e, &e->cur, key, entry_stale(e));
 		return KT_OP_ANSWER;
 	}
@@ -267,8 +359,24 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 		*answer = value_answer(e, v, key, false);
 		return KT_OP_ANSWER;
 	}
-	if (!e->in_flight)
+	if (!e->in_flight) {
+		/* Versions that are not cached cost an AWS call each, and a
+		 * caller could ask for made-up ones in a loop. */
+		long window = x->d->cfg->refresh_min_interval;
+
+		if (x->now - e->version_window >= window) {
+			e->version_window = x->now;
+			e->version_fetches = 0;
+		}
+		if (e->version_fetches >= VERSION_FETCHES_PER_WINDOW) {
+			*answer = kt_proto_error(KT_PERR_THROTTLED,
+						 "%s: too many reads of uncached versions; try again in %lld s",
+						 e->name, (long long)(e->version_window + window - x->now));
+			return KT_OP_ANSWER;
+		}
+		e->version_fetches++;
 		kt_daemon_fetch_version(x->d, e, kt_json_str(x->req, "version_id"), stage);
+	}
 	if (kt_daemon_park(x->d, e, x->conn_id, x->peer, KT_WAIT_VERSION, x->req) < 0) {
 		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
 		return KT_OP_ANSWER;
@@ -340,6 +448,7 @@ static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer)
 {
 	struct json_object *o = ok_object(), *arr = json_object_new_array();
 
+	audit(x, "list", "*", "allowed");
 	for (size_t i = 0; arr != NULL && i < x->d->cache.n; i++) {
 		struct kt_entry *e = x->d->cache.entries[i];
 
@@ -360,6 +469,7 @@ static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer
 	size_t cached = 0, stale = 0, failing = 0;
 	const char *state = "ok";
 
+	audit(x, "status", "-", "allowed");
 	for (size_t i = 0; i < d->cache.n; i++) {
 		struct kt_entry *e = d->cache.entries[i];
 
@@ -434,11 +544,13 @@ static bool who_allows(enum op_who who, const struct op_ctx *x)
 }
 
 enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
-				struct json_object *req, struct json_object **answer)
+				struct json_object *req, struct json_object **answer,
+				struct kt_buf *out)
 {
-	struct op_ctx x = { d, conn_id, peer, req, time(NULL) };
+	struct op_ctx x = { d, conn_id, peer, req, time(NULL), out };
 	struct json_object *v;
-	const char *op = kt_json_str(req, "op");
+	const char *op = kt_json_str(req, "op"), *bad;
+	char shown[80];
 
 	*answer = NULL;
 	/* Nothing may park once the daemon stops: it would never be answered. */
@@ -455,6 +567,11 @@ enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const str
 		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"op\" must be a string");
 		return KT_OP_ANSWER;
 	}
+	if ((bad = bad_name_field(req)) != NULL) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
+					 "\"%s\" holds a control character or a NUL", bad);
+		return KT_OP_ANSWER;
+	}
 	for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++) {
 		if (strcmp(op, op_table[i].op) != 0)
 			continue;
@@ -467,7 +584,8 @@ enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const str
 		}
 		return op_table[i].fn(&x, answer);
 	}
-	*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "unknown op \"%.64s\"", op);
+	*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "unknown op \"%s\"",
+				 kt_json_printable(op, shown, sizeof(shown)));
 	return KT_OP_ANSWER;
 }
 
@@ -523,5 +641,5 @@ enum kt_op_result kt_ops_resume(struct kt_daemon *d, struct kt_parked *p, struct
 						     e->name);
 		return KT_OP_ANSWER;
 	}
-	return kt_ops_handle(d, p->conn_id, &p->peer, p->req, answer);
+	return kt_ops_handle(d, p->conn_id, &p->peer, p->req, answer, NULL);
 }

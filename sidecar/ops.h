@@ -15,13 +15,18 @@ struct kt_entry;
 struct kt_parked;
 
 enum kt_op_result {
-	KT_OP_ANSWER, /* *answer holds the answer */
-	KT_OP_PARKED, /* the request waits on AWS; the daemon answers later */
+	KT_OP_ANSWER,  /* *answer holds the answer */
+	KT_OP_WRITTEN, /* the answer's frame was appended to out (cache hits) */
+	KT_OP_PARKED,  /* the request waits on AWS; the daemon answers later */
 };
 
-/* Handles one decoded request from a peer. */
+#include "kt_buf.h"
+
+/* Handles one decoded request from a peer. out may be NULL; when it is
+ * not, a cache hit may be written there directly, already framed. */
 enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
-				struct json_object *req, struct json_object **answer);
+				struct json_object *req, struct json_object **answer,
+				struct kt_buf *out);
 
 /* Answers a parked request now that the job of its entry ended (job is
  * NULL when the entry went away on reload): either handles it again or turns

@@ -57,6 +57,7 @@ struct kt_server {
 	uint64_t next_id;
 	struct kt_conn *conns;
 	time_t last_full_warning;
+	time_t accept_paused_until; /* out of descriptors: accepting waits */
 };
 
 int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size_t errlen)
@@ -77,7 +78,14 @@ int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size
 	slash = strrchr(dir, '/');
 	if (slash != NULL && slash != dir) {
 		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		if (mkdir(dir, 0755) == 0) {
+			/* Ours, so the daemon can remove its socket after the drop. */
+			if (geteuid() == 0 && chown(dir, owner, group) < 0) {
+				rc = -errno;
+				snprintf(err, errlen, "cannot chown %s: %s", dir, strerror(errno));
+				return rc;
+			}
+		} else if (errno != EEXIST) {
 			rc = -errno;
 			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 			return rc;
@@ -112,7 +120,7 @@ int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size
 		snprintf(err, errlen, "cannot chown %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (listen(fd, 128) < 0) {
+	if (listen(fd, SOMAXCONN) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
 		goto fail;
@@ -176,7 +184,8 @@ void kt_server_free(struct kt_server *s, bool unlink_socket)
 	while (s->conns != NULL)
 		conn_close(s, s->conns, "daemon stopping");
 	if (s->fd >= 0) {
-		epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+		if (s->accept_paused_until == 0)
+			epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 		close(s->fd);
 	}
 	if (unlink_socket)
@@ -267,8 +276,22 @@ static void conn_accept(struct kt_server *s)
 		log_debug("connection %llu from uid %lu pid %ld", (unsigned long long)c->id,
 			  (unsigned long)c->peer.uid, (long)c->peer.pid);
 	}
-	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+		/* The pending connection stays pending and the socket stays
+		 * readable: without a pause the loop would spin on it. */
+		time_t now = time(NULL);
+
+		epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+		s->accept_paused_until = now + 1;
+		if (now - s->last_full_warning >= 10) {
+			log_warn("refusing connections for now: %s (%zu open)", strerror(errno),
+				 s->nconns);
+			s->last_full_warning = now;
+		}
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		   errno != ECONNABORTED) {
 		log_warn("accept on %s: %s", s->path, strerror(errno));
+	}
 }
 
 /* Appends an answer (reference taken). A failure to serialise is answered
@@ -306,6 +329,7 @@ static bool conn_process(struct kt_server *s, struct kt_conn *c)
 		const char *payload;
 		size_t plen, flen;
 		struct json_object *req, *answer = NULL;
+		bool written = false;
 		int rc = kt_proto_unframe(c->in.data != NULL ? c->in.data : "", c->in.len, &payload,
 					  &plen, &flen);
 
@@ -323,8 +347,18 @@ static bool conn_process(struct kt_server *s, struct kt_conn *c)
 		buf_trim(&c->in);
 		if (req == NULL || !json_object_is_type(req, json_type_object)) {
 			answer = kt_proto_error(KT_PERR_BAD_REQUEST, "the request is not a JSON object");
-		} else if (kt_ops_handle(s->d, c->id, &c->peer, req, &answer) == KT_OP_PARKED) {
-			c->busy = true;
+		} else {
+			switch (kt_ops_handle(s->d, c->id, &c->peer, req, &answer, &c->out)) {
+			case KT_OP_PARKED:
+				c->busy = true;
+				break;
+			case KT_OP_WRITTEN:
+				c->last_active = time(NULL);
+				written = true;
+				break;
+			case KT_OP_ANSWER:
+				break;
+			}
 		}
 		/* A parked request is still held (and later wiped) by the daemon;
 		 * only the last holder may wipe it. */
@@ -332,26 +366,33 @@ static bool conn_process(struct kt_server *s, struct kt_conn *c)
 			json_object_put(req);
 		else
 			kt_json_put_wiped(req);
-		if (!c->busy && conn_answer(c, answer) < 0)
+		if (!c->busy && !written && conn_answer(c, answer) < 0)
 			return false;
 	}
 	return true;
 }
 
+/* Reads what has arrived. A read that did not fill the chunk took all there
+ * was, so the loop stops there instead of paying a second recv() for the
+ * EAGAIN; level-triggered epoll reports anything that comes later. */
 static bool conn_read(struct kt_conn *c)
 {
-	char chunk[65536];
+	char chunk[16384];
+	size_t used = 0;
 	bool ok = true;
 
 	while (c->in.len < IN_MAX) {
-		size_t room = IN_MAX - c->in.len;
-		ssize_t n = recv(c->fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk), 0);
+		size_t room = IN_MAX - c->in.len, want = room < sizeof(chunk) ? room : sizeof(chunk);
+		ssize_t n = recv(c->fd, chunk, want, 0);
 
 		if (n > 0) {
+			used = (size_t)n > used ? (size_t)n : used;
 			if (kt_buf_append(&c->in, chunk, (size_t)n) < 0) {
 				ok = false;
 				break;
 			}
+			if ((size_t)n < want)
+				break;
 			continue;
 		}
 		if (n == 0)
@@ -360,7 +401,8 @@ static bool conn_read(struct kt_conn *c)
 			ok = false;
 		break;
 	}
-	kt_wipe(chunk, sizeof(chunk));
+	/* Requests may carry passwords; wipe what the chunk held. */
+	kt_wipe(chunk, used);
 	return ok;
 }
 
@@ -437,9 +479,22 @@ void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *
 	conn_event(s, c, EPOLLOUT);
 }
 
+void kt_server_set_limits(struct kt_server *s, long max_conns, long idle_timeout)
+{
+	s->max_conns = max_conns;
+	s->idle_timeout = idle_timeout;
+}
+
 void kt_server_tick(struct kt_server *s, time_t now)
 {
 	struct kt_conn *c = s->conns, *next;
+
+	if (s->accept_paused_until != 0 && now >= s->accept_paused_until && s->fd >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
+
+		s->accept_paused_until = 0;
+		epoll_ctl(s->d->epfd, EPOLL_CTL_ADD, s->fd, &ev);
+	}
 
 	for (; c != NULL; c = next) {
 		next = c->next;
@@ -452,7 +507,8 @@ void kt_server_stop_accepting(struct kt_server *s)
 {
 	if (s->fd < 0)
 		return;
-	epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	if (s->accept_paused_until == 0)
+		epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 	close(s->fd);
 	s->fd = -1;
 }

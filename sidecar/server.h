@@ -36,7 +36,10 @@ bool kt_server_owns(const struct kt_server *s, const void *ptr);
  * when the connection has gone. */
 void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *answer);
 
-/* Closes idle connections; called once a second. */
+/* New limits after a reload; open connections beyond max_conns stay. */
+void kt_server_set_limits(struct kt_server *s, long max_conns, long idle_timeout);
+
+/* Closes idle connections and resumes a paused accept; called once a second. */
 void kt_server_tick(struct kt_server *s, time_t now);
 
 /* Stops accepting (stop) and reports whether output is still pending. */

@@ -44,6 +44,7 @@ static int sm_call(struct aws_client *c, const char *target, struct json_object 
 /* Fills v from one GetSecretValue-shaped object. */
 static int parse_value(struct json_object *o, struct sm_value *v)
 {
+	struct json_object *js;
 	const char *s;
 	long long t;
 	int rc;
@@ -55,10 +56,11 @@ static int parse_value(struct json_object *o, struct sm_value *v)
 		return rc;
 	if (kt_json_time(o, "CreatedDate", &t))
 		v->created = (time_t)t;
-	if ((s = kt_json_str(o, "SecretString")) != NULL) {
-		struct json_object *js;
-
-		json_object_object_get_ex(o, "SecretString", &js);
+	/* The value is read by its length, not as a C string: every byte of it
+	 * counts, a NUL included. */
+	if (json_object_object_get_ex(o, "SecretString", &js) &&
+	    json_object_is_type(js, json_type_string)) {
+		s = json_object_get_string(js);
 		v->len = (size_t)json_object_get_string_len(js);
 		v->data = kt_memdup(s, v->len + 1);
 		if (v->data == NULL)

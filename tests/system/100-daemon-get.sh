@@ -69,6 +69,16 @@ expect_eq "AWSPENDING is never served as current" "$v1" "$(jfield "$a" 'd["versi
 a=$(kt_get app/db '"version_id":"00000000-0000-0000-0000-000000000000"')
 expect_eq "an unknown VersionId is not_found" "not_found" "$(jfield "$a" 'd["error"]')"
 
+# Uncached versions cost an AWS call each: a caller cannot drive a flood.
+answers=""
+for i in 1 2 3 4 5 6; do
+	a=$(kt_get app/db "\"version_id\":\"00000000-0000-0000-0000-00000000000$i\"")
+	answers="$answers $(jfield "$a" 'd.get("error","ok")')"
+done
+expect_eq "reads of uncached versions are rate-limited per secret" "throttled" "${answers##* }"
+a=$(kt_get app/db "\"version_id\":\"$v2\"")
+expect_eq "a cached version is still served while that limit holds" "$v2" "$(jfield "$a" 'd["version_id"]')"
+
 a=$(kt_get missing/in/aws)
 expect_eq "a configured secret that AWS does not have is not_found" "not_found" "$(jfield "$a" 'd["error"]')"
 a=$(kt_get not/configured)
