@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -96,6 +97,77 @@ char *kt_json_dump(struct json_object *obj, size_t *len)
 	if (len != NULL)
 		*len = n;
 	return copy;
+}
+
+#define SWAR_ONES 0x0101010101010101ULL
+#define SWAR_HIGHS 0x8080808080808080ULL
+
+/* Whether any of the eight bytes in w is below 0x20, '"' or '\\': the bytes
+ * a JSON string must escape (the classic "has less than" and "has byte"
+ * word tricks, exact for these values). */
+static bool word_needs_escape(uint64_t w)
+{
+	uint64_t lt = (w - SWAR_ONES * 0x20) & ~w;
+	uint64_t q = w ^ (SWAR_ONES * '"'), b = w ^ (SWAR_ONES * '\\');
+
+	lt |= (q - SWAR_ONES) & ~q;
+	lt |= (b - SWAR_ONES) & ~b;
+	return (lt & SWAR_HIGHS) != 0;
+}
+
+int kt_json_append_string(struct kt_buf *out, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+	int rc = kt_buf_append(out, "\"", 1);
+
+	/* Copies runs of plain bytes in one go; only the few that JSON
+	 * requires are escaped. Values are scanned a word at a time: this is
+	 * the hot path of every cache hit. */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		unsigned char c;
+		char esc[6];
+		size_t elen = 2;
+
+		while (i + 8 <= n) {
+			uint64_t w;
+
+			memcpy(&w, s + i, 8);
+			if (word_needs_escape(w))
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		rc = kt_buf_append(out, s + run, i - run);
+		run = i + 1;
+		esc[0] = '\\';
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			elen = 6;
+		}
+		if (rc == 0)
+			rc = kt_buf_append(out, esc, elen);
+		kt_wipe(esc, sizeof(esc));
+	}
+	if (rc == 0)
+		rc = kt_buf_append(out, s + run, n - run);
+	if (rc == 0)
+		rc = kt_buf_append(out, "\"", 1);
+	return rc;
 }
 
 const char *kt_json_str(struct json_object *obj, const char *key)

@@ -9,6 +9,8 @@
 
 #include <json-c/json.h>
 
+#include "kt_buf.h"
+
 /* Parses text as exactly one JSON value with nothing but white space after
  * it; wipes the parser's copy of the text. Returns NULL on any error. */
 struct json_object *kt_json_parse(const char *text, size_t len);
@@ -21,6 +23,11 @@ void kt_json_put_wiped(struct json_object *obj);
  * caller frees with kt_str_free_wiped(); json-c's own buffer is wiped.
  * Returns NULL on allocation failure. */
 char *kt_json_dump(struct json_object *obj, size_t *len);
+
+/* Appends s (n bytes of UTF-8) as a JSON string literal, quotes included,
+ * escaped as json-c does with JSON_C_TO_STRING_NOSLASHESCAPE. For answers
+ * written without building json-c objects. Returns 0, -E2BIG or -ENOMEM. */
+int kt_json_append_string(struct kt_buf *out, const char *s, size_t n);
 
 /* Typed member lookups: NULL / false when absent or of another type. A
  * string holding a NUL byte counts as absent: C would read it shortened. */

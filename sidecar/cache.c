@@ -16,21 +16,7 @@ void kt_value_clear(struct kt_value *v)
 		free(v->stages[i]);
 	free(v->stages);
 	kt_free_wiped(v->data, v->len);
-	kt_free_wiped(v->wire, v->wire_len);
 	memset(v, 0, sizeof(*v));
-}
-
-/* A serialised answer names the ARN: it must go when the ARN changes. */
-static void drop_wires(struct kt_entry *e)
-{
-	kt_free_wiped(e->cur.wire, e->cur.wire_len);
-	e->cur.wire = NULL;
-	e->cur.wire_len = 0;
-	for (size_t i = 0; i < KT_CACHE_OTHER_VERSIONS; i++) {
-		kt_free_wiped(e->other[i].wire, e->other[i].wire_len);
-		e->other[i].wire = NULL;
-		e->other[i].wire_len = 0;
-	}
 }
 
 /* Moves an sm_value into a kt_value; the ARN and name stay with the caller. */
@@ -215,7 +201,6 @@ static struct kt_value *other_slot(struct kt_entry *e, const char *version_id)
 static void take_arn(struct kt_entry *e, struct sm_value *v)
 {
 	if (v->arn != NULL && (e->arn == NULL || strcmp(e->arn, v->arn) != 0)) {
-		drop_wires(e);
 		free(e->arn);
 		e->arn = v->arn;
 		v->arn = NULL;
@@ -250,7 +235,6 @@ void kt_cache_set_stages(struct kt_entry *e, struct sm_description *d)
 	d->versions = NULL;
 	d->nversions = 0;
 	if (d->arn != NULL && e->arn == NULL) {
-		drop_wires(e);
 		e->arn = d->arn;
 		d->arn = NULL;
 	}

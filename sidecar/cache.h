@@ -24,8 +24,6 @@ struct kt_value {
 	size_t len;
 	bool binary;
 	time_t fetched_at;
-	char *wire;          /* the get answer, serialised up to "fetched_at"; wiped */
-	size_t wire_len;
 };
 
 struct kt_entry {

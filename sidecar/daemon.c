@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -320,6 +321,7 @@ static void jobs_done(struct kt_daemon *d)
 {
 	struct kt_job *job = kt_workers_take_done(d->workers), *next;
 	time_t now = time(NULL);
+	bool batches = false;
 
 	for (; job != NULL; job = next) {
 		struct kt_entry *e;
@@ -327,6 +329,7 @@ static void jobs_done(struct kt_daemon *d)
 		next = job->next;
 		if (job->purpose == PURPOSE_PREFETCH) {
 			batch_done(d, job, now);
+			batches = true;
 		} else if ((e = kt_cache_by_id(&d->cache, job->tag)) == NULL) {
 			/* The section was removed by a reload while AWS answered. */
 			resume(d, job->tag, NULL, job);
@@ -337,6 +340,10 @@ static void jobs_done(struct kt_daemon *d)
 		}
 		kt_job_free(job);
 	}
+	/* A batch answer is parsed in a worker's malloc arena and freed here;
+	 * hand those pages back rather than keep them for the daemon's life. */
+	if (batches)
+		malloc_trim(0);
 }
 
 /* Starts the checks and first fetches that are due. Secrets without a value
@@ -643,6 +650,9 @@ int kt_daemon_main(const char *config_path, bool foreground)
 	int listen_fd = -1, rc = 1;
 
 	d.config_path = config_path;
+	/* One malloc arena: the workers allocate little, and per-thread arenas
+	 * would each keep their own free pages of parsed AWS answers. */
+	mallopt(M_ARENA_MAX, 1);
 	kt_cache_init(&d.cache);
 	log_init("keyturnd", foreground, KT_LOG_INFO);
 	if (kt_config_load(config_path, &d.cfg, err, sizeof(err)) < 0) {

@@ -231,55 +231,63 @@ static struct json_object *value_answer(const struct kt_entry *e, const struct k
 	return o;
 }
 
-/* The answer of value_answer() without a key, serialised once per version
- * up to the members that change (fetched_at, stale): the cache-hit path
- * then only appends. The copy is wiped with the value. */
-static int value_wire(const struct kt_entry *e, struct kt_value *v)
+/* Appends a framed get answer for v without building json-c objects: the
+ * same members, in the same order, as value_answer() without a key. Cache
+ * hits are the daemon's hot path, and json-c's serialiser was most of it. */
+static int write_hit(struct kt_buf *out, const struct kt_entry *e, const struct kt_value *v,
+		     bool stale)
 {
-	struct json_object *o;
-	size_t len;
-	char *s;
-
-	if (v->wire != NULL)
-		return 0;
-	o = value_answer(e, v, NULL, false);
-	if (o == NULL)
-		return -ENOMEM;
-	json_object_object_del(o, "fetched_at");
-	json_object_object_del(o, "stale");
-	s = kt_json_dump(o, &len);
-	kt_json_put_wiped(o);
-	if (s == NULL)
-		return -ENOMEM;
-	/* "{...}" becomes "{...," for the members appended per answer. */
-	s[len - 1] = ',';
-	v->wire = s;
-	v->wire_len = len;
-	return 0;
-}
-
-/* Appends a framed get answer for v to out. */
-static int write_hit(struct kt_buf *out, const struct kt_entry *e, struct kt_value *v, bool stale)
-{
-	char tail[64];
-	unsigned char hdr[4];
-	size_t n, total;
+	static const char head[] = "\0\0\0\0{\"ok\":true,\"name\":"; /* length patched below */
+	size_t start = out->len, len;
+	char num[64];
 	int rc;
 
-	if ((rc = value_wire(e, v)) < 0)
+	rc = kt_buf_append(out, head, sizeof(head) - 1);
+	if (rc == 0)
+		rc = kt_json_append_string(out, e->name, strlen(e->name));
+	if (rc == 0)
+		rc = kt_buf_append_str(out, ",\"arn\":");
+	if (rc == 0)
+		rc = e->arn != NULL ? kt_json_append_string(out, e->arn, strlen(e->arn))
+				    : kt_buf_append_str(out, "null");
+	if (rc == 0)
+		rc = kt_buf_append_str(out, ",\"version_id\":");
+	if (rc == 0)
+		rc = kt_json_append_string(out, v->version_id, strlen(v->version_id));
+	if (rc == 0)
+		rc = kt_buf_append_str(out, ",\"stages\":[");
+	for (size_t i = 0; rc == 0 && i < v->nstages; i++) {
+		if (i > 0)
+			rc = kt_buf_append(out, ",", 1);
+		if (rc == 0)
+			rc = kt_json_append_string(out, v->stages[i], strlen(v->stages[i]));
+	}
+	if (rc == 0 && v->binary) {
+		char *b64 = kt_base64_encode(v->data, v->len);
+
+		rc = b64 != NULL ? kt_buf_printf(out, "],\"binary\":\"%s\"", b64) : -ENOMEM;
+		kt_str_free_wiped(b64);
+	} else if (rc == 0) {
+		rc = kt_buf_append_str(out, "],\"string\":");
+		if (rc == 0)
+			rc = kt_json_append_string(out, (const char *)v->data, v->len);
+	}
+	snprintf(num, sizeof(num), ",\"fetched_at\":%lld,\"stale\":%s}", (long long)v->fetched_at,
+		 stale ? "true" : "false");
+	if (rc == 0)
+		rc = kt_buf_append_str(out, num);
+	len = out->len - start - KT_PROTO_HDR;
+	if (rc == 0 && len > KT_PROTO_MAX_FRAME)
+		rc = -EMSGSIZE;
+	if (rc < 0) {
+		kt_buf_truncate(out, start);
 		return rc;
-	n = (size_t)snprintf(tail, sizeof(tail), "\"fetched_at\":%lld,\"stale\":%s}",
-			     (long long)v->fetched_at, stale ? "true" : "false");
-	total = v->wire_len + n;
-	if (total > KT_PROTO_MAX_FRAME)
-		return -EMSGSIZE;
-	hdr[0] = (unsigned char)(total >> 24);
-	hdr[1] = (unsigned char)(total >> 16);
-	hdr[2] = (unsigned char)(total >> 8);
-	hdr[3] = (unsigned char)total;
-	if ((rc = kt_buf_append(out, hdr, 4)) < 0 || (rc = kt_buf_append(out, v->wire, v->wire_len)) < 0)
-		return rc;
-	return kt_buf_append(out, tail, n);
+	}
+	out->data[start] = (char)(len >> 24);
+	out->data[start + 1] = (char)(len >> 16);
+	out->data[start + 2] = (char)(len >> 8);
+	out->data[start + 3] = (char)len;
+	return 0;
 }
 
 /* Serves AWSCURRENT, or parks the request while it is fetched. */

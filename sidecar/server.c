@@ -79,10 +79,12 @@ int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size
 	if (slash != NULL && slash != dir) {
 		*slash = '\0';
 		if (mkdir(dir, 0755) == 0) {
-			/* Ours, so the daemon can remove its socket after the drop. */
-			if (geteuid() == 0 && chown(dir, owner, group) < 0) {
+			/* Ours, so the daemon can remove its socket after the drop;
+			 * 0755 whatever the umask, so every user can reach it. */
+			if (chmod(dir, 0755) < 0 || (geteuid() == 0 && chown(dir, owner, group) < 0)) {
 				rc = -errno;
-				snprintf(err, errlen, "cannot chown %s: %s", dir, strerror(errno));
+				snprintf(err, errlen, "cannot set the owner or mode of %s: %s", dir,
+					 strerror(errno));
 				return rc;
 			}
 		} else if (errno != EEXIST) {

@@ -161,6 +161,55 @@ static void test_json_dump_round_trip(void **state)
 	kt_str_free_wiped(s);
 }
 
+/* The hot path's escaper must write what json-c would have written. */
+static void test_append_string_matches_json_c(void **state)
+{
+	static const char *const cases[] = {
+		"", "plain", "quote \" and backslash \\", "a/b", "tab\tnl\ncr\rbs\bff\f",
+		"\x01\x1f\x7f end", "utf-8 \xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91", "{\"k\":\"v\"}",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kt_buf b = KT_BUF_INIT(4096);
+		struct json_object *o = json_object_new_string(cases[i]);
+		const char *want = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE);
+
+		assert_int_equal(kt_json_append_string(&b, cases[i], strlen(cases[i])), 0);
+		assert_string_equal(kt_buf_str(&b), want);
+		json_object_put(o);
+		kt_buf_free(&b);
+	}
+}
+
+/* The escaper scans eight bytes at a time: put each special byte at every
+ * offset of a longer string. */
+static void test_append_string_every_offset(void **state)
+{
+	static const char specials[] = { '"', '\\', '\n', '\x01', '\x1f' };
+	char buf[40];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(specials); k++) {
+		for (size_t at = 0; at < sizeof(buf) - 1; at++) {
+			struct kt_buf b = KT_BUF_INIT(4096);
+			struct json_object *o;
+
+			memset(buf, 'x', sizeof(buf) - 1);
+			buf[sizeof(buf) - 1] = '\0';
+			buf[at] = specials[k];
+			o = json_object_new_string(buf);
+			assert_int_equal(kt_json_append_string(&b, buf, strlen(buf)), 0);
+			assert_string_equal(kt_buf_str(&b),
+					    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+									   JSON_C_TO_STRING_NOSLASHESCAPE));
+			json_object_put(o);
+			kt_buf_free(&b);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -172,6 +221,8 @@ int main(void)
 		cmocka_unit_test(test_base64_rejects_damage),
 		cmocka_unit_test(test_json_parse_strict),
 		cmocka_unit_test(test_json_dump_round_trip),
+		cmocka_unit_test(test_append_string_matches_json_c),
+		cmocka_unit_test(test_append_string_every_offset),
 	};
 
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
