@@ -76,6 +76,17 @@ static void log_vwrite(enum kt_log_level level, const char *fmt, va_list ap)
 	pthread_mutex_unlock(&log_lock);
 }
 
+void kt_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 #define LOG_FN(name, level)                        \
 	void name(const char *fmt, ...)                \
 	{                                              \

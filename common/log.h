@@ -4,6 +4,7 @@
 #define KT_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum kt_log_level {
 	KT_LOG_ERR = 3,
@@ -19,6 +20,10 @@ enum kt_log_level log_get_level(void);
 
 /* Parses "error", "warning", "info" or "debug". Returns 0 or -EINVAL. */
 int log_parse_level(const char *s, enum kt_log_level *out);
+
+/* Formats an error message into a caller's buffer (err may be NULL): the
+ * way modules hand a message up to the caller that decides how to log it. */
+void kt_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "privdrop.h"
 
 /* A capability set is 64 bits wide in every kernel ABI so far; the kernel
@@ -32,20 +33,6 @@
 
 /* Upper bound for the supplementary group list we are willing to build. */
 #define PRIV_GROUPS_MAX 65536
-
-static void priv_set_err(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void priv_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Records "<step>: <strerror(e)>" in err and returns -e, so that every failed
  * system call is reported the same way and names what was being done. */
@@ -63,7 +50,7 @@ static int priv_fail(char *err, size_t errlen, int e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(step, sizeof(step), fmt, ap);
 	va_end(ap);
-	priv_set_err(err, errlen, "%s: %s", step, strerror(e));
+	kt_errf(err, errlen, "%s: %s", step, strerror(e));
 	return -e;
 }
 
@@ -117,7 +104,7 @@ static int priv_lock_memory(char *err, size_t errlen)
 	/* Locking under a finite limit would work now and starve the daemon
 	 * later (no new thread, no buffer past the limit): refuse it now. */
 	if (rc == 0) {
-		priv_set_err(
+		kt_errf(
 		        err, errlen,
 		        "not locking memory: RLIMIT_MEMLOCK is %llu bytes and cannot be lifted "
 		        "(%s); set LimitMEMLOCK=infinity",
@@ -137,7 +124,7 @@ int kt_harden_process(bool require_lock, char *err, size_t errlen)
 	struct rlimit core = { 0, 0 };
 	int rc = 0;
 
-	priv_set_err(err, errlen, "%s", "");
+	kt_errf(err, errlen, "%s", "");
 
 	/* Not dumpable: no core file, and no ptrace or /proc/PID/mem access by
 	 * other processes of the same user once we run as the service user. */
@@ -176,9 +163,9 @@ int kt_lookup_user(const char *name, uid_t *uid, gid_t *gid, char *err, size_t e
 	int rc = 0;
 	int r;
 
-	priv_set_err(err, errlen, "%s", "");
+	kt_errf(err, errlen, "%s", "");
 	if (name == NULL || name[0] == '\0') {
-		priv_set_err(err, errlen, "no user name given");
+		kt_errf(err, errlen, "no user name given");
 		rc = -EINVAL;
 		goto out;
 	}
@@ -201,7 +188,7 @@ int kt_lookup_user(const char *name, uid_t *uid, gid_t *gid, char *err, size_t e
 	 * the usual 0 with no result; any other code is a real lookup failure
 	 * (an unreachable directory service, say) and is reported as such. */
 	if (r == ENOENT || r == ESRCH || (r == 0 && found == NULL)) {
-		priv_set_err(err, errlen, "no such user: %s", name);
+		kt_errf(err, errlen, "no such user: %s", name);
 		rc = -ENOENT;
 		goto out;
 	}
@@ -333,7 +320,7 @@ static int priv_verify_ids(uid_t uid, gid_t gid, const gid_t *want, int nwant, c
 		goto out;
 	}
 	if (ru != uid || eu != uid || su != uid) {
-		priv_set_err(err, errlen, "verify: uids are %u/%u/%u, not %u", (unsigned)ru,
+		kt_errf(err, errlen, "verify: uids are %u/%u/%u, not %u", (unsigned)ru,
 		             (unsigned)eu, (unsigned)su, (unsigned)uid);
 		rc = -EPERM;
 		goto out;
@@ -343,7 +330,7 @@ static int priv_verify_ids(uid_t uid, gid_t gid, const gid_t *want, int nwant, c
 		goto out;
 	}
 	if (rg != gid || eg != gid || sg != gid) {
-		priv_set_err(err, errlen, "verify: gids are %u/%u/%u, not %u", (unsigned)rg,
+		kt_errf(err, errlen, "verify: gids are %u/%u/%u, not %u", (unsigned)rg,
 		             (unsigned)eg, (unsigned)sg, (unsigned)gid);
 		rc = -EPERM;
 		goto out;
@@ -371,7 +358,7 @@ static int priv_verify_ids(uid_t uid, gid_t gid, const gid_t *want, int nwant, c
 			break;
 	}
 	if (nhave != nwant || i != nwant) {
-		priv_set_err(err, errlen, "verify: %d supplementary groups set, %d expected", nhave,
+		kt_errf(err, errlen, "verify: %d supplementary groups set, %d expected", nhave,
 		             nwant);
 		rc = -EPERM;
 		goto out;
@@ -400,7 +387,7 @@ static int priv_verify_caps(char *err, size_t errlen)
 	 * empty effective, permitted and inheritable sets imply none there. */
 	if (cap_compare(now, none) != 0) {
 		text = cap_to_text(now, NULL);
-		priv_set_err(err, errlen, "verify: capabilities still held: %s",
+		kt_errf(err, errlen, "verify: capabilities still held: %s",
 		             text != NULL ? text : "?");
 		rc = -EPERM;
 		goto out;
@@ -410,7 +397,7 @@ static int priv_verify_caps(char *err, size_t errlen)
 		if (in < 0 && errno == EINVAL)
 			break;
 		if (in != 0) {
-			priv_set_err(err, errlen,
+			kt_errf(err, errlen,
 			             "verify: capability %d is still in the bounding set", c);
 			rc = -EPERM;
 			goto out;
@@ -436,22 +423,22 @@ static int priv_verify(uid_t uid, gid_t gid, const gid_t *groups, int ngroups, c
 		goto out;
 	/* The proof that matters: root cannot be had back. */
 	if (setuid(0) == 0) {
-		priv_set_err(err, errlen, "verify: setuid(0) succeeded after the drop");
+		kt_errf(err, errlen, "verify: setuid(0) succeeded after the drop");
 		rc = -EPERM;
 		goto out;
 	}
 	if (gid != 0 && setgid(0) == 0) {
-		priv_set_err(err, errlen, "verify: setgid(0) succeeded after the drop");
+		kt_errf(err, errlen, "verify: setgid(0) succeeded after the drop");
 		rc = -EPERM;
 		goto out;
 	}
 	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
-		priv_set_err(err, errlen, "verify: no_new_privs is not set");
+		kt_errf(err, errlen, "verify: no_new_privs is not set");
 		rc = -EPERM;
 		goto out;
 	}
 	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0) {
-		priv_set_err(err, errlen, "verify: the process is dumpable");
+		kt_errf(err, errlen, "verify: the process is dumpable");
 		rc = -EPERM;
 		goto out;
 	}
@@ -467,17 +454,17 @@ int kt_drop_privileges(const char *user, uid_t uid, gid_t gid, char *err, size_t
 	int threads;
 	int rc = 0;
 
-	priv_set_err(err, errlen, "%s", "");
+	kt_errf(err, errlen, "%s", "");
 	/* Dropping "to root" drops nothing; say so plainly rather than let
 	 * the final check find that setuid(0) still works. */
 	if (uid == 0) {
-		priv_set_err(err, errlen, "refusing to run as uid 0 (user %s)",
+		kt_errf(err, errlen, "refusing to run as uid 0 (user %s)",
 		             user != NULL ? user : "?");
 		rc = -EINVAL;
 		goto out;
 	}
 	if (geteuid() != 0) {
-		priv_set_err(err, errlen,
+		kt_errf(err, errlen,
 		             "geteuid: running as uid %u, dropping privileges needs root",
 		             (unsigned)geteuid());
 		rc = -EPERM;
@@ -485,7 +472,7 @@ int kt_drop_privileges(const char *user, uid_t uid, gid_t gid, char *err, size_t
 	}
 	threads = priv_count_threads();
 	if (threads > 1) {
-		priv_set_err(
+		kt_errf(
 		        err, errlen,
 		        "%d threads running: privileges must be dropped before any thread starts",
 		        threads);

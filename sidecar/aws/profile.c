@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "profile.h"
 #include "secmem.h"
 
@@ -30,20 +31,6 @@ struct parse_state {
 	bool nested;        /* after "key =" with an empty value */
 	int lineno;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static char *trim(char *s)
 {
@@ -93,14 +80,14 @@ static int parse_section(struct parse_state *st, char *line, char *err, size_t e
 	char *rest;
 
 	if (close == NULL) {
-		set_err(err, errlen, "%s:%d: unterminated section header (missing ']')",
+		kt_errf(err, errlen, "%s:%d: unterminated section header (missing ']')",
 			st->path, st->lineno);
 		return -EINVAL;
 	}
 	*close = '\0';
 	rest = trim(close + 1);
 	if (*rest != '\0' && *rest != '#' && *rest != ';') {
-		set_err(err, errlen, "%s:%d: unexpected text after ']'", st->path, st->lineno);
+		kt_errf(err, errlen, "%s:%d: unexpected text after ']'", st->path, st->lineno);
 		return -EINVAL;
 	}
 	st->in_section = true;
@@ -162,19 +149,19 @@ static int parse_line(struct parse_state *st, char *raw, struct aws_profile *out
 		return parse_section(st, line, err, errlen);
 	eq = strchr(line, '=');
 	if (eq == NULL || eq == line) {
-		set_err(err, errlen, "%s:%d: expected 'key = value' or '[section]'",
+		kt_errf(err, errlen, "%s:%d: expected 'key = value' or '[section]'",
 			st->path, st->lineno);
 		return -EINVAL;
 	}
 	if (!st->in_section) {
-		set_err(err, errlen, "%s:%d: 'key = value' before any '[section]'",
+		kt_errf(err, errlen, "%s:%d: 'key = value' before any '[section]'",
 			st->path, st->lineno);
 		return -EINVAL;
 	}
 	*eq = '\0';
 	key = trim(line);
 	if (*key == '\0') {
-		set_err(err, errlen, "%s:%d: expected 'key = value' or '[section]'",
+		kt_errf(err, errlen, "%s:%d: expected 'key = value' or '[section]'",
 			st->path, st->lineno);
 		return -EINVAL;
 	}
@@ -225,7 +212,7 @@ int aws_profile_load(const char *path, const char *name, bool is_config,
 	f = fopen(path, "re");
 	if (f == NULL) {
 		rc = -errno;
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		kt_errf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
 	/* stdio's buffer holds raw file contents, secret keys included; giving
@@ -249,19 +236,19 @@ int aws_profile_load(const char *path, const char *name, bool is_config,
 			goto out;
 	}
 	if (rc < 0) {
-		set_err(err, errlen, "%s:%d: %s", path, st.lineno + 1,
+		kt_errf(err, errlen, "%s:%d: %s", path, st.lineno + 1,
 			rc == -E2BIG ? "line too long" : "NUL byte in line");
 		rc = -EINVAL;
 		goto out;
 	}
 	if (ferror(f)) {
 		rc = -EIO;
-		set_err(err, errlen, "%s: read error", path);
+		kt_errf(err, errlen, "%s: read error", path);
 		goto out;
 	}
 	if (!st.found) {
 		rc = -ENOENT;
-		set_err(err, errlen, "%s: no profile '%s'", path, name);
+		kt_errf(err, errlen, "%s: no profile '%s'", path, name);
 		goto out;
 	}
 out:

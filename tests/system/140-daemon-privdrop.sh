@@ -10,18 +10,8 @@
 # them, saying why (before common.sh, which may need what a user lacks).
 PLANNED=33
 
-skip_all() {
-	local i
-	echo "1..$PLANNED"
-	for ((i = 1; i <= PLANNED; i++)); do
-		echo "ok $i # SKIP $1"
-	done
-	exit 0
-}
-[ "$(id -u)" -eq 0 ] || skip_all "needs root to create the service user and to start keyturnd as root"
-PATH=$PATH:/usr/sbin:/sbin
-command -v useradd >/dev/null && command -v groupadd >/dev/null ||
-	skip_all "needs useradd and groupadd to create the service user"
+. "$KT_SRCDIR/tests/lib/accounts.sh"
+need_root_accounts "create the service user and to start keyturnd as root"
 command -v setpriv >/dev/null || skip_all "needs setpriv (util-linux) to act as the service user"
 
 . "$KT_SRCDIR/tests/lib/common.sh"
@@ -29,18 +19,6 @@ command -v setpriv >/dev/null || skip_all "needs setpriv (util-linux) to act as 
 need_built "$KEYTURND"
 
 # --- the service user, removed on any exit ------------------------------------
-made_users=()
-made_groups=()
-cleanup_accounts() {
-	local n
-	kt_cleanup
-	for n in "${made_users[@]}"; do
-		userdel "$n" >/dev/null 2>&1 || echo "# could not remove user $n" >&2
-	done
-	for n in "${made_groups[@]}"; do
-		groupdel "$n" >/dev/null 2>&1 || echo "# could not remove group $n" >&2
-	done
-}
 trap cleanup_accounts EXIT
 
 SVC=kttest-$$-svc
