@@ -31,14 +31,6 @@
 #include "secmem.h"
 #include "server.h"
 
-/* Why the loop asked a worker for something. */
-enum job_purpose {
-	PURPOSE_PREFETCH = 1, /* the first value of secrets not yet fetched */
-	PURPOSE_CURRENT,      /* the AWSCURRENT value (first, or after a rotation) */
-	PURPOSE_VERSION,      /* another version a caller asked for */
-	PURPOSE_CHECK,        /* DescribeSecret */
-};
-
 #define READY_WAIT 10      /* s to wait for the first fetches before READY=1 */
 #define FIRST_CHECK_MIN 5  /* s: first DescribeSecret comes this soon ... */
 #define FIRST_CHECK_SPAN 55 /* ... plus up to this much jitter */
@@ -410,6 +402,33 @@ static void tick(struct kt_daemon *d)
 		kt_notify_watchdog();
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static void swap_str(char **a, char **b)
+{
+	char *t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/* Settings that only a restart applies stay as they are in effect, so the
+ * next reload compares the file with what runs, not with the last file. */
+static void keep_running_settings(struct kt_config *next, struct kt_config *running)
+{
+	swap_str(&next->socket_path, &running->socket_path);
+	swap_str(&next->user, &running->user);
+	swap_str(&next->state_dir, &running->state_dir);
+	swap_str(&next->region, &running->region);
+	swap_str(&next->endpoint, &running->endpoint);
+	swap_str(&next->ca_file, &running->ca_file);
+	next->workers = running->workers;
+	next->fips = running->fips;
+}
+
 /* Each connection costs a descriptor; so do the workers' HTTPS connections
  * and a few files. Raises the soft limit to the hard one and keeps
  * max_connections under it, so accept never runs out in normal service. */
@@ -451,9 +470,8 @@ static void reload(struct kt_daemon *d)
 		return;
 	}
 	if (strcmp(cfg->socket_path, d->cfg->socket_path) != 0 || strcmp(cfg->user, d->cfg->user) != 0 ||
-	    strcmp(cfg->state_dir, d->cfg->state_dir) != 0 ||
-	    (cfg->region && (!d->cfg->region || strcmp(cfg->region, d->cfg->region) != 0)) ||
-	    (cfg->endpoint && (!d->cfg->endpoint || strcmp(cfg->endpoint, d->cfg->endpoint) != 0)))
+	    strcmp(cfg->state_dir, d->cfg->state_dir) != 0 || !same_str(cfg->region, d->cfg->region) ||
+	    !same_str(cfg->endpoint, d->cfg->endpoint))
 		log_warn("reload: socket, user, state_dir, region and endpoint changes take effect "
 			 "at the next restart");
 	if (kt_cache_sync(&d->cache, cfg) < 0) {
@@ -473,10 +491,10 @@ static void reload(struct kt_daemon *d)
 		resume(d, p->entry_id, NULL, NULL);
 	}
 	if (cfg->workers != d->cfg->workers || cfg->fips != d->cfg->fips ||
-	    (cfg->ca_file != NULL) != (d->cfg->ca_file != NULL) ||
-	    (cfg->ca_file != NULL && strcmp(cfg->ca_file, d->cfg->ca_file) != 0))
+	    !same_str(cfg->ca_file, d->cfg->ca_file))
 		log_warn("reload: workers, fips and ca_file changes take effect at the next restart");
 	kt_server_set_limits(d->server, connection_limit(cfg->max_connections), cfg->idle_timeout);
+	keep_running_settings(cfg, d->cfg);
 	kt_config_free(d->cfg);
 	d->cfg = cfg;
 	log_set_level(cfg->log_level);

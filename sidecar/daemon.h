@@ -17,6 +17,14 @@
 
 struct kt_server;
 
+/* Why the loop asked a worker for something (struct kt_job's purpose). */
+enum kt_job_purpose {
+	PURPOSE_PREFETCH = 1, /* the first value of secrets not yet fetched */
+	PURPOSE_CURRENT,      /* the AWSCURRENT value (first, or after a rotation) */
+	PURPOSE_VERSION,      /* another version a caller asked for */
+	PURPOSE_CHECK,        /* DescribeSecret */
+};
+
 /* A request waiting for AWS: answered when its entry's job ends. */
 enum kt_wait_kind {
 	KT_WAIT_CURRENT, /* get of AWSCURRENT, no value yet */

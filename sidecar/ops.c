@@ -34,6 +34,7 @@ struct op_ctx {
 	struct json_object *req;
 	time_t now;
 	struct kt_buf *out; /* where a cache hit may be written, or NULL */
+	bool replay;        /* handled again after waiting: already audited */
 };
 
 typedef enum kt_op_result (*op_fn)(struct op_ctx *x, struct json_object **answer);
@@ -58,6 +59,8 @@ static const struct {
 
 static void audit(const struct op_ctx *x, const char *op, const char *secret, const char *result)
 {
+	if (x->replay)
+		return;
 	/* Refusals are worth an operator's attention at the default level. */
 	if (strcmp(result, "allowed") == 0)
 		log_info("access: op=%s secret=%s uid=%lu pid=%ld result=%s", op, secret,
@@ -551,11 +554,11 @@ static bool who_allows(enum op_who who, const struct op_ctx *x)
 	return user != NULL && strcmp(user, x->peer->name) == 0;
 }
 
-enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
+static enum kt_op_result handle(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
 				struct json_object *req, struct json_object **answer,
-				struct kt_buf *out)
+				struct kt_buf *out, bool replay)
 {
-	struct op_ctx x = { d, conn_id, peer, req, time(NULL), out };
+	struct op_ctx x = { d, conn_id, peer, req, time(NULL), out, replay };
 	struct json_object *v;
 	const char *op = kt_json_str(req, "op"), *bad;
 	char shown[80];
@@ -597,6 +600,13 @@ enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const str
 	return KT_OP_ANSWER;
 }
 
+enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
+				struct json_object *req, struct json_object **answer,
+				struct kt_buf *out)
+{
+	return handle(d, conn_id, peer, req, answer, out, false);
+}
+
 /* Whether a finished version job was the one this request waits for. */
 static bool job_is_for(const struct kt_job *job, struct json_object *req)
 {
@@ -621,7 +631,10 @@ enum kt_op_result kt_ops_resume(struct kt_daemon *d, struct kt_parked *p, struct
 					 name != NULL ? name : "the secret");
 		return KT_OP_ANSWER;
 	}
-	if (p->kind == KT_WAIT_REFRESH && job != NULL) {
+	/* A refresh takes the outcome of a check (or of the fetch a check
+	 * led to), not of someone else's read of another version. */
+	if (p->kind == KT_WAIT_REFRESH && job != NULL &&
+	    (job->purpose == PURPOSE_CHECK || job->purpose == PURPOSE_CURRENT)) {
 		if (job->rc < 0) {
 			*answer = aws_failure(e->name, &job->err);
 			return KT_OP_ANSWER;
@@ -649,5 +662,5 @@ enum kt_op_result kt_ops_resume(struct kt_daemon *d, struct kt_parked *p, struct
 						     e->name);
 		return KT_OP_ANSWER;
 	}
-	return kt_ops_handle(d, p->conn_id, &p->peer, p->req, answer, NULL);
+	return handle(d, p->conn_id, &p->peer, p->req, answer, NULL, true);
 }
