@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "secmem.h"
 #include "transport.h"
+#include "value.h"
 
 /* The same default as keyturnd's (sidecar/conf.h): /run/keyturn/keyturnd.sock
  * when built with --runstatedir=/run, as packages are. */
@@ -29,19 +30,6 @@ struct keyturn {
 	struct kt_transport tr;
 	struct kt_buf answer; /* the last answer as it came; wiped at the next call */
 	char msg[512];        /* the last error's message; never a secret */
-};
-
-struct keyturn_value {
-	unsigned char *data; /* len bytes and a NUL */
-	size_t len;
-	int binary;
-	char *name;
-	char *arn; /* NULL while the daemon does not know it */
-	char *version_id;
-	char **stages;
-	size_t nstages;
-	int64_t fetched_at;
-	int stale;
 };
 
 /* A request under construction; the first failure sticks. */
@@ -649,67 +637,6 @@ int keyturn_verify(keyturn_t *kt, const char *user, const char *password, size_t
 		*match = json_object_get_boolean(m) ? 1 : 0;
 	kt_json_put_wiped(ans);
 	return rc;
-}
-
-const void *keyturn_value_data(const keyturn_value_t *v, size_t *len)
-{
-	if (len != NULL)
-		*len = v != NULL ? v->len : 0;
-	return v != NULL ? v->data : NULL;
-}
-
-int keyturn_value_is_binary(const keyturn_value_t *v)
-{
-	return v != NULL && v->binary;
-}
-
-const char *keyturn_value_name(const keyturn_value_t *v)
-{
-	return v != NULL ? v->name : NULL;
-}
-
-const char *keyturn_value_arn(const keyturn_value_t *v)
-{
-	return v != NULL ? v->arn : NULL;
-}
-
-const char *keyturn_value_version_id(const keyturn_value_t *v)
-{
-	return v != NULL ? v->version_id : NULL;
-}
-
-size_t keyturn_value_stage_count(const keyturn_value_t *v)
-{
-	return v != NULL ? v->nstages : 0;
-}
-
-const char *keyturn_value_stage(const keyturn_value_t *v, size_t i)
-{
-	return v != NULL && i < v->nstages ? v->stages[i] : NULL;
-}
-
-int64_t keyturn_value_fetched_at(const keyturn_value_t *v)
-{
-	return v != NULL ? v->fetched_at : 0;
-}
-
-int keyturn_value_is_stale(const keyturn_value_t *v)
-{
-	return v != NULL && v->stale;
-}
-
-void keyturn_value_free(keyturn_value_t *v)
-{
-	if (v == NULL)
-		return;
-	kt_free_wiped(v->data, v->len + 1);
-	kt_str_free_wiped(v->name);
-	kt_str_free_wiped(v->arn);
-	kt_str_free_wiped(v->version_id);
-	for (size_t i = 0; i < v->nstages; i++)
-		kt_str_free_wiped(v->stages[i]);
-	free(v->stages);
-	kt_free_wiped(v, sizeof(*v));
 }
 
 void keyturn_free_string(char *s)

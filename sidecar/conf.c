@@ -19,14 +19,13 @@
 #include <ini.h>
 
 #include "conf.h"
+#include "conf_values.h"
 
 #define DAY  (24L * 3600)
 #define WEEK (7 * DAY)
 #define YEAR (365 * DAY)
 /* Longest SecretId (an ARN) that kt_config_expand will build. */
-#define MAX_SECRET_ID 2048
 /* Upper bound for getpwnam_r/getgrnam_r buffers; huge groups need a lot. */
-#define MAX_NSS_BUF  (1024 * 1024)
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* The string types come first: IS_STRING tells them from the rest. */
@@ -159,108 +158,6 @@ __attribute__((format(printf, 6, 7))) static int fail_at(struct parser *p, int l
 
 #define fail(p, key, err, ...) fail_at((p), (p)->lineno, (p)->section, (key), (err), __VA_ARGS__)
 
-static bool is_word(const char *s)
-{
-	if (*s == '\0')
-		return false;
-	for (; *s; s++) {
-		if (*s < 0x21 || *s > 0x7e)
-			return false;
-	}
-	return true;
-}
-
-/* Characters a %H or %u substitution may bring into a SecretId: those AWS
- * allows in secret names, minus '/', so one account or host cannot reach
- * into another part of the name hierarchy. */
-static bool is_name_part(const char *s)
-{
-	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                         "0123456789_+=.@-";
-
-	return s != NULL && *s != '\0' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 &&
-	       strspn(s, ok) == strlen(s);
-}
-
-static int parse_bool(const char *v, bool *out)
-{
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
-			*out = strcasecmp(v, yes[i]) == 0;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-/* Decimal only: "010" is ten, and "0x10", "10s" or "+5" are refused rather
- * than read in some way the operator did not mean. */
-static int parse_long(const char *v, long min, long max, long *out)
-{
-	char *end = NULL;
-	long n;
-
-	if (!((*v >= '0' && *v <= '9') || *v == '-'))
-		return -EINVAL;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (end == v || *end != '\0')
-		return -EINVAL;
-	if (errno == ERANGE || n < min || n > max)
-		return -ERANGE;
-	*out = n;
-	return 0;
-}
-
-/* A name of only digits is taken as a numeric id without a lookup, so an
- * id without a passwd or group entry can still be allowed. Returns 0,
- * -ENOENT for no such name, or another negative errno. */
-static int lookup_id(const char *name, bool group, uint32_t *id)
-{
-	struct passwd pw, *pwres = NULL;
-	struct group gr, *grres = NULL;
-	char *buf = NULL, *nb;
-	size_t cap = 1024;
-	long n;
-	int r = 0, ret = -ENOENT;
-
-	/* (uid_t)-1 means "no id" to chown and setreuid, never a caller. */
-	if (strspn(name, "0123456789") == strlen(name)) {
-		if (parse_long(name, 0, (long)UINT32_MAX - 1, &n) == 0) {
-			*id = (uint32_t)n;
-			ret = 0;
-		}
-		goto out;
-	}
-	do {
-		nb = realloc(buf, cap);
-		if (nb == NULL) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		buf = nb;
-		if (group)
-			r = getgrnam_r(name, &gr, buf, cap, &grres);
-		else
-			r = getpwnam_r(name, &pw, buf, cap, &pwres);
-		cap *= 2;
-	} while (r == ERANGE && cap <= MAX_NSS_BUF);
-	/* glibc reports "no such name" as 0 with a NULL result, some NSS
-	 * modules as ENOENT or ESRCH. */
-	if (r == 0 && (grres != NULL || pwres != NULL)) {
-		*id = group ? gr.gr_gid : pw.pw_uid;
-		ret = 0;
-	} else if (r != 0 && r != ENOENT && r != ESRCH) {
-		ret = -r;
-	}
-out:
-	free(buf);
-	return ret;
-}
-
 static int set_list(struct parser *p, const char *key, struct kt_secret_cfg *s, bool group,
                     const char *v)
 {
@@ -285,7 +182,7 @@ static int set_list(struct parser *p, const char *key, struct kt_secret_cfg *s, 
 		(*names)[*count] = strndup(v, len);
 		if ((*names)[*count] == NULL)
 			return fail(p, key, -ENOMEM, "out of memory");
-		ret = lookup_id((*names)[*count], group, &id);
+		ret = conf_lookup_id((*names)[*count], group, &id);
 		if (ret == -ENOENT)
 			return fail(p, key, -EINVAL, "unknown %s '%s'", what, (*names)[*count]);
 		if (ret < 0)
@@ -324,7 +221,7 @@ static int check_string(struct parser *p, const char *key, enum vtype type, cons
 		}
 		return 0;
 	}
-	if (!is_word(v))
+	if (!conf_is_word(v))
 		return fail(p, key, -EINVAL, "'%.64s' must be printable and hold no spaces", v);
 	switch (type) {
 	case V_PATTERN:
@@ -366,12 +263,12 @@ static int set_value(struct parser *p, const struct keydef *kd, void *base, cons
 	case V_GROUPS:
 		return set_list(p, kd->name, base, kd->type == V_GROUPS, v);
 	case V_BOOL:
-		if (parse_bool(v, field) < 0)
+		if (conf_parse_bool(v, field) < 0)
 			return fail(p, kd->name, -EINVAL, "'%.64s' is not yes or no", v);
 		return 0;
 	case V_SECS:
 	case V_COUNT:
-		ret = parse_long(v, kd->min, kd->max, field);
+		ret = conf_parse_long(v, kd->min, kd->max, field);
 		if (ret == -EINVAL)
 			return fail(p, kd->name, ret, "'%.64s' is not a whole number%s", v,
 			            kd->type == V_SECS ? " of seconds" : "");
@@ -440,7 +337,7 @@ static int add_secret(struct parser *p, const char *name)
 	const struct kt_secret_cfg *dup = kt_config_secret(cfg, name);
 	struct kt_secret_cfg *n, *s;
 
-	if (!is_word(name))
+	if (!conf_is_word(name))
 		return fail(p, NULL, -EINVAL, "a secret name must be printable and hold no spaces");
 	if (dup != NULL)
 		return fail(p, NULL, -EINVAL, "section appears twice (first on line %d)",
@@ -466,7 +363,7 @@ static int add_login(struct parser *p, const char *user)
 	struct kt_config *cfg = p->cfg;
 	struct kt_login_cfg *n, *l;
 
-	if (!is_word(user) || strchr(user, ':') != NULL)
+	if (!conf_is_word(user) || strchr(user, ':') != NULL)
 		return fail(p, NULL, -EINVAL,
 		            "a user name must be printable, without spaces or ':'");
 	if (strchr(user, '*') != NULL && strcmp(user, "*") != 0)
@@ -740,48 +637,4 @@ const struct kt_login_cfg *kt_config_login(const struct kt_config *cfg, const ch
 			any = &cfg->logins[i];
 	}
 	return any;
-}
-
-/* Two passes: the first checks every substitution and sizes the result,
- * the second copies. errno is EINVAL for a bad pattern or value. */
-char *kt_config_expand(const char *pattern, const char *user, const char *host)
-{
-	char *out = NULL;
-	const char *v;
-	size_t at = 0, n;
-
-	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1 && (out = malloc(at + 1)) == NULL)
-			goto out;
-		at = 0;
-		for (const char *s = pattern; *s; s++) {
-			if (*s != '%') {
-				v = s;
-				n = 1;
-			} else if (s[1] == '%') {
-				v = ++s;
-				n = 1;
-			} else if (s[1] == 'H' || s[1] == 'u') {
-				v = *++s == 'H' ? host : user;
-				if (!is_name_part(v))
-					goto bad;
-				n = strlen(v);
-			} else {
-				goto bad; /* an unknown escape, or a '%' at the end */
-			}
-			if (n > MAX_SECRET_ID - at)
-				goto bad;
-			if (out != NULL)
-				memcpy(out + at, v, n);
-			at += n;
-		}
-	}
-	out[at] = '\0';
-	goto out;
-bad:
-	free(out);
-	out = NULL;
-	errno = EINVAL;
-out:
-	return out;
 }
