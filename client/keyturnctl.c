@@ -311,44 +311,38 @@ out:
 	return rc;
 }
 
-static int cmd_list(keyturn_t *kt, const struct opts *o, const char *unused)
+/* list and status: one call, then the answer as it came (--json) or as a
+ * table or summary. */
+static int cmd_answer(keyturn_t *kt, const struct opts *o, const char *what,
+		      int (*call)(keyturn_t *, char **), void (*display)(struct json_object *))
 {
 	char *json = NULL;
 	int err, r, rc;
 
-	(void)unused;
-	err = keyturn_list(kt, &json);
+	err = call(kt, &json);
 	if (o->json && (r = print_answer(kt)) < 0) {
-		rc = write_failed("list", r);
+		rc = write_failed(what, r);
 		goto out;
 	}
 	if (err != KEYTURN_OK)
-		rc = fail(kt, "list", err);
+		rc = fail(kt, what, err);
 	else
-		rc = o->json ? EXIT_DONE : show("list", json, ctl_show_list);
+		rc = o->json ? EXIT_DONE : show(what, json, display);
 out:
 	keyturn_free_string(json);
 	return rc;
 }
 
+static int cmd_list(keyturn_t *kt, const struct opts *o, const char *unused)
+{
+	(void)unused;
+	return cmd_answer(kt, o, "list", keyturn_list, ctl_show_list);
+}
+
 static int cmd_status(keyturn_t *kt, const struct opts *o, const char *unused)
 {
-	char *json = NULL;
-	int err, r, rc;
-
 	(void)unused;
-	err = keyturn_status(kt, &json);
-	if (o->json && (r = print_answer(kt)) < 0) {
-		rc = write_failed("status", r);
-		goto out;
-	}
-	if (err != KEYTURN_OK)
-		rc = fail(kt, "status", err);
-	else
-		rc = o->json ? EXIT_DONE : show("status", json, ctl_show_status);
-out:
-	keyturn_free_string(json);
-	return rc;
+	return cmd_answer(kt, o, "status", keyturn_status, ctl_show_status);
 }
 
 static volatile sig_atomic_t got_signal;

@@ -547,22 +547,32 @@ int keyturn_refresh(keyturn_t *kt, const char *name, char **json)
 	return rc;
 }
 
-int keyturn_list(keyturn_t *kt, char **json)
+/* An op without arguments whose whole answer goes back to the caller as
+ * JSON (list, status): sends it and returns the parsed answer. */
+static int plain_call(keyturn_t *kt, const char *op, char **json, struct json_object **ans)
 {
-	struct json_object *ans = NULL, *secrets;
-	const char *s;
 	struct req r;
 	int rc;
 
+	*ans = NULL;
 	if (json != NULL)
 		*json = NULL;
 	if ((rc = begin(kt)) != KEYTURN_OK)
 		return rc;
 	if (json == NULL)
-		return set_msg(kt, KEYTURN_E_INVALID, "keyturn_list: no place for the answer");
-	req_begin(&r, "list");
+		return set_msg(kt, KEYTURN_E_INVALID, "keyturn_%s: no place for the answer", op);
+	req_begin(&r, op);
 	req_end(&r);
-	rc = call(kt, &r, &ans);
+	return call(kt, &r, ans);
+}
+
+int keyturn_list(keyturn_t *kt, char **json)
+{
+	struct json_object *ans = NULL, *secrets;
+	const char *s;
+	int rc;
+
+	rc = plain_call(kt, "list", json, &ans);
 	if (rc != KEYTURN_OK || !member(kt, ans, "secrets", json_type_array, false, &secrets, &rc))
 		goto out;
 	for (size_t i = 0; i < json_object_array_length(secrets); i++) {
@@ -585,18 +595,9 @@ int keyturn_status(keyturn_t *kt, char **json)
 {
 	struct json_object *ans = NULL;
 	const char *s;
-	struct req r;
 	int rc;
 
-	if (json != NULL)
-		*json = NULL;
-	if ((rc = begin(kt)) != KEYTURN_OK)
-		return rc;
-	if (json == NULL)
-		return set_msg(kt, KEYTURN_E_INVALID, "keyturn_status: no place for the answer");
-	req_begin(&r, "status");
-	req_end(&r);
-	rc = call(kt, &r, &ans);
+	rc = plain_call(kt, "status", json, &ans);
 	if (rc == KEYTURN_OK && str_member(kt, ans, "version", false, &s, &rc))
 		rc = json_copy(kt, json);
 	kt_json_put_wiped(ans);
