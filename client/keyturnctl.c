@@ -244,6 +244,25 @@ static int show(const char *what, const char *json, void (*fn)(struct json_objec
 
 /* --- commands -------------------------------------------------------------- */
 
+/* What every command does after its call: with --json, the answer exactly
+ * as it came; then the failure, if any. Returns false, with *rc set, when
+ * the command ends here; true (rc = EXIT_DONE) when it goes on. */
+static bool call_ok(const keyturn_t *kt, const struct opts *o, const char *what, int err, int *rc)
+{
+	int r;
+
+	if (o->json && (r = print_answer(kt)) < 0) {
+		*rc = write_failed(what, r);
+		return false;
+	}
+	if (err != KEYTURN_OK) {
+		*rc = fail(kt, what, err);
+		return false;
+	}
+	*rc = EXIT_DONE;
+	return true;
+}
+
 static int cmd_get(keyturn_t *kt, const struct opts *o, const char *name)
 {
 	keyturn_value_t *v = NULL;
@@ -252,16 +271,7 @@ static int cmd_get(keyturn_t *kt, const struct opts *o, const char *name)
 	int err, r, rc;
 
 	err = keyturn_get(kt, name, o->stage, o->version_id, o->key, &v);
-	if (o->json && (r = print_answer(kt)) < 0) {
-		rc = write_failed(name, r);
-		goto out;
-	}
-	if (err != KEYTURN_OK) {
-		rc = fail(kt, name, err);
-		goto out;
-	}
-	rc = EXIT_DONE;
-	if (o->json)
+	if (!call_ok(kt, o, name, err, &rc) || o->json)
 		goto out;
 	/* Exactly the stored bytes; a newline only for a person reading a
 	 * string, so that $(keyturnctl get ...) and files get the value. */
@@ -285,19 +295,10 @@ static int cmd_refresh(keyturn_t *kt, const struct opts *o, const char *name)
 {
 	struct json_object *j = NULL;
 	char *json = NULL;
-	int err, r, rc;
+	int err, rc;
 
 	err = keyturn_refresh(kt, name, &json);
-	if (o->json && (r = print_answer(kt)) < 0) {
-		rc = write_failed(name, r);
-		goto out;
-	}
-	if (err != KEYTURN_OK) {
-		rc = fail(kt, name, err);
-		goto out;
-	}
-	rc = EXIT_DONE;
-	if (o->json || json == NULL)
+	if (!call_ok(kt, o, name, err, &rc) || o->json || json == NULL)
 		goto out;
 	j = parse(name, json);
 	if (j == NULL) {
@@ -317,18 +318,11 @@ static int cmd_answer(keyturn_t *kt, const struct opts *o, const char *what,
 		      int (*call)(keyturn_t *, char **), void (*display)(struct json_object *))
 {
 	char *json = NULL;
-	int err, r, rc;
+	int err, rc;
 
 	err = call(kt, &json);
-	if (o->json && (r = print_answer(kt)) < 0) {
-		rc = write_failed(what, r);
-		goto out;
-	}
-	if (err != KEYTURN_OK)
-		rc = fail(kt, what, err);
-	else
-		rc = o->json ? EXIT_DONE : show(what, json, display);
-out:
+	if (call_ok(kt, o, what, err, &rc) && !o->json)
+		rc = show(what, json, display);
 	keyturn_free_string(json);
 	return rc;
 }
@@ -458,20 +452,13 @@ static int cmd_verify(keyturn_t *kt, const struct opts *o, const char *user)
 	}
 	err = keyturn_verify(kt, user, pw, len, "keyturnctl", NULL, tty, &match);
 	kt_wipe(pw, PASSWORD_MAX + 1);
-	if (o->json && (r = print_answer(kt)) < 0) {
-		rc = write_failed(user, r);
+	if (!call_ok(kt, o, user, err, &rc))
 		goto out;
-	}
-	if (err != KEYTURN_OK) {
-		rc = fail(kt, user, err);
-		goto out;
-	}
 	if (!match) {
 		complain(user, "the password does not match");
 		rc = EXIT_ERROR;
 		goto out;
 	}
-	rc = EXIT_DONE;
 	if (!o->json && isatty(STDOUT_FILENO))
 		printf("%s: the password matches\n", user);
 out:
