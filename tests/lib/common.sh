@@ -18,7 +18,7 @@ KT_AWS="$KT_BUILDDIR/tests/tools/kt-aws"
 KT_LIB="$KT_SRCDIR/tests/lib"
 
 # Scratch space, removed at exit.
-T=$(mktemp -d "${TMPDIR:-/tmp}/kt-test.XXXXXX")
+T=$(mktemp -d --suffix=.kt-test)
 kt_pids=()
 tap_n=0
 tap_failed=0

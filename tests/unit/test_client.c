@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "kt_tmp.h"
+
 #define NOBODY 65534
 
 /* ---- helpers shared by both fake servers -------------------------------- */
@@ -1049,7 +1051,7 @@ static int bind_temp(char *dir, size_t dirlen, char *path, size_t pathlen)
 	struct sockaddr_un sa;
 	int fd;
 
-	snprintf(dir, dirlen, "/tmp/kt-test-client-XXXXXX");
+	kt_tmp_name(dir, dirlen, "/tmp/kt-test-client-");
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, pathlen, "%s/keyturnd.sock", dir);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1258,7 +1260,7 @@ static void test_not_a_socket(void **state)
 	int fd;
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/kt-test-client-XXXXXX");
+	kt_tmp_name(dir, sizeof(dir), "/tmp/kt-test-client-");
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/file", dir);
 	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);

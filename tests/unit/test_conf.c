@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "kt_tmp.h"
+
 #include "conf.h"
 
 static char path[256];
@@ -28,7 +30,7 @@ static int load_bytes(const char *text, size_t len, struct kt_config **cfg)
 	const char *dir = getenv("TMPDIR");
 	int fd, rc;
 
-	snprintf(path, sizeof(path), "%s/kt-config-XXXXXX", dir ? dir : "/tmp");
+	kt_tmp_name(path, sizeof(path), "%s/kt-config-", dir ? dir : "/tmp");
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, len), (ssize_t)len);
@@ -492,14 +494,14 @@ static void test_file_errors(void **state)
 	assert_string_equal(err, "/nonexistent/keyturnd.conf: cannot open: No such file or "
 	                         "directory");
 
-	snprintf(dir, sizeof(dir), "/tmp/kt-config-dir-XXXXXX");
+	kt_tmp_name(dir, sizeof(dir), "/tmp/kt-config-dir-");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(kt_config_load(dir, &cfg, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s: not a regular file", dir);
 	assert_string_equal(err, want);
 	assert_int_equal(rmdir(dir), 0);
 
-	snprintf(path, sizeof(path), "/tmp/kt-config-XXXXXX");
+	kt_tmp_name(path, sizeof(path), "/tmp/kt-config-");
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	assert_int_equal(fchmod(fd, 0664), 0);
@@ -512,7 +514,7 @@ static void test_file_errors(void **state)
 
 	/* Only root can give a file away, so only root can test this. */
 	if (geteuid() == 0) {
-		snprintf(path, sizeof(path), "/tmp/kt-config-XXXXXX");
+		kt_tmp_name(path, sizeof(path), "/tmp/kt-config-");
 		fd = mkstemp(path);
 		assert_true(fd >= 0);
 		assert_int_equal(fchown(fd, 1, 0), 0);

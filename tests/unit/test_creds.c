@@ -17,11 +17,13 @@
 
 #include <cmocka.h>
 
+#include "kt_tmp.h"
+
 #include "creds.c"
 #include "creds_meta.c"
 #include "creds_sts.c"
 
-static char dir[] = "/tmp/kt-test-creds.XXXXXX";
+static char dir[64];
 static char cred_path[300], conf_path[300];
 
 static void write_file(const char *p, const char *text)
@@ -56,6 +58,7 @@ static void clean_env(void)
 static int setup(void **state)
 {
 	(void)state;
+	kt_tmp_name(dir, sizeof(dir), "/tmp/kt-test-creds.");
 	if (mkdtemp(dir) == NULL)
 		return -1;
 	snprintf(cred_path, sizeof(cred_path), "%s/credentials", dir);

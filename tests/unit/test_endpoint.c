@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "kt_tmp.h"
+
 #include "endpoint.h"
 
 static char cfgpath[64];
@@ -29,7 +31,7 @@ static int setup(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
-	snprintf(cfgpath, sizeof(cfgpath), "/tmp/kt-endpoint-test.XXXXXX");
+	kt_tmp_name(cfgpath, sizeof(cfgpath), "/tmp/kt-endpoint-test.");
 	fd = mkstemp(cfgpath);
 	assert_true(fd >= 0);
 	close(fd);

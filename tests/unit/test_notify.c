@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "kt_tmp.h"
+
 #include "notify.h"
 #include "privdrop.h"
 
@@ -51,7 +53,7 @@ static int setup_path(void **state)
 
 	if (r == NULL)
 		return -1;
-	snprintf(r->dir, sizeof(r->dir), "/tmp/kt-notify-XXXXXX");
+	kt_tmp_name(r->dir, sizeof(r->dir), "/tmp/kt-notify-");
 	if (mkdtemp(r->dir) == NULL) {
 		free(r);
 		return -1;

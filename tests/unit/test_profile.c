@@ -15,9 +15,11 @@
 
 #include <cmocka.h>
 
+#include "kt_tmp.h"
+
 #include "profile.h"
 
-static char dir[] = "/tmp/kt-test-profile.XXXXXX";
+static char dir[64];
 static char path[256];
 
 /* Writes text to a fresh file in the scratch directory; path names it. */
@@ -36,6 +38,7 @@ static const char *write_file(const char *name, const char *text)
 static int setup(void **state)
 {
 	(void)state;
+	kt_tmp_name(dir, sizeof(dir), "/tmp/kt-test-profile.");
 	return mkdtemp(dir) == NULL ? -1 : 0;
 }
 
