@@ -16,6 +16,7 @@ PLANNED=84
 trap cleanup_accounts EXIT
 
 CTL="$KT_BUILDDIR/keyturnctl"
+CTL_AS="$T/ua-bin/keyturnctl" # the copy the test user runs (see below)
 KT_THREADS="$KT_BUILDDIR/tests/tools/kt-threads"
 DBCLIENT="$KT_BUILDDIR/docs/examples/dbclient"
 need_built "$KEYTURND"
@@ -30,8 +31,17 @@ if [ "$(id -u)" -eq 0 ]; then
 		UA=kttest-$$-x
 		if useradd -r -M -N -s /usr/sbin/nologin "$UA"; then
 			made_users+=("$UA")
-			# The user must reach the socket under $T, and the build.
+			# The user must reach the socket under $T. The build tree may
+			# sit where it cannot go (a clone in a 0700 directory), so it
+			# runs a copy of keyturnctl and libkeyturn from $T/ua-bin.
 			chmod 755 "$T"
+			mkdir -m 755 "$T/ua-bin"
+			if [ -x "$KT_BUILDDIR/.libs/keyturnctl" ]; then
+				cp "$KT_BUILDDIR/.libs/keyturnctl" "$KT_BUILDDIR"/.libs/libkeyturn.so.1* "$T/ua-bin/"
+			else
+				cp "$CTL" "$T/ua-bin/"
+			fi
+			chmod 755 "$T/ua-bin"/*
 		else
 			UA=""
 			NOROOT="useradd failed"
@@ -107,9 +117,14 @@ ctl() {
 ctl_as() {
 	local name=$1
 	shift
-	setpriv --reuid="$UA" --regid="$(id -g "$UA")" --clear-groups -- \
-		"$CTL" --socket "$KT_SOCK" "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err"
+	as_user "$CTL_AS" --socket "$KT_SOCK" "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err"
 	RC=$?
+}
+
+# as_user COMMAND...: runs a command as the test user, with the copied library.
+as_user() {
+	setpriv --reuid="$UA" --regid="$(id -g "$UA")" --clear-groups -- \
+		env LD_LIBRARY_PATH="$T/ua-bin" "$@"
 }
 
 # expect_rc NAME EXPECTED DESCRIPTION: one check of RC; shows stderr if not.
@@ -329,12 +344,12 @@ if [ -n "$UA" ]; then
 	ctl_as as-list list --json
 	expect_eq "its list names only that secret" "app/user" \
 		"$(json_get "$T/as-list.out" '" ".join(s["name"] for s in d["secrets"])')"
-	printf 'x\n' | setpriv --reuid="$UA" --regid="$(id -g "$UA")" --clear-groups -- \
-		"$CTL" --socket "$KT_SOCK" verify root >"$T/as-verify.out" 2>"$T/as-verify.err"
+	printf 'x\n' | as_user "$CTL_AS" --socket "$KT_SOCK" verify root \
+		>"$T/as-verify.out" 2>"$T/as-verify.err"
 	RC=$?
 	expect_rc as-verify 4 "another user may not verify root's password"
-	printf 'x\n' | setpriv --reuid="$UA" --regid="$(id -g "$UA")" --clear-groups -- \
-		"$CTL" --socket "$KT_SOCK" verify "$UA" >"$T/as-verify-own.out" 2>"$T/as-verify-own.err"
+	printf 'x\n' | as_user "$CTL_AS" --socket "$KT_SOCK" verify "$UA" \
+		>"$T/as-verify-own.out" 2>"$T/as-verify-own.err"
 	RC=$?
 	expect_rc as-verify-own 5 "a user may verify its own password (not built yet: unavailable)"
 else
