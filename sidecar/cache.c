@@ -44,6 +44,12 @@ static void entry_free(struct kt_entry *e)
 	kt_cache_forget(e);
 	free(e->name);
 	free(e->arn);
+	free(e->login_user);
+	if (e->own_cfg != NULL) {
+		free(e->own_cfg->name);
+		free(e->own_cfg->id);
+		free(e->own_cfg);
+	}
 	free(e);
 }
 
@@ -88,7 +94,7 @@ static struct kt_entry *find_name(struct kt_cache *c, const char *name)
 
 int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg)
 {
-	struct kt_entry **next = calloc(cfg->nsecrets + 1, sizeof(*next));
+	struct kt_entry **next = calloc(cfg->nsecrets + c->n + 1, sizeof(*next));
 	bool *kept = calloc(c->n + 1, sizeof(*kept));
 	size_t n = 0;
 	int rc = -ENOMEM;
@@ -124,11 +130,18 @@ int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg)
 			kt_cache_forget(e);
 			free(e->arn);
 			e->arn = NULL;
+			e->offline_written = 0;
 			e->next_check = 0;
 			e->failures = 0;
 			e->gone = false;
 		}
 		e->cfg = s;
+	}
+	for (size_t j = 0; j < c->n; j++) {
+		if (c->entries[j]->login_only && !kept[j]) {
+			next[n++] = c->entries[j];
+			kept[j] = true;
+		}
 	}
 	for (size_t j = 0; j < c->n; j++) {
 		if (!kept[j])
@@ -166,6 +179,48 @@ struct kt_entry *kt_cache_find(struct kt_cache *c, const char *name)
 			return e;
 	}
 	return NULL;
+}
+
+struct kt_entry *kt_cache_add_login(struct kt_cache *c, const char *secret_id)
+{
+	struct kt_entry *e = NULL, **grown;
+	size_t len = strlen(secret_id);
+
+	if (c->n > 0 && kt_cache_find(c, secret_id) != NULL)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL || (e->own_cfg = calloc(1, sizeof(*e->own_cfg))) == NULL ||
+	    (e->name = malloc(len + 7)) == NULL || (e->own_cfg->id = kt_strdup(secret_id)) == NULL)
+		goto fail;
+	memcpy(e->name, "login:", 6);
+	memcpy(e->name + 6, secret_id, len + 1);
+	if (find_name(c, e->name) != NULL || (e->own_cfg->name = kt_strdup(e->name)) == NULL)
+		goto fail;
+	grown = realloc(c->entries, (c->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		goto fail;
+	c->entries = grown;
+	e->login_only = true;
+	e->cfg = e->own_cfg;
+	e->id = c->next_id++;
+	c->entries[c->n++] = e;
+	qsort(c->entries, c->n, sizeof(*c->entries), entry_cmp);
+	return e;
+fail:
+	entry_free(e);
+	return NULL;
+}
+
+void kt_cache_remove(struct kt_cache *c, struct kt_entry *e)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		if (c->entries[i] != e)
+			continue;
+		memmove(&c->entries[i], &c->entries[i + 1], (c->n - i - 1) * sizeof(*c->entries));
+		c->n--;
+		entry_free(e);
+		return;
+	}
 }
 
 struct kt_entry *kt_cache_by_id(struct kt_cache *c, uint64_t id)
@@ -214,9 +269,15 @@ void kt_cache_set_current(struct kt_entry *e, struct sm_value *v, time_t now)
 	    strcmp(e->cur.version_id, v->version_id) != 0) {
 		struct kt_value *slot = other_slot(e, e->cur.version_id);
 
+		char *prev = kt_strdup(e->cur.version_id);
+
 		kt_value_clear(slot);
 		*slot = e->cur;
 		memset(&e->cur, 0, sizeof(e->cur));
+		/* Without memory for the name, no grace: the safe side. */
+		free(e->prev_version);
+		e->prev_version = prev;
+		e->rotated_at = prev != NULL ? now : 0;
 	}
 	value_take(&e->cur, v, now);
 }
@@ -294,4 +355,7 @@ void kt_cache_forget(struct kt_entry *e)
 	sm_versions_free(e->stages_map, e->nstages_map);
 	e->stages_map = NULL;
 	e->nstages_map = 0;
+	free(e->prev_version);
+	e->prev_version = NULL;
+	e->rotated_at = 0;
 }

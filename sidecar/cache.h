@@ -44,6 +44,14 @@ struct kt_entry {
 	int failures;                 /* consecutive failed checks or fetches */
 	bool in_flight;               /* a job for this entry is running */
 	bool gone;                    /* AWS says it does not exist or is deleted */
+	/* For logins (see login.c). */
+	bool login_only;              /* made for a [login:] mapping: `get` cannot read it */
+	struct kt_secret_cfg *own_cfg; /* its section, owned by the entry (login_only) */
+	char *login_user;             /* the last account that mapped to it through %u */
+	char *prev_version;           /* the version AWSCURRENT last moved away from, */
+	time_t rotated_at;            /* when this daemon saw it move (0: never) */
+	time_t last_verify_check;     /* the last check made after a failed password */
+	time_t offline_written;       /* the last write of its offline verifiers */
 	char last_error[400];         /* the last failure, for status (no values) */
 	time_t last_error_at;
 };
@@ -59,8 +67,9 @@ void kt_cache_free(struct kt_cache *c);
 
 /* Makes entries match cfg: new sections are added (empty), removed ones are
  * wiped and dropped, kept ones are re-bound to their new section and keep
- * their values unless their `id` changed. Returns 0 or -ENOMEM (then the
- * cache is unchanged). */
+ * their values unless their `id` changed. login_only entries are kept (the
+ * login module prunes them). Returns 0 or -ENOMEM (then the cache is
+ * unchanged). */
 int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg);
 
 /* By [secret:] name, or by ARN or configured id. NULL when unknown. */
@@ -68,7 +77,8 @@ struct kt_entry *kt_cache_find(struct kt_cache *c, const char *name);
 struct kt_entry *kt_cache_by_id(struct kt_cache *c, uint64_t id);
 
 /* Takes v (moved, v is left empty) as the entry's AWSCURRENT value; the old
- * current value, when different, is kept among the other versions. */
+ * current value, when different, is kept among the other versions and
+ * becomes prev_version, with rotated_at = now. */
 void kt_cache_set_current(struct kt_entry *e, struct sm_value *v, time_t now);
 
 /* Stores v (moved) as another version (not AWSCURRENT). */
@@ -79,6 +89,14 @@ void kt_cache_set_stages(struct kt_entry *e, struct sm_description *d);
 
 /* The version carrying `stage` per the last check, or NULL. */
 const char *kt_cache_version_for_stage(const struct kt_entry *e, const char *stage);
+
+/* Adds an entry of its own for a login's SecretId that no [secret:]
+ * section names (login_only; name "login:" + id). NULL on ENOMEM or when
+ * the name is taken. */
+struct kt_entry *kt_cache_add_login(struct kt_cache *c, const char *secret_id);
+
+/* Wipes and drops one entry. */
+void kt_cache_remove(struct kt_cache *c, struct kt_entry *e);
 
 /* The most recently fetched cached value whose own answer carried `stage`,
  * or NULL: used before the first check has mapped the stages. */

@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "kt_json.h"
 #include "log.h"
+#include "login.h"
 #include "notify.h"
 #include "ops.h"
 #include "privdrop.h"
@@ -173,6 +174,7 @@ static void entry_gone(struct kt_daemon *d, struct kt_entry *e, const char *why,
 	snprintf(e->last_error, sizeof(e->last_error), "%s", why);
 	kt_daemon_note_error(d, e->name, "%s", why);
 	e->next_check = kt_sched_next_check(&d->sched, &e->rot, now, rnd32());
+	kt_login_gone(d, e);
 }
 
 static void entry_ok(struct kt_daemon *d, struct kt_entry *e, time_t now)
@@ -228,6 +230,7 @@ static void batch_done(struct kt_daemon *d, struct kt_job *job, time_t now)
 			kt_cache_set_current(e, v, now);
 			entry_ok(d, e, now);
 			first_check_soon(d, e, now);
+			kt_login_value_changed(d, e, now);
 			answered = true;
 		}
 		for (size_t i = 0; i < job->batch.nerrors && !answered; i++) {
@@ -283,6 +286,7 @@ static void check_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *j
 		return;
 	}
 	e->in_flight = false;
+	kt_login_confirmed(d, e, now);
 	resume(d, e->id, e, job);
 }
 
@@ -305,6 +309,7 @@ static void get_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *job
 		entry_ok(d, e, now);
 		if (job->version_id == NULL)
 			first_check_soon(d, e, now);
+		kt_login_value_changed(d, e, now);
 	}
 	resume(d, e->id, e, job);
 }
@@ -480,16 +485,6 @@ static void reload(struct kt_daemon *d)
 		kt_notify_ready("reload failed; old configuration kept");
 		return;
 	}
-	/* Requests waiting on removed sections are answered now. */
-	for (;;) {
-		struct kt_parked *p = d->parked;
-
-		while (p != NULL && kt_cache_by_id(&d->cache, p->entry_id) != NULL)
-			p = p->next;
-		if (p == NULL)
-			break;
-		resume(d, p->entry_id, NULL, NULL);
-	}
 	if (cfg->workers != d->cfg->workers || cfg->fips != d->cfg->fips ||
 	    !same_str(cfg->ca_file, d->cfg->ca_file))
 		log_warn("reload: workers, fips and ca_file changes take effect at the next restart");
@@ -500,6 +495,17 @@ static void reload(struct kt_daemon *d)
 	log_set_level(cfg->log_level);
 	d->sched.check_interval = cfg->check_interval;
 	d->sched.window_interval = cfg->window_interval;
+	kt_login_sync(d, now);
+	/* Requests waiting on removed sections are answered now. */
+	for (;;) {
+		struct kt_parked *p = d->parked;
+
+		while (p != NULL && kt_cache_by_id(&d->cache, p->entry_id) != NULL)
+			p = p->next;
+		if (p == NULL)
+			break;
+		resume(d, p->entry_id, NULL, NULL);
+	}
 	log_info("reloaded %s: %zu secrets, %zu logins", d->config_path, cfg->nsecrets, cfg->nlogins);
 	schedule(d, now);
 	kt_notify_ready("serving");
@@ -719,10 +725,11 @@ int kt_daemon_main(const char *config_path, bool foreground)
 		goto out;
 	}
 	listen_fd = -1;
-	if (kt_cache_sync(&d.cache, d.cfg) < 0) {
+	if (kt_cache_sync(&d.cache, d.cfg) < 0 || kt_login_init(&d) < 0) {
 		log_err("out of memory");
 		goto out;
 	}
+	kt_login_sync(&d, time(NULL));
 	d.sched.check_interval = d.cfg->check_interval;
 	d.sched.window_interval = d.cfg->window_interval;
 	d.started = time(NULL);
@@ -746,6 +753,7 @@ out:
 		free(p);
 	}
 	kt_cache_free(&d.cache);
+	kt_login_free(&d);
 	aws_client_free(d.aws);
 	kt_config_free(d.cfg);
 	kt_notify_close();

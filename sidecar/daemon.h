@@ -16,6 +16,7 @@
 #include "worker.h"
 
 struct kt_server;
+struct kt_login_state;
 
 /* Why the loop asked a worker for something (struct kt_job's purpose). */
 enum kt_job_purpose {
@@ -30,6 +31,8 @@ enum kt_wait_kind {
 	KT_WAIT_CURRENT, /* get of AWSCURRENT, no value yet */
 	KT_WAIT_VERSION, /* get of another version or stage */
 	KT_WAIT_REFRESH, /* refresh: waits for the whole check */
+	KT_WAIT_VERIFY_VALUE,   /* verify: no value yet, waits for its fetch */
+	KT_WAIT_VERIFY_RECHECK, /* verify: a failed password, waits for a check */
 };
 
 struct kt_parked {
@@ -52,6 +55,7 @@ struct kt_daemon {
 	struct kt_server *server;
 	struct kt_sched_cfg sched;
 	struct kt_parked *parked;
+	struct kt_login_state *login; /* login.c's state */
 	int epfd, sigfd, tickfd;
 	time_t started;
 	time_t throttled_until;

@@ -14,6 +14,7 @@
 #include "kt_base64.h"
 #include "kt_json.h"
 #include "log.h"
+#include "login.h"
 #include "ops.h"
 #include "proto.h"
 #include "secmem.h"
@@ -35,6 +36,7 @@ struct op_ctx {
 	time_t now;
 	struct kt_buf *out; /* where a cache hit may be written, or NULL */
 	bool replay;        /* handled again after waiting: already audited */
+	int waited;         /* the kt_wait_kind it waited on, 0 the first time */
 };
 
 typedef enum kt_op_result (*op_fn)(struct op_ctx *x, struct json_object **answer);
@@ -109,7 +111,8 @@ static bool opt_str(struct json_object *req, const char *key, const char **out)
 /* The members that name things. They end up in log lines and messages, so a
  * control character in one is refused rather than passed on (a newline
  * would let a caller forge log lines). Passwords are not among them. */
-static const char *const name_fields[] = { "op", "secret", "stage", "version_id", "key", "user" };
+static const char *const name_fields[] = { "op",   "secret",  "stage", "version_id", "key",
+					    "user", "service", "rhost", "tty" };
 
 static const char *bad_name_field(struct json_object *req)
 {
@@ -157,7 +160,8 @@ static struct kt_entry *lookup(struct op_ctx *x, const char *op, struct json_obj
 		return NULL;
 	}
 	e = kt_cache_find(&x->d->cache, name);
-	if (e == NULL) {
+	/* Secrets that only logins use are for verify, never for reading. */
+	if (e == NULL || e->login_only) {
 		char shown[160];
 
 		kt_json_printable(name, shown, sizeof(shown));
@@ -463,7 +467,7 @@ static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer)
 	for (size_t i = 0; arr != NULL && i < x->d->cache.n; i++) {
 		struct kt_entry *e = x->d->cache.entries[i];
 
-		if (kt_acl_may_read(e->cfg, x->peer))
+		if (!e->login_only && kt_acl_may_read(e->cfg, x->peer))
 			json_object_array_add(arr, metadata(e, x->now, x->d->cfg->max_stale));
 	}
 	if (o != NULL)
@@ -535,12 +539,7 @@ static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer
 
 static enum kt_op_result op_verify(struct op_ctx *x, struct json_object **answer)
 {
-	(void)x;
-	/* The slot and its permission rule are in place; checking passwords
-	 * comes with pam_keyturn. */
-	*answer = kt_proto_error(KT_PERR_UNAVAILABLE,
-				 "password verification is not available in this keyturnd");
-	return KT_OP_ANSWER;
+	return kt_login_verify(x->d, x->conn_id, x->peer, x->req, x->waited, x->now, answer);
 }
 
 /* Whether the caller may use an op at all, before any per-secret rule. */
@@ -556,9 +555,9 @@ static bool who_allows(enum op_who who, const struct op_ctx *x)
 
 static enum kt_op_result handle(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
 				struct json_object *req, struct json_object **answer,
-				struct kt_buf *out, bool replay)
+				struct kt_buf *out, bool replay, int waited)
 {
-	struct op_ctx x = { d, conn_id, peer, req, time(NULL), out, replay };
+	struct op_ctx x = { d, conn_id, peer, req, time(NULL), out, replay, waited };
 	struct json_object *v;
 	const char *op = kt_json_str(req, "op"), *bad;
 	char shown[80];
@@ -604,7 +603,7 @@ enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const str
 				struct json_object *req, struct json_object **answer,
 				struct kt_buf *out)
 {
-	return handle(d, conn_id, peer, req, answer, out, false);
+	return handle(d, conn_id, peer, req, answer, out, false, 0);
 }
 
 /* Whether a finished version job was the one this request waits for. */
@@ -662,5 +661,5 @@ enum kt_op_result kt_ops_resume(struct kt_daemon *d, struct kt_parked *p, struct
 						     e->name);
 		return KT_OP_ANSWER;
 	}
-	return handle(d, p->conn_id, &p->peer, p->req, answer, NULL, true);
+	return handle(d, p->conn_id, &p->peer, p->req, answer, NULL, true, (int)p->kind);
 }

@@ -187,6 +187,71 @@ static void test_stage_map(void **state)
 	kt_cache_free(&c);
 }
 
+/* Login-only entries: found by their SecretId, kept by a sync (the login
+ * module prunes them), removed on their own; a name taken is refused. */
+static void test_login_entries(void **state)
+{
+	const char *names[] = { "app/db" }, *ids[] = { "app/db" };
+	struct kt_cache c;
+	struct kt_config cfg;
+	struct kt_entry *l;
+
+	(void)state;
+	kt_cache_init(&c);
+	make_cfg(&cfg, 1, names, ids);
+	assert_int_equal(kt_cache_sync(&c, &cfg), 0);
+	assert_null(kt_cache_add_login(&c, "app/db")); /* a section serves it */
+	l = kt_cache_add_login(&c, "hosts/h1/breakglass");
+	assert_non_null(l);
+	assert_true(l->login_only);
+	assert_string_equal(l->name, "login:hosts/h1/breakglass");
+	assert_string_equal(l->cfg->id, "hosts/h1/breakglass");
+	assert_ptr_equal(kt_cache_find(&c, "hosts/h1/breakglass"), l);
+	assert_int_equal(kt_cache_sync(&c, &cfg), 0);
+	assert_int_equal(c.n, 2);
+	assert_ptr_equal(kt_cache_find(&c, "hosts/h1/breakglass"), l);
+	kt_cache_remove(&c, l);
+	assert_int_equal(c.n, 1);
+	assert_null(kt_cache_find(&c, "hosts/h1/breakglass"));
+	assert_non_null(kt_cache_find(&c, "app/db"));
+	kt_cache_free(&c);
+}
+
+/* A new AWSCURRENT makes the old one prev_version, from that moment; the
+ * same version fetched again does not; forgetting clears it. */
+static void test_rotation_recorded(void **state)
+{
+	const char *names[] = { "a" }, *ids[] = { "a" };
+	struct kt_cache c;
+	struct kt_config cfg;
+	struct sm_value v;
+	struct kt_entry *e;
+
+	(void)state;
+	kt_cache_init(&c);
+	make_cfg(&cfg, 1, names, ids);
+	assert_int_equal(kt_cache_sync(&c, &cfg), 0);
+	e = kt_cache_find(&c, "a");
+	make_value(&v, "v1", "AWSCURRENT", "one");
+	kt_cache_set_current(e, &v, 100);
+	sm_value_free(&v);
+	assert_null(e->prev_version);
+	make_value(&v, "v1", "AWSCURRENT", "one");
+	kt_cache_set_current(e, &v, 150);
+	sm_value_free(&v);
+	assert_null(e->prev_version);
+	make_value(&v, "v2", "AWSCURRENT", "two");
+	kt_cache_set_current(e, &v, 200);
+	sm_value_free(&v);
+	assert_string_equal(e->prev_version, "v1");
+	assert_int_equal(e->rotated_at, 200);
+	assert_non_null(kt_cache_value(e, "v1"));
+	kt_cache_forget(e);
+	assert_null(e->prev_version);
+	assert_int_equal(e->rotated_at, 0);
+	kt_cache_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +259,8 @@ int main(void)
 		cmocka_unit_test(test_repointed_section_starts_afresh),
 		cmocka_unit_test(test_versions),
 		cmocka_unit_test(test_stage_map),
+		cmocka_unit_test(test_login_entries),
+		cmocka_unit_test(test_rotation_recorded),
 	};
 
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);

@@ -1,0 +1,328 @@
+/* Password checks for logins: the `verify` op. The mapping from accounts
+ * to secrets is in login_map.c, the offline verifiers in login_offline.c.
+ * Runs on the loop thread, like the rest of the cache's users. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "cache.h"
+#include "daemon.h"
+#include "kt_json.h"
+#include "log.h"
+#include "login.h"
+#include "login_int.h"
+#include "proto.h"
+#include "secmem.h"
+
+/* A non-root caller may fail this many times per window, then waits. */
+#define NONROOT_FAILURES 5
+#define NONROOT_WINDOW 60
+#define FAIL_SLOTS 32
+
+struct fail_slot {
+	uid_t uid;
+	int failures;
+	time_t since;
+};
+
+struct kt_login_state {
+	unsigned char key[32]; /* HMAC key for comparisons; never leaves memory */
+	struct fail_slot fails[FAIL_SLOTS];
+};
+
+/* What an attempt's audit line says. */
+struct attempt {
+	const struct kt_peer *peer;
+	const char *user, *service, *rhost, *tty;
+	const char *secret;
+};
+int kt_login_init(struct kt_daemon *d)
+{
+	struct kt_login_state *st = calloc(1, sizeof(*st));
+
+	if (st == NULL)
+		return -ENOMEM;
+	if (getrandom(st->key, sizeof(st->key), 0) != (ssize_t)sizeof(st->key)) {
+		free(st);
+		return -EIO;
+	}
+	d->login = st;
+	return 0;
+}
+
+void kt_login_free(struct kt_daemon *d)
+{
+	kt_free_wiped(d->login, sizeof(*d->login));
+	d->login = NULL;
+}
+
+/* Compares through an HMAC under a random key, so the time taken says
+ * nothing about where the two differ or how long the stored one is. An
+ * empty password never matches. */
+static bool same_password(const struct kt_login_state *st, const void *a, size_t alen,
+			  const void *b, size_t blen)
+{
+	unsigned char ma[EVP_MAX_MD_SIZE], mb[EVP_MAX_MD_SIZE];
+	unsigned int la = 0, lb = 0;
+	bool same;
+
+	if (HMAC(EVP_sha256(), st->key, sizeof(st->key), a, alen, ma, &la) == NULL ||
+	    HMAC(EVP_sha256(), st->key, sizeof(st->key), b, blen, mb, &lb) == NULL)
+		return false;
+	same = la == lb && CRYPTO_memcmp(ma, mb, la) == 0 && alen > 0 && blen > 0;
+	kt_wipe(ma, sizeof(ma));
+	kt_wipe(mb, sizeof(mb));
+	return same;
+}
+
+/* 1 on a match (*stage set), 0 on none, a negative errno (msg set) when the
+ * value holds no password. */
+static int compare_cached(const struct kt_login_state *st, const struct kt_entry *e,
+			  const struct kt_login_cfg *l, const char *pw, size_t len, time_t now,
+			  const char **stage, char *msg, size_t msglen)
+{
+	const struct kt_value *prev;
+	char *want = NULL;
+	size_t wlen = 0;
+	int rc;
+
+	rc = kt_login_password(e, &e->cur, l->key, &want, &wlen, msg, msglen);
+	if (rc < 0)
+		return rc;
+	if (same_password(st, pw, len, want, wlen)) {
+		*stage = "AWSCURRENT";
+		rc = 1;
+		goto out;
+	}
+	kt_free_wiped(want, wlen);
+	want = NULL;
+	if (!kt_login_previous_in_grace(e, l, now) || (prev = kt_cache_value(e, e->prev_version)) == NULL)
+		goto out;
+	if (kt_login_password(e, prev, l->key, &want, &wlen, msg, msglen) == 0 &&
+	    same_password(st, pw, len, want, wlen)) {
+		*stage = "AWSPREVIOUS";
+		rc = 1;
+	}
+out:
+	kt_free_wiped(want, wlen);
+	return rc;
+}
+
+static struct fail_slot *fail_slot(struct kt_login_state *st, uid_t uid, time_t now)
+{
+	struct fail_slot *oldest = &st->fails[0];
+
+	for (size_t i = 0; i < FAIL_SLOTS; i++) {
+		if (st->fails[i].failures > 0 && st->fails[i].uid == uid)
+			return &st->fails[i];
+	}
+	for (size_t i = 0; i < FAIL_SLOTS; i++) {
+		if (st->fails[i].failures == 0 || now - st->fails[i].since >= NONROOT_WINDOW)
+			return &st->fails[i];
+		if (st->fails[i].since < oldest->since)
+			oldest = &st->fails[i];
+	}
+	return oldest;
+}
+
+static void audit(const struct attempt *a, const char *result, const char *stage,
+		  const char *source)
+{
+	char user[96], service[64], rhost[96], tty[64];
+
+	kt_json_printable(a->user, user, sizeof(user));
+	kt_json_printable(a->service != NULL ? a->service : "-", service, sizeof(service));
+	kt_json_printable(a->rhost != NULL ? a->rhost : "-", rhost, sizeof(rhost));
+	kt_json_printable(a->tty != NULL ? a->tty : "-", tty, sizeof(tty));
+	if (strcmp(result, "match") == 0)
+		log_info("login: user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
+			 "result=match stage=%s source=%s", user, service, rhost, tty,
+			 (unsigned long)a->peer->uid, (long)a->peer->pid, a->secret, stage, source);
+	else
+		log_warn("login: user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
+			 "result=%s", user, service, rhost, tty, (unsigned long)a->peer->uid,
+			 (long)a->peer->pid, a->secret, result);
+}
+
+/* The answer to a checked password, audited; failures of non-root
+ * callers count towards their limit. */
+static struct json_object *verdict(struct kt_daemon *d, const struct attempt *a, bool match,
+				   const char *stage, const char *source, time_t now)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (a->peer->uid != 0) {
+		struct fail_slot *s = fail_slot(d->login, a->peer->uid, now);
+
+		if (match) {
+			if (s->uid == a->peer->uid)
+				s->failures = 0;
+		} else {
+			if (s->uid != a->peer->uid || now - s->since >= NONROOT_WINDOW) {
+				s->uid = a->peer->uid;
+				s->failures = 0;
+				s->since = now;
+			}
+			s->failures++;
+		}
+	}
+	audit(a, match ? "match" : "mismatch", stage, source);
+	if (o == NULL)
+		return NULL;
+	json_object_object_add(o, "ok", json_object_new_boolean(true));
+	json_object_object_add(o, "match", json_object_new_boolean(match));
+	json_object_object_add(o, "stage", match ? json_object_new_string(stage) : NULL);
+	json_object_object_add(o, "source", json_object_new_string(source));
+	return o;
+}
+
+/* Whether a non-root caller used up its failures; *wait says for how long. */
+static bool over_limit(struct kt_login_state *st, uid_t uid, time_t now, long *wait)
+{
+	for (size_t i = 0; i < FAIL_SLOTS; i++) {
+		const struct fail_slot *s = &st->fails[i];
+
+		if (s->uid == uid && s->failures >= NONROOT_FAILURES && now - s->since < NONROOT_WINDOW) {
+			*wait = (long)(s->since + NONROOT_WINDOW - now);
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool opt_string(struct json_object *req, const char *key, const char **out)
+{
+	struct json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null))
+		return true;
+	*out = kt_json_str(req, key);
+	return *out != NULL;
+}
+
+static enum kt_op_result park(struct kt_daemon *d, struct kt_entry *e, uint64_t conn_id,
+			      const struct kt_peer *peer, enum kt_wait_kind kind,
+			      struct json_object *req, struct json_object **answer)
+{
+	if (kt_daemon_park(d, e, conn_id, peer, kind, req) < 0) {
+		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+		return KT_OP_ANSWER;
+	}
+	return KT_OP_PARKED;
+}
+
+/* No value in hand: wait for a fetch when one can start (the first time
+ * round), else answer from the offline verifier. */
+static enum kt_op_result without_value(struct kt_daemon *d, uint64_t conn_id, struct json_object *req,
+				       const struct attempt *a, const struct kt_login_cfg *l,
+				       struct kt_entry *e, const char *pw, size_t len, int waited,
+				       time_t now, struct json_object **answer)
+{
+	const char *stage = NULL;
+	char msg[400];
+	int rc;
+
+	if (waited != KT_WAIT_VERIFY_VALUE) {
+		if (e->in_flight)
+			return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
+		if ((e->failures == 0 || now >= e->next_check) && d->throttled_until <= now) {
+			kt_daemon_fetch_current(d, e);
+			return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
+		}
+	}
+	rc = kt_login_offline_check(d, e, l, pw, len, now, &stage, msg, sizeof(msg));
+	if (rc >= 0) {
+		*answer = verdict(d, a, rc == 1, stage, "offline", now);
+		return KT_OP_ANSWER;
+	}
+	audit(a, "unavailable", NULL, NULL);
+	*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "%s: no value from AWS (%s); %s", e->name,
+				 e->failures > 0 ? e->last_error : "not fetched yet", msg);
+	return KT_OP_ANSWER;
+}
+
+enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
+				  struct json_object *req, int waited, time_t now,
+				  struct json_object **answer)
+{
+	struct attempt a = { .peer = peer, .secret = "-" };
+	const struct kt_login_cfg *l = NULL;
+	struct kt_entry *e = NULL;
+	struct json_object *pwo;
+	const char *pw, *stage = NULL;
+	char msg[400];
+	size_t len;
+	long wait;
+	int rc;
+
+	a.user = kt_json_str(req, "user");
+	if (a.user == NULL || a.user[0] == '\0' || !json_object_object_get_ex(req, "password", &pwo) ||
+	    !json_object_is_type(pwo, json_type_string)) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
+					 "verify needs \"user\" (a non-empty string) and \"password\" (a string)");
+		return KT_OP_ANSWER;
+	}
+	if (!opt_string(req, "service", &a.service) || !opt_string(req, "rhost", &a.rhost) ||
+	    !opt_string(req, "tty", &a.tty)) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
+					 "\"service\", \"rhost\" and \"tty\" must be strings");
+		return KT_OP_ANSWER;
+	}
+	pw = json_object_get_string(pwo);
+	len = (size_t)json_object_get_string_len(pwo);
+	if (peer->uid != 0 && over_limit(d->login, peer->uid, now, &wait)) {
+		audit(&a, "throttled", NULL, NULL);
+		*answer = kt_proto_error(KT_PERR_THROTTLED,
+					 "too many failed passwords from uid %lu; try again in %ld s",
+					 (unsigned long)peer->uid, wait);
+		return KT_OP_ANSWER;
+	}
+	rc = kt_login_resolve(d, a.user, &l, &e, msg, sizeof(msg));
+	if (rc < 0) {
+		audit(&a, rc == -ENOENT ? "unknown_user" : "unavailable", NULL, NULL);
+		*answer = kt_proto_error(rc == -ENOENT ? KT_PERR_NOT_FOUND : KT_PERR_UNAVAILABLE, "%s", msg);
+		return KT_OP_ANSWER;
+	}
+	a.secret = e->name;
+	if (e->gone) {
+		audit(&a, "unknown_user", NULL, NULL);
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s no longer exists in AWS", e->name);
+		return KT_OP_ANSWER;
+	}
+	if (e->cur.data == NULL || (e->failures > 0 && now - e->last_ok > d->cfg->max_stale))
+		return without_value(d, conn_id, req, &a, l, e, pw, len, waited, now, answer);
+	rc = compare_cached(d->login, e, l, pw, len, now, &stage, msg, sizeof(msg));
+	if (rc < 0) {
+		log_warn("login: %s", msg);
+		audit(&a, "unavailable", NULL, NULL);
+		*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "%s", msg);
+		return KT_OP_ANSWER;
+	}
+	if (rc == 0 && waited == 0) {
+		/* The user may already type a new password that keyturnd has not
+		 * seen: one check with AWS, at most one per secret per
+		 * refresh_min_interval however many passwords fail. */
+		if (e->in_flight)
+			return park(d, e, conn_id, peer, KT_WAIT_VERIFY_RECHECK, req, answer);
+		if (now - e->last_verify_check >= d->cfg->refresh_min_interval &&
+		    d->throttled_until <= now) {
+			e->last_verify_check = now;
+			log_info("login: %s: password did not match; checking %s with AWS", a.user,
+				 e->name);
+			kt_daemon_check(d, e);
+			return park(d, e, conn_id, peer, KT_WAIT_VERIFY_RECHECK, req, answer);
+		}
+	}
+	*answer = verdict(d, &a, rc == 1, stage, "cache", now);
+	return KT_OP_ANSWER;
+}

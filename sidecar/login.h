@@ -1,0 +1,43 @@
+/* Logins: the `verify` op. A user's [login:] section maps it to a secret;
+ * the password is compared with that secret's AWSCURRENT value (and with
+ * AWSPREVIOUS during its grace); a failed password may start one
+ * rate-limited check with AWS; non-root callers have a strict failure
+ * limit; offline verifiers in state_dir answer when no value can be had. */
+#ifndef KT_LOGIN_H
+#define KT_LOGIN_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "acl.h"
+#include "ops.h"
+
+struct kt_daemon;
+struct kt_entry;
+struct kt_login_state;
+
+/* Allocates d->login (with a random key for comparisons). 0 or -errno. */
+int kt_login_init(struct kt_daemon *d);
+void kt_login_free(struct kt_daemon *d);
+
+/* After the configuration was loaded or reloaded and the cache synced:
+ * adds entries for the logins whose secret does not depend on the user
+ * (so they are fetched at start), drops login entries no mapping needs
+ * any more, and removes offline verifiers no mapping uses. */
+void kt_login_sync(struct kt_daemon *d, time_t now);
+
+/* Handles a verify request. waited is the kt_wait_kind it was parked on
+ * when it is handled again, 0 the first time. */
+enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
+				  struct json_object *req, int waited, time_t now,
+				  struct json_object **answer);
+
+/* The daemon's hooks: a new AWSCURRENT value arrived; a check confirmed the
+ * value in hand; AWS says the secret is gone. */
+void kt_login_value_changed(struct kt_daemon *d, struct kt_entry *e, time_t now);
+void kt_login_confirmed(struct kt_daemon *d, struct kt_entry *e, time_t now);
+void kt_login_gone(struct kt_daemon *d, struct kt_entry *e);
+
+#endif

@@ -1,0 +1,247 @@
+/* Logins, from accounts to secrets: a user's [login:] section, the SecretId
+ * it expands to, the cache entry that holds it, and the password a value
+ * holds. */
+#include "config.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "daemon.h"
+#include "kt_json.h"
+#include "log.h"
+#include "login.h"
+#include "login_int.h"
+#include "secmem.h"
+
+/* Login entries of their own (not named by a [secret:] section); with
+ * [login:*] and %u there is one per account that tried to log in. */
+#define LOGIN_ENTRIES_MAX 256
+
+void kt_login_host(char *out, size_t len)
+{
+	if (gethostname(out, len) < 0)
+		snprintf(out, len, "localhost");
+	out[len - 1] = '\0';
+}
+
+bool kt_login_pattern_has_user(const char *p)
+{
+	for (const char *s = strchr(p, '%'); s != NULL && s[1] != '\0'; s = strchr(s + 2, '%')) {
+		if (s[1] == 'u')
+			return true;
+	}
+	return false;
+}
+
+const char *kt_login_mapping_user(const struct kt_login_cfg *l, const struct kt_entry *e)
+{
+	if (strcmp(l->user, "*") != 0 || !kt_login_pattern_has_user(l->secret))
+		return l->user;
+	return e != NULL ? e->login_user : NULL;
+}
+
+/* Whether mapping l, for user, names the SecretId id. */
+bool kt_login_maps_to(const struct kt_login_cfg *l, const char *user, const char *id)
+{
+	char host[256];
+	char *want;
+	bool same;
+
+	kt_login_host(host, sizeof(host));
+	want = kt_config_expand(l->secret, user, host);
+	same = want != NULL && strcmp(want, id) == 0;
+	free(want);
+	return same;
+}
+
+/* Whether mapping l, for user, leads to entry e. */
+bool kt_login_maps_entry(struct kt_daemon *d, const struct kt_login_cfg *l, const char *user,
+		       const struct kt_entry *e)
+{
+	char host[256], *id;
+	bool same;
+
+	kt_login_host(host, sizeof(host));
+	id = kt_config_expand(l->secret, user, host);
+	same = id != NULL && kt_cache_find(&d->cache, id) == e;
+	free(id);
+	return same;
+}
+
+static bool account_exists(const char *user)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	return getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res != NULL;
+}
+
+static size_t login_entries(const struct kt_cache *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n; i++)
+		n += c->entries[i]->login_only;
+	return n;
+}
+
+/* Whether a [secret:] section names id (then its entry serves the login). */
+static bool section_names(const struct kt_config *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->nsecrets; i++) {
+		if (strcmp(cfg->secrets[i].name, id) == 0 || strcmp(cfg->secrets[i].id, id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The entry for a SecretId a login maps to, made when there is none. */
+static struct kt_entry *entry_for(struct kt_daemon *d, const char *id)
+{
+	struct kt_entry *e = kt_cache_find(&d->cache, id);
+
+	if (e != NULL)
+		return e;
+	if (login_entries(&d->cache) >= LOGIN_ENTRIES_MAX) {
+		log_warn("login: %d login secrets are cached already; not adding %s",
+			 LOGIN_ENTRIES_MAX, id);
+		return NULL;
+	}
+	return kt_cache_add_login(&d->cache, id);
+}
+
+int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_login_cfg **lp,
+		   struct kt_entry **ep, char *msg, size_t msglen)
+{
+	const struct kt_login_cfg *l = kt_config_login(d->cfg, user);
+	char host[256], shown[96];
+	struct kt_entry *e;
+	char *id = NULL;
+	int rc = 0;
+
+	kt_json_printable(user, shown, sizeof(shown));
+	if (l == NULL) {
+		kt_errf(msg, msglen, "no [login:] section maps the account %s", shown);
+		return -ENOENT;
+	}
+	/* [login:*] serves local accounts only: a made-up name must not make
+	 * keyturnd ask AWS for made-up secrets. */
+	if (strcmp(l->user, "*") == 0 && !account_exists(user)) {
+		kt_errf(msg, msglen, "%s is not a local account", shown);
+		return -ENOENT;
+	}
+	kt_login_host(host, sizeof(host));
+	id = kt_config_expand(l->secret, user, host);
+	if (id == NULL) {
+		kt_errf(msg, msglen, "the account name %s cannot be part of a SecretId", shown);
+		return -ENOENT;
+	}
+	e = entry_for(d, id);
+	if (e == NULL) {
+		kt_errf(msg, msglen, "cannot cache the secret of %s now", shown);
+		rc = -EAGAIN;
+		goto out;
+	}
+	if (strcmp(l->user, "*") == 0 && kt_login_pattern_has_user(l->secret) && !kt_login_same_str(e->login_user, user)) {
+		free(e->login_user);
+		e->login_user = kt_strdup(user);
+	}
+	*lp = l;
+	*ep = e;
+out:
+	free(id);
+	return rc;
+}
+
+int kt_login_password(const struct kt_entry *e, const struct kt_value *v, const char *key,
+			   char **out, size_t *len, char *msg, size_t msglen)
+{
+	struct json_object *doc = NULL, *member;
+	char shown[96];
+	int rc = -EINVAL;
+
+	*out = NULL;
+	*len = 0;
+	if (key == NULL) {
+		*out = kt_memdup(v->data, v->len);
+		*len = v->len;
+		return *out != NULL || v->len == 0 ? 0 : -ENOMEM;
+	}
+	kt_json_printable(key, shown, sizeof(shown));
+	if (!v->binary)
+		doc = kt_json_parse((const char *)v->data, v->len);
+	if (doc == NULL || !json_object_is_type(doc, json_type_object)) {
+		kt_errf(msg, msglen, "%s is not a JSON object, so it has no key %s", e->name, shown);
+		goto out;
+	}
+	if (!json_object_object_get_ex(doc, key, &member) ||
+	    !json_object_is_type(member, json_type_string)) {
+		kt_errf(msg, msglen, "%s has no string under the key %s", e->name, shown);
+		goto out;
+	}
+	*len = (size_t)json_object_get_string_len(member);
+	*out = kt_memdup(json_object_get_string(member), *len);
+	rc = *out != NULL || *len == 0 ? 0 : -ENOMEM;
+out:
+	kt_json_put_wiped(doc);
+	return rc;
+}
+
+/* AWSPREVIOUS counts only within previous_grace of the rotation this
+ * daemon saw, and only while AWS still calls that version AWSPREVIOUS. */
+bool kt_login_previous_in_grace(const struct kt_entry *e, const struct kt_login_cfg *l, time_t now)
+{
+	const char *prev;
+
+	if (l->previous_grace <= 0 || e->prev_version == NULL || e->rotated_at == 0 ||
+	    now - e->rotated_at >= l->previous_grace)
+		return false;
+	prev = kt_cache_version_for_stage(e, "AWSPREVIOUS");
+	return e->stages_map == NULL || kt_login_same_str(prev, e->prev_version);
+}
+
+/* Whether some mapping still needs login entry e. */
+static bool entry_wanted(const struct kt_config *cfg, const struct kt_entry *e)
+{
+	if (section_names(cfg, e->cfg->id))
+		return false;
+	for (size_t i = 0; i < cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &cfg->logins[i];
+		const char *user = kt_login_mapping_user(l, e);
+
+		if (user != NULL && kt_login_maps_to(l, user, e->cfg->id))
+			return true;
+	}
+	return false;
+}
+
+void kt_login_sync(struct kt_daemon *d, time_t now)
+{
+	(void)now;
+	for (size_t i = d->cache.n; i-- > 0;) {
+		struct kt_entry *e = d->cache.entries[i];
+
+		if (e->login_only && !entry_wanted(d->cfg, e))
+			kt_cache_remove(&d->cache, e);
+	}
+	/* Logins whose secret does not depend on the user are fetched at
+	 * start, so their offline verifiers exist before the first login. */
+	for (size_t i = 0; i < d->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &d->cfg->logins[i];
+		char host[256], *id;
+
+		if (kt_login_pattern_has_user(l->secret) && strcmp(l->user, "*") == 0)
+			continue;
+		kt_login_host(host, sizeof(host));
+		id = kt_config_expand(l->secret, l->user, host);
+		if (id != NULL && entry_for(d, id) == NULL)
+			log_warn("login: cannot cache %s for [login:%s]", id, l->user);
+		free(id);
+	}
+	kt_login_offline_prune(d);
+}

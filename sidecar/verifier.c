@@ -1,0 +1,609 @@
+/* Offline login verifiers: the small JSON files in state_dir that keep
+ * their yescrypt hashes (verifier_hash.c) across restarts, one per (secret
+ * id, JSON key), written atomically and read back only when the file is a
+ * regular file of ours with mode 0600. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+
+#include "kt_json.h"
+#include "log.h"
+#include "secmem.h"
+#include "verifier.h"
+
+#define VF_PREFIX     "verifier-"
+#define VF_TMP_PREFIX ".verifier-"
+/* 20 bytes of SHA-256 (160 bits) keep names short and collisions out of reach. */
+#define VF_DIGEST_BYTES 20
+#define VF_NAME_LEN     (sizeof(VF_PREFIX) - 1 + 2 * VF_DIGEST_BYTES)
+/* A verifier file is a few hundred bytes; anything this large is not ours. */
+#define VF_FILE_MAX (64 * 1024)
+/* A temporary file this much older than the clock was left by a write that
+ * died between mkostemp and rename: no write takes a minute. */
+#define VF_TMP_STALE 60
+
+int kt_verifier_file_name(const char *secret_id, const char *key, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = NULL;
+	size_t o = sizeof(VF_PREFIX) - 1;
+	int rc;
+
+	if (secret_id == NULL || out == NULL) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (outlen < VF_NAME_LEN + 1) {
+		rc = -ERANGE;
+		goto out;
+	}
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* A digest rather than the id itself: ARNs hold '/' and ':' and may be
+	 * long, and a name must be one short, safe path component. */
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, secret_id, strlen(secret_id)) != 1 ||
+	    EVP_DigestUpdate(ctx, "\n", 1) != 1 ||
+	    (key != NULL && EVP_DigestUpdate(ctx, key, strlen(key)) != 1) ||
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < VF_DIGEST_BYTES) {
+		rc = -EIO;
+		goto out;
+	}
+	memcpy(out, VF_PREFIX, o);
+	for (size_t i = 0; i < VF_DIGEST_BYTES; i++) {
+		out[o++] = hex[md[i] >> 4];
+		out[o++] = hex[md[i] & 0xf];
+	}
+	out[o] = '\0';
+	rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+static int vf_path(char *out, size_t outlen, const char *dir, const char *name)
+{
+	int n = snprintf(out, outlen, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+/* Whether v holds everything a file needs; the hashes must look like crypt
+ * output so that what is written can be read back. */
+static bool vf_complete(const struct kt_verifier *v)
+{
+	if (v->secret_id == NULL || v->secret_id[0] == '\0' || v->user == NULL ||
+	    v->user[0] == '\0' || v->cur_version == NULL || v->cur_version[0] == '\0' ||
+	    !kt_verifier_hash_ok(v->cur_hash) || v->confirmed_at < 0)
+		return false;
+	return v->prev_version == NULL ||
+	       (v->prev_version[0] != '\0' && kt_verifier_hash_ok(v->prev_hash) && v->prev_until >= 0);
+}
+
+/* Adds val to obj under key, taking val; a NULL val (allocation failure)
+ * clears *ok. */
+static void vf_add(struct json_object *obj, const char *key, struct json_object *val, bool *ok)
+{
+	if (val == NULL || json_object_object_add(obj, key, val) != 0) {
+		json_object_put(val);
+		*ok = false;
+	}
+}
+
+static struct json_object *vf_version_json(const char *version, const char *hash, bool with_until,
+                                           time_t until)
+{
+	struct json_object *o = json_object_new_object();
+	bool ok = o != NULL;
+
+	if (ok) {
+		vf_add(o, "version_id", json_object_new_string(version), &ok);
+		vf_add(o, "hash", json_object_new_string(hash), &ok);
+		if (with_until)
+			vf_add(o, "until", json_object_new_int64((int64_t)until), &ok);
+	}
+	if (!ok) {
+		kt_json_put_wiped(o);
+		o = NULL;
+	}
+	return o;
+}
+
+static struct json_object *vf_to_json(const struct kt_verifier *v)
+{
+	struct json_object *o = json_object_new_object();
+	bool ok = o != NULL;
+
+	if (!ok)
+		goto out;
+	vf_add(o, "v", json_object_new_int(1), &ok);
+	vf_add(o, "secret_id", json_object_new_string(v->secret_id), &ok);
+	if (v->key != NULL)
+		vf_add(o, "key", json_object_new_string(v->key), &ok);
+	else if (json_object_object_add(o, "key", NULL) != 0)
+		ok = false;
+	vf_add(o, "user", json_object_new_string(v->user), &ok);
+	vf_add(o, "current", vf_version_json(v->cur_version, v->cur_hash, false, 0), &ok);
+	if (v->prev_version != NULL)
+		vf_add(o, "previous",
+		       vf_version_json(v->prev_version, v->prev_hash, true, v->prev_until), &ok);
+	else if (json_object_object_add(o, "previous", NULL) != 0)
+		ok = false;
+	vf_add(o, "confirmed_at", json_object_new_int64((int64_t)v->confirmed_at), &ok);
+out:
+	if (!ok) {
+		kt_json_put_wiped(o);
+		o = NULL;
+	}
+	return o;
+}
+
+static int vf_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int kt_verifier_write(const char *dir, const struct kt_verifier *v, char *err, size_t errlen)
+{
+	char name[VF_NAME_LEN + 1], path[PATH_MAX], tmp[PATH_MAX];
+	struct json_object *obj = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int fd = -1, dfd = -1;
+	bool made_tmp = false;
+	int rc;
+
+	kt_errf(err, errlen, "%s", "");
+	if (dir == NULL || v == NULL || v->secret_id == NULL) {
+		rc = -EINVAL;
+		kt_errf(err, errlen, "no directory or secret id for a verifier");
+		goto out;
+	}
+	rc = kt_verifier_file_name(v->secret_id, v->key, name, sizeof(name));
+	if (rc == 0)
+		rc = vf_path(path, sizeof(path), dir, name);
+	if (rc == 0)
+		rc = vf_path(tmp, sizeof(tmp), dir, VF_TMP_PREFIX "XXXXXX");
+	if (rc < 0) {
+		kt_errf(err, errlen, "cannot name a verifier file in %s: %s", dir, strerror(-rc));
+		goto out;
+	}
+	if (!vf_complete(v)) {
+		rc = -EINVAL;
+		kt_errf(err, errlen, "%s: the verifier to write is incomplete", path);
+		goto out;
+	}
+	obj = vf_to_json(v);
+	text = obj != NULL ? kt_json_dump(obj, &len) : NULL;
+	if (text == NULL) {
+		rc = -ENOMEM;
+		kt_errf(err, errlen, "%s: %s", path, strerror(ENOMEM));
+		goto out;
+	}
+	/* mkostemp opens with O_CREAT|O_EXCL, which never follows a symbolic
+	 * link; the mode it asks for (0600) is cut by the umask, so it is set
+	 * again explicitly. The owner is whoever keyturnd runs as. */
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		kt_errf(err, errlen, "cannot create a temporary file in %s: %s", dir,
+		        strerror(-rc));
+		goto out;
+	}
+	made_tmp = true;
+	rc = fchmod(fd, 0600) < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = vf_write_all(fd, text, len);
+	if (rc == 0)
+		rc = vf_write_all(fd, "\n", 1);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	fd = -1;
+	if (rc < 0) {
+		kt_errf(err, errlen, "cannot write %s: %s", tmp, strerror(-rc));
+		goto out;
+	}
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		kt_errf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(-rc));
+		goto out;
+	}
+	made_tmp = false;
+	/* The rename is durable only once the directory is. A file system that
+	 * cannot sync a directory says EINVAL: nothing more can be done there. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL)) {
+		rc = -errno;
+		kt_errf(err, errlen, "cannot sync directory %s: %s", dir, strerror(-rc));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (made_tmp)
+		unlink(tmp);
+	if (dfd >= 0)
+		close(dfd);
+	kt_str_free_wiped(text);
+	kt_json_put_wiped(obj);
+	return rc;
+}
+
+/* Copies a non-empty string member into *dst; -EINVAL when it is missing,
+ * empty or not a string. */
+static int vf_take_str(struct json_object *obj, const char *key, char **dst)
+{
+	const char *s = kt_json_str(obj, key);
+
+	if (s == NULL || s[0] == '\0')
+		return -EINVAL;
+	*dst = kt_strdup(s);
+	return *dst == NULL ? -ENOMEM : 0;
+}
+
+static int vf_take_time(struct json_object *obj, const char *key, time_t *dst)
+{
+	long long n;
+
+	if (!kt_json_int64(obj, key, &n) || n < 0 || (long long)(time_t)n != n)
+		return -EINVAL;
+	*dst = (time_t)n;
+	return 0;
+}
+
+/* Reads {"version_id":..,"hash":..} (and "until" when until is not NULL). */
+static int vf_version_from_json(struct json_object *o, char **version,
+                                char hash[KT_VERIFIER_HASH_MAX], time_t *until)
+{
+	const char *h;
+	int rc;
+
+	if (!json_object_is_type(o, json_type_object)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	h = kt_json_str(o, "hash");
+	if (!kt_verifier_hash_ok(h)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = vf_take_str(o, "version_id", version);
+	if (rc == 0 && until != NULL)
+		rc = vf_take_time(o, "until", until);
+	if (rc == 0)
+		memcpy(hash, h, strlen(h) + 1);
+out:
+	return rc;
+}
+
+/* Fills v from a parsed file. Members other than those known are ignored;
+ * the known ones must have exactly their types. */
+static int vf_from_json(struct json_object *obj, struct kt_verifier *v)
+{
+	struct json_object *key, *cur, *prev;
+	long long ver;
+	int rc = -EINVAL;
+
+	if (!json_object_is_type(obj, json_type_object) || !kt_json_int64(obj, "v", &ver) ||
+	    ver != 1)
+		goto out;
+	rc = vf_take_str(obj, "secret_id", &v->secret_id);
+	if (rc < 0)
+		goto out;
+	rc = -EINVAL;
+	if (!json_object_object_get_ex(obj, "key", &key))
+		goto out;
+	if (key != NULL) {
+		if (kt_json_str(obj, "key") == NULL)
+			goto out;
+		v->key = kt_strdup(kt_json_str(obj, "key"));
+		if (v->key == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	rc = vf_take_str(obj, "user", &v->user);
+	if (rc == 0)
+		rc = vf_take_time(obj, "confirmed_at", &v->confirmed_at);
+	if (rc < 0)
+		goto out;
+	rc = -EINVAL;
+	if (!json_object_object_get_ex(obj, "current", &cur) ||
+	    !json_object_object_get_ex(obj, "previous", &prev))
+		goto out;
+	rc = vf_version_from_json(cur, &v->cur_version, v->cur_hash, NULL);
+	if (rc == 0 && prev != NULL)
+		rc = vf_version_from_json(prev, &v->prev_version, v->prev_hash, &v->prev_until);
+out:
+	return rc;
+}
+
+/* Reads the file name in dirfd (dir is for messages) into out, which is
+ * overwritten. -EINVAL (err set) for anything that is not a verifier file
+ * of ours; -ENOENT when there is none. */
+static int vf_load(int dirfd, const char *dir, const char *name, struct kt_verifier *out, char *err,
+                   size_t errlen)
+{
+	struct json_object *obj = NULL;
+	struct stat st;
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+	int fd = -1, rc;
+
+	memset(out, 0, sizeof(*out));
+	/* O_NONBLOCK: a FIFO put here must not hang the daemon before fstat
+	 * has refused it. */
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -ELOOP) {
+			rc = -EINVAL;
+			kt_errf(err, errlen, "%s/%s is a symbolic link", dir, name);
+		} else {
+			kt_errf(err, errlen, "%s/%s: %s", dir, name, strerror(-rc));
+		}
+		goto out;
+	}
+	rc = -EINVAL;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		kt_errf(err, errlen, "%s/%s: %s", dir, name, strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		kt_errf(err, errlen, "%s/%s is not a regular file", dir, name);
+		goto out;
+	}
+	if ((st.st_mode & 07777) != 0600) {
+		kt_errf(err, errlen, "%s/%s has mode %04o, not 0600", dir, name,
+		        (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	if (st.st_uid != geteuid()) {
+		kt_errf(err, errlen, "%s/%s is owned by uid %lu, not %lu", dir, name,
+		        (unsigned long)st.st_uid, (unsigned long)geteuid());
+		goto out;
+	}
+	if (st.st_size > VF_FILE_MAX) {
+		kt_errf(err, errlen, "%s/%s is larger than %d bytes", dir, name, VF_FILE_MAX);
+		goto out;
+	}
+	/* One byte more than fstat said, to notice a file that grew. */
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap);
+	if (buf == NULL) {
+		rc = -ENOMEM;
+		kt_errf(err, errlen, "%s/%s: %s", dir, name, strerror(ENOMEM));
+		goto out;
+	}
+	while (n < cap) {
+		ssize_t r = read(fd, buf + n, cap - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			kt_errf(err, errlen, "%s/%s: %s", dir, name, strerror(-rc));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	rc = -EINVAL;
+	if (n == cap) {
+		kt_errf(err, errlen, "%s/%s changed while it was read", dir, name);
+		goto out;
+	}
+	obj = kt_json_parse(buf, n);
+	if (obj == NULL) {
+		kt_errf(err, errlen, "%s/%s is not one JSON object", dir, name);
+		goto out;
+	}
+	rc = vf_from_json(obj, out);
+	if (rc == -EINVAL)
+		kt_errf(err, errlen, "%s/%s is not a version 1 verifier file", dir, name);
+	else if (rc < 0)
+		kt_errf(err, errlen, "%s/%s: %s", dir, name, strerror(-rc));
+out:
+	if (rc < 0)
+		kt_verifier_clear(out);
+	kt_free_wiped(buf, n);
+	kt_json_put_wiped(obj);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static bool vf_same_key(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int kt_verifier_read(const char *dir, const char *secret_id, const char *key,
+                     struct kt_verifier *out, char *err, size_t errlen)
+{
+	char name[VF_NAME_LEN + 1];
+	int dfd = -1, rc;
+
+	memset(out, 0, sizeof(*out));
+	kt_errf(err, errlen, "%s", "");
+	if (dir == NULL) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = kt_verifier_file_name(secret_id, key, name, sizeof(name));
+	if (rc < 0) {
+		kt_errf(err, errlen, "cannot name a verifier file in %s: %s", dir, strerror(-rc));
+		goto out;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		rc = -errno;
+		kt_errf(err, errlen, "%s: %s", dir, strerror(-rc));
+		goto out;
+	}
+	rc = vf_load(dfd, dir, name, out, err, errlen);
+	if (rc < 0)
+		goto out;
+	/* The name is a digest of (secret id, key); a file under it that
+	 * records other ones was copied or collided and must not be used. */
+	if (strcmp(out->secret_id, secret_id) != 0 || !vf_same_key(out->key, key)) {
+		rc = -EINVAL;
+		kt_errf(err, errlen, "%s/%s records another secret or key", dir, name);
+		kt_verifier_clear(out);
+	}
+out:
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
+}
+
+int kt_verifier_remove(const char *dir, const char *secret_id, const char *key)
+{
+	char name[VF_NAME_LEN + 1], path[PATH_MAX];
+	int rc;
+
+	if (dir == NULL) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = kt_verifier_file_name(secret_id, key, name, sizeof(name));
+	if (rc == 0)
+		rc = vf_path(path, sizeof(path), dir, name);
+	if (rc < 0)
+		goto out;
+	if (unlink(path) < 0 && errno != ENOENT)
+		rc = -errno;
+out:
+	return rc;
+}
+
+/* Removes a temporary file left by a write that died before its rename.
+ * Only regular files a minute old or more: younger ones may belong to a
+ * write going on right now. */
+static void vf_prune_tmp(int dfd, const char *dir, const char *name, time_t now)
+{
+	struct stat st;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_mtime > now - VF_TMP_STALE)
+		return;
+	if (unlinkat(dfd, name, 0) == 0)
+		log_info("removed %s/%s, left by an unfinished verifier write", dir, name);
+}
+
+/* Stale ".verifier-" temporaries are removed along the way but not
+ * counted: the count is of verifiers. Files that cannot be read for other
+ * reasons than being garbled (EACCES, ENOMEM, EIO) are left for next time. */
+int kt_verifier_prune(const char *dir, bool (*keep)(const struct kt_verifier *v, void *arg),
+                      void *arg)
+{
+	char err[PATH_MAX + 128], want[VF_NAME_LEN + 1];
+	struct kt_verifier v;
+	struct dirent *de;
+	DIR *d = NULL;
+	time_t now = time(NULL);
+	int removed = 0, rc;
+
+	memset(&v, 0, sizeof(v));
+	if (dir == NULL || keep == NULL) {
+		rc = -EINVAL;
+		goto out;
+	}
+	d = opendir(dir);
+	if (d == NULL) {
+		rc = -errno;
+		goto out;
+	}
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (de == NULL) {
+			rc = errno != 0 ? -errno : 0;
+			if (rc < 0)
+				goto out;
+			break;
+		}
+		if (strncmp(de->d_name, VF_TMP_PREFIX, sizeof(VF_TMP_PREFIX) - 1) == 0) {
+			vf_prune_tmp(dirfd(d), dir, de->d_name, now);
+			continue;
+		}
+		if (strncmp(de->d_name, VF_PREFIX, sizeof(VF_PREFIX) - 1) != 0)
+			continue;
+		rc = vf_load(dirfd(d), dir, de->d_name, &v, err, sizeof(err));
+		/* A file under a name other than its own (secret id, key) would
+		 * never be read: it is as good as garbled. */
+		if (rc == 0 && (kt_verifier_file_name(v.secret_id, v.key, want, sizeof(want)) < 0 ||
+		                strcmp(want, de->d_name) != 0)) {
+			rc = -EINVAL;
+			snprintf(err, sizeof(err), "%s/%s is not named for the secret it records",
+			         dir, de->d_name);
+		}
+		if (rc == -EINVAL || (rc == 0 && !keep(&v, arg))) {
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+				removed++;
+				if (rc < 0)
+					log_warn("removed a verifier file: %s", err);
+			} else if (errno != ENOENT) {
+				log_warn("cannot remove %s/%s: %s", dir, de->d_name,
+				         strerror(errno));
+			}
+		}
+		kt_verifier_clear(&v);
+	}
+	rc = removed;
+out:
+	kt_verifier_clear(&v);
+	if (d != NULL)
+		closedir(d);
+	return rc;
+}
+
+void kt_verifier_clear(struct kt_verifier *v)
+{
+	if (v == NULL)
+		return;
+	kt_wipe(v->cur_hash, sizeof(v->cur_hash));
+	kt_wipe(v->prev_hash, sizeof(v->prev_hash));
+	free(v->secret_id);
+	free(v->key);
+	free(v->user);
+	free(v->cur_version);
+	free(v->prev_version);
+	memset(v, 0, sizeof(*v));
+}
