@@ -46,3 +46,10 @@ requests() {
 	proxy GET /__proxy/stats >"$T/stats.json" || return 1
 	[[ $(<"$T/stats.json") =~ \"requests\":\ *([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
 }
+
+# calls TARGET: how many TARGET calls (DescribeSecret, ...) reached the proxy
+# since the last plan.
+calls() {
+	requests >/dev/null || return 1
+	json_get "$T/stats.json" "d['targets'].get('secretsmanager.$1', 0)"
+}

@@ -42,12 +42,6 @@ listed() {
 	jfield "$(kt_req '{"v":1,"op":"list"}')" \
 		"[($2) for s in d[\"secrets\"] if s[\"name\"] == \"$1\"][0]"
 }
-# calls TARGET: how many TARGET calls (DescribeSecret, ...) reached the proxy
-# since the last plan.
-calls() {
-	requests >/dev/null || return 1
-	json_get "$T/stats.json" "d['targets'].get('secretsmanager.$1', 0)"
-}
 # describes_reach N: succeeds once N DescribeSecret calls reached the proxy.
 describes_reach() { [ "$(calls DescribeSecret)" -ge "$1" ]; }
 # last_recorded VID: succeeds once the recorder's last answer is version VID.

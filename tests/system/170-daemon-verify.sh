@@ -31,10 +31,6 @@ verify_as() { kt_req_as "$1" "{\"v\":1,\"op\":\"verify\",\"user\":\"$2\",\"passw
 verdict() {
 	jfield "$1" '("match %s %s" % (d["stage"], d["source"]) if d["match"] else "mismatch %s" % d["source"]) if d.get("ok") else d["error"]'
 }
-calls() {
-	requests >/dev/null || return 1
-	json_get "$T/stats.json" "d['targets'].get('secretsmanager.$1', 0)"
-}
 # verifier_of SECRET_ID KEY: the path of its offline verifier file.
 verifier_of() { echo "$T/state/verifier-$(printf '%s\n%s' "$1" "$2" | sha256sum | cut -c1-40)"; }
 
