@@ -33,9 +33,9 @@ svc_groups=$(id -G "$SVC" | tr ' ' '\n' | sort -n | tr '\n' ' ')
 diag "service user $SVC: uid $svc_uid gid $svc_gid groups $svc_groups"
 
 # The service user must reach the socket and read the configuration again on
-# SIGHUP. The socket's directory is the service user's, as systemd's
-# RuntimeDirectory= makes /run/keyturn, so that it can remove the socket when
-# it stops.
+# SIGHUP. Here the socket's directory is the service user's, so that it can
+# remove the socket when it stops (under the shipped unit, RuntimeDirectory=
+# makes /run/keyturn root's instead, and systemd removes it).
 chmod 755 "$T"
 mkdir -m 0755 "$T/run" && chown "$SVC:$SVC_G" "$T/run"
 
