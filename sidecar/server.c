@@ -65,6 +65,7 @@ int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char dir[sizeof(sa.sun_path)];
 	char *slash;
+	bool made_dir = false;
 	mode_t old;
 	int fd = -1, rc;
 
@@ -79,11 +80,11 @@ int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size
 	if (slash != NULL && slash != dir) {
 		*slash = '\0';
 		if (mkdir(dir, 0755) == 0) {
-			/* Ours, so the daemon can remove its socket after the drop;
-			 * 0755 whatever the umask, so every user can reach it. */
-			if (chmod(dir, 0755) < 0 || (geteuid() == 0 && chown(dir, owner, group) < 0)) {
+			/* 0755 whatever the umask, so every user can reach it. */
+			made_dir = true;
+			if (chmod(dir, 0755) < 0) {
 				rc = -errno;
-				snprintf(err, errlen, "cannot set the owner or mode of %s: %s", dir,
+				snprintf(err, errlen, "cannot set the mode of %s: %s", dir,
 					 strerror(errno));
 				return rc;
 			}
@@ -120,6 +121,14 @@ int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size
 	if (chown(path, owner, group) < 0 && geteuid() == 0) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot chown %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* A directory made here becomes the service user's, so the daemon can
+	 * remove its socket after the drop: only now, after the bind, so that
+	 * root needs no CAP_DAC_OVERRIDE to create the socket in it. */
+	if (made_dir && geteuid() == 0 && chown(dir, owner, group) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot give %s to the service user: %s", dir, strerror(errno));
 		goto fail;
 	}
 	if (listen(fd, SOMAXCONN) < 0) {

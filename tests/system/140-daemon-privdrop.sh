@@ -8,7 +8,7 @@
 
 # The number of checks below; a run that cannot make users skips each of
 # them, saying why (before common.sh, which may need what a user lacks).
-PLANNED=33
+PLANNED=34
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 need_root_accounts "create the service user and to start keyturnd as root"
@@ -33,11 +33,11 @@ svc_groups=$(id -G "$SVC" | tr ' ' '\n' | sort -n | tr '\n' ' ')
 diag "service user $SVC: uid $svc_uid gid $svc_gid groups $svc_groups"
 
 # The service user must reach the socket and read the configuration again on
-# SIGHUP. Here the socket's directory is the service user's, so that it can
-# remove the socket when it stops (under the shipped unit, RuntimeDirectory=
-# makes /run/keyturn root's instead, and systemd removes it).
+# SIGHUP. The socket's directory does not exist: keyturnd makes it, binds
+# the socket in it as root and then gives it to the service user, so that
+# it can remove the socket when it stops (under the shipped unit,
+# RuntimeDirectory= makes /run/keyturn root's instead, and systemd removes it).
 chmod 755 "$T"
-mkdir -m 0755 "$T/run" && chown "$SVC:$SVC_G" "$T/run"
 
 start_moto
 V1="privdrop-value-$$-3b9e"
@@ -56,6 +56,8 @@ start_daemon || bail "keyturnd did not start as root"
 ok "keyturnd started as root answers status"
 check "the log says it dropped privileges to the service user" \
 	grep -qF "dropped privileges to $SVC (uid $svc_uid, gid $svc_gid)" "$KT_LOG"
+expect_eq "the socket's directory it made is the service user's, mode 0755" \
+	"$SVC 755" "$(stat -c '%U %a' "$T/run")"
 
 # --- /proc/PID/status ----------------------------------------------------------
 st=$(cat "/proc/$KT_PID/status")
