@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <security/pam_appl.h>
@@ -304,12 +305,18 @@ int main(int argc, char **argv)
 
 #ifdef HAVE_PAM_START_CONFDIR
 	tmp = getenv("TMPDIR");
-	snprintf(confdir, sizeof(confdir), "%s/kt-pam-login.XXXXXX",
-	         tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	if (mkdtemp(confdir) == NULL) {
-		perror("pam-login: mkdtemp");
-		confdir[0] = '\0';
-		goto out;
+	/* A directory of its own, made 0700 (mkdir never follows a symbolic
+	 * link left at the name); a name taken is tried with the next number. */
+	for (int i = 0;; i++) {
+		snprintf(confdir, sizeof(confdir), "%s/kt-pam-login.%ld.%d",
+		         tmp != NULL && *tmp != '\0' ? tmp : "/tmp", (long)getpid(), i);
+		if (mkdir(confdir, 0700) == 0)
+			break;
+		if (errno != EEXIST || i == 100) {
+			fprintf(stderr, "pam-login: cannot make %s: %s\n", confdir, strerror(errno));
+			confdir[0] = '\0';
+			goto out;
+		}
 	}
 #else
 	tmp = getenv("PAM_WRAPPER_SERVICE_DIR");

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -33,7 +34,7 @@
 /* A verifier file is a few hundred bytes; anything this large is not ours. */
 #define VF_FILE_MAX (64 * 1024)
 /* A temporary file this much older than the clock was left by a write that
- * died between mkostemp and rename: no write takes a minute. */
+ * died between its creation and the rename: no write takes a minute. */
 #define VF_TMP_STALE 60
 
 int kt_verifier_file_name(const char *secret_id, const char *key, char *out, size_t outlen)
@@ -174,6 +175,35 @@ static int vf_write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/* Creates "<dir>/.verifier-" and 16 random hex digits, O_EXCL (which
+ * never follows a symbolic link); a name taken is tried again with other
+ * digits. Returns the descriptor, its name in tmp, or a negative errno. */
+static int vf_open_tmp(const char *dir, char *tmp, size_t tmplen)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[8];
+	char name[sizeof(VF_TMP_PREFIX) + 2 * sizeof(rnd)];
+	int fd = -EEXIST, rc;
+
+	for (int tries = 0; tries < 8 && fd == -EEXIST; tries++) {
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return -EIO;
+		memcpy(name, VF_TMP_PREFIX, sizeof(VF_TMP_PREFIX) - 1);
+		for (size_t i = 0; i < sizeof(rnd); i++) {
+			name[sizeof(VF_TMP_PREFIX) - 1 + 2 * i] = hex[rnd[i] >> 4];
+			name[sizeof(VF_TMP_PREFIX) + 2 * i] = hex[rnd[i] & 15];
+		}
+		name[sizeof(name) - 1] = '\0';
+		rc = vf_path(tmp, tmplen, dir, name);
+		if (rc < 0)
+			return rc;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			fd = -errno;
+	}
+	return fd;
+}
+
 int kt_verifier_write(const char *dir, const struct kt_verifier *v, char *err, size_t errlen)
 {
 	char name[VF_NAME_LEN + 1], path[PATH_MAX], tmp[PATH_MAX];
@@ -193,8 +223,6 @@ int kt_verifier_write(const char *dir, const struct kt_verifier *v, char *err, s
 	rc = kt_verifier_file_name(v->secret_id, v->key, name, sizeof(name));
 	if (rc == 0)
 		rc = vf_path(path, sizeof(path), dir, name);
-	if (rc == 0)
-		rc = vf_path(tmp, sizeof(tmp), dir, VF_TMP_PREFIX "XXXXXX");
 	if (rc < 0) {
 		kt_errf(err, errlen, "cannot name a verifier file in %s: %s", dir, strerror(-rc));
 		goto out;
@@ -211,12 +239,11 @@ int kt_verifier_write(const char *dir, const struct kt_verifier *v, char *err, s
 		kt_errf(err, errlen, "%s: %s", path, strerror(ENOMEM));
 		goto out;
 	}
-	/* mkostemp opens with O_CREAT|O_EXCL, which never follows a symbolic
-	 * link; the mode it asks for (0600) is cut by the umask, so it is set
-	 * again explicitly. The owner is whoever keyturnd runs as. */
-	fd = mkostemp(tmp, O_CLOEXEC);
+	/* The mode asked for (0600) is cut by the umask, so it is set again
+	 * explicitly. The owner is whoever keyturnd runs as. */
+	fd = vf_open_tmp(dir, tmp, sizeof(tmp));
 	if (fd < 0) {
-		rc = -errno;
+		rc = fd;
 		kt_errf(err, errlen, "cannot create a temporary file in %s: %s", dir,
 		        strerror(-rc));
 		goto out;
