@@ -495,7 +495,7 @@ static void reload(struct kt_daemon *d)
 	log_set_level(cfg->log_level);
 	d->sched.check_interval = cfg->check_interval;
 	d->sched.window_interval = cfg->window_interval;
-	kt_login_sync(d, now);
+	kt_login_sync(d);
 	/* Requests waiting on removed sections are answered now. */
 	for (;;) {
 		struct kt_parked *p = d->parked;
@@ -729,7 +729,7 @@ int kt_daemon_main(const char *config_path, bool foreground)
 		log_err("out of memory");
 		goto out;
 	}
-	kt_login_sync(&d, time(NULL));
+	kt_login_sync(&d);
 	d.sched.check_interval = d.cfg->check_interval;
 	d.sched.window_interval = d.cfg->window_interval;
 	d.started = time(NULL);

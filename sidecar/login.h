@@ -26,7 +26,7 @@ void kt_login_free(struct kt_daemon *d);
  * adds entries for the logins whose secret does not depend on the user
  * (so they are fetched at start), drops login entries no mapping needs
  * any more, and removes offline verifiers no mapping uses. */
-void kt_login_sync(struct kt_daemon *d, time_t now);
+void kt_login_sync(struct kt_daemon *d);
 
 /* Handles a verify request. waited is the kt_wait_kind it was parked on
  * when it is handled again, 0 the first time. */

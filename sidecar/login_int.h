@@ -18,7 +18,6 @@ static inline bool kt_login_same_str(const char *a, const char *b)
 }
 
 /* login_map.c: from accounts to secrets. */
-void kt_login_host(char *out, size_t len);
 bool kt_login_pattern_has_user(const char *p);
 /* The account a mapping writes its verifiers for: its own name, or for
  * [login:*] with %u the last account that used the entry (or NULL). */

@@ -22,11 +22,17 @@
  * [login:*] and %u there is one per account that tried to log in. */
 #define LOGIN_ENTRIES_MAX 256
 
-void kt_login_host(char *out, size_t len)
+/* The SecretId mapping l names for user: its secret with %H (this host's
+ * name) and %u expanded. NULL on ENOMEM or a name that cannot be part of
+ * a SecretId. */
+static char *secret_id(const struct kt_login_cfg *l, const char *user)
 {
-	if (gethostname(out, len) < 0)
-		snprintf(out, len, "localhost");
-	out[len - 1] = '\0';
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	return kt_config_expand(l->secret, user, host);
 }
 
 bool kt_login_pattern_has_user(const char *p)
@@ -48,27 +54,20 @@ const char *kt_login_mapping_user(const struct kt_login_cfg *l, const struct kt_
 /* Whether mapping l, for user, names the SecretId id. */
 bool kt_login_maps_to(const struct kt_login_cfg *l, const char *user, const char *id)
 {
-	char host[256];
-	char *want;
-	bool same;
+	char *want = secret_id(l, user);
+	bool same = want != NULL && strcmp(want, id) == 0;
 
-	kt_login_host(host, sizeof(host));
-	want = kt_config_expand(l->secret, user, host);
-	same = want != NULL && strcmp(want, id) == 0;
 	free(want);
 	return same;
 }
 
 /* Whether mapping l, for user, leads to entry e. */
 bool kt_login_maps_entry(struct kt_daemon *d, const struct kt_login_cfg *l, const char *user,
-		       const struct kt_entry *e)
+			 const struct kt_entry *e)
 {
-	char host[256], *id;
-	bool same;
+	char *id = secret_id(l, user);
+	bool same = id != NULL && kt_cache_find(&d->cache, id) == e;
 
-	kt_login_host(host, sizeof(host));
-	id = kt_config_expand(l->secret, user, host);
-	same = id != NULL && kt_cache_find(&d->cache, id) == e;
 	free(id);
 	return same;
 }
@@ -119,7 +118,7 @@ int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_logi
 		   struct kt_entry **ep, char *msg, size_t msglen)
 {
 	const struct kt_login_cfg *l = kt_config_login(d->cfg, user);
-	char host[256], shown[96];
+	char shown[96];
 	struct kt_entry *e;
 	char *id = NULL;
 	int rc = 0;
@@ -135,8 +134,7 @@ int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_logi
 		kt_errf(msg, msglen, "%s is not a local account", shown);
 		return -ENOENT;
 	}
-	kt_login_host(host, sizeof(host));
-	id = kt_config_expand(l->secret, user, host);
+	id = secret_id(l, user);
 	if (id == NULL) {
 		kt_errf(msg, msglen, "the account name %s cannot be part of a SecretId", shown);
 		return -ENOENT;
@@ -147,7 +145,8 @@ int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_logi
 		rc = -EAGAIN;
 		goto out;
 	}
-	if (strcmp(l->user, "*") == 0 && kt_login_pattern_has_user(l->secret) && !kt_login_same_str(e->login_user, user)) {
+	if (strcmp(l->user, "*") == 0 && kt_login_pattern_has_user(l->secret) &&
+	    !kt_login_same_str(e->login_user, user)) {
 		free(e->login_user);
 		e->login_user = kt_strdup(user);
 	}
@@ -220,9 +219,8 @@ static bool entry_wanted(const struct kt_config *cfg, const struct kt_entry *e)
 	return false;
 }
 
-void kt_login_sync(struct kt_daemon *d, time_t now)
+void kt_login_sync(struct kt_daemon *d)
 {
-	(void)now;
 	for (size_t i = d->cache.n; i-- > 0;) {
 		struct kt_entry *e = d->cache.entries[i];
 
@@ -233,12 +231,11 @@ void kt_login_sync(struct kt_daemon *d, time_t now)
 	 * start, so their offline verifiers exist before the first login. */
 	for (size_t i = 0; i < d->cfg->nlogins; i++) {
 		const struct kt_login_cfg *l = &d->cfg->logins[i];
-		char host[256], *id;
+		char *id;
 
 		if (kt_login_pattern_has_user(l->secret) && strcmp(l->user, "*") == 0)
 			continue;
-		kt_login_host(host, sizeof(host));
-		id = kt_config_expand(l->secret, l->user, host);
+		id = secret_id(l, l->user);
 		if (id != NULL && entry_for(d, id) == NULL)
 			log_warn("login: cannot cache %s for [login:%s]", id, l->user);
 		free(id);
