@@ -16,6 +16,7 @@
 #include "kt_base64.h"
 #include "kt_buf.h"
 #include "kt_json.h"
+#include "private.h"
 #include "proto.h"
 #include "secmem.h"
 #include "transport.h"
@@ -409,11 +410,12 @@ static int begin(keyturn_t *kt)
 keyturn_t *keyturn_open(const char *socket_path, int *err)
 {
 	keyturn_t *kt = NULL;
+	bool no_env = err != NULL && *err == KT_OPEN_NO_ENV;
 	int rc = KEYTURN_OK;
 
 	/* secure_getenv(): a set-user-ID program must not be pointed at a
 	 * socket of its caller's choosing. */
-	if (socket_path == NULL || *socket_path == '\0')
+	if (!no_env && (socket_path == NULL || *socket_path == '\0'))
 		socket_path = secure_getenv(SOCKET_ENV);
 	if (socket_path == NULL || *socket_path == '\0')
 		socket_path = DEFAULT_SOCKET;
@@ -427,7 +429,9 @@ keyturn_t *keyturn_open(const char *socket_path, int *err)
 		rc = KEYTURN_E_INVALID;
 		free(kt);
 		kt = NULL;
+		goto out;
 	}
+	kt->tr.no_env = no_env;
 out:
 	if (err != NULL)
 		*err = rc;

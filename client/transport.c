@@ -90,10 +90,12 @@ out:
 
 /* Root, the service user when it exists, and the owner that the environment
  * names (digits are a uid). secure_getenv(): a set-user-ID program such as su
- * must not be talked into trusting a socket of the caller's choosing. */
-static int owners_get(struct owners *o)
+ * must not be talked into trusting a socket of the caller's choosing. A
+ * handle made with no_env (pam_keyturn's) never reads the environment: a
+ * PAM application's environment is its user's, not the administrator's. */
+static int owners_get(const struct kt_transport *t, struct owners *o)
 {
-	const char *env = secure_getenv(OWNER_ENV);
+	const char *env = t->no_env ? NULL : secure_getenv(OWNER_ENV);
 	uid_t uid;
 	int rc;
 
@@ -139,11 +141,11 @@ static bool owner_ok(const struct owners *o, uid_t uid)
 	return false;
 }
 
-static const char *owners_hint(const struct owners *o)
+static const char *owners_hint(const struct kt_transport *t, const struct owners *o)
 {
 	if (o->env_unknown)
 		return " (" OWNER_ENV " names no user)";
-	if (secure_getenv(OWNER_ENV) != NULL)
+	if (!t->no_env && secure_getenv(OWNER_ENV) != NULL)
 		return " nor the user that " OWNER_ENV " names";
 	return "";
 }
@@ -248,7 +250,7 @@ static int tr_connect(struct kt_transport *t, const struct timespec *d)
 	char eb[128];
 	int fd = -1, rc;
 
-	rc = owners_get(&own);
+	rc = owners_get(t, &own);
 	if (rc < 0) {
 		rc = fail(t, rc, "out of memory");
 		goto out;
@@ -264,7 +266,7 @@ static int tr_connect(struct kt_transport *t, const struct timespec *d)
 	}
 	if (!owner_ok(&own, st.st_uid)) {
 		rc = fail(t, -EPERM, "%s belongs to uid %u, neither root nor the %s user%s",
-		          t->path, (unsigned)st.st_uid, SERVICE_USER, owners_hint(&own));
+		          t->path, (unsigned)st.st_uid, SERVICE_USER, owners_hint(t, &own));
 		goto out;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -287,7 +289,7 @@ static int tr_connect(struct kt_transport *t, const struct timespec *d)
 		rc = fail(t, -EPERM,
 		          "the process serving %s runs as uid %u, neither root nor the "
 		          "%s user%s",
-		          t->path, (unsigned)cred.uid, SERVICE_USER, owners_hint(&own));
+		          t->path, (unsigned)cred.uid, SERVICE_USER, owners_hint(t, &own));
 		goto out;
 	}
 	if (fstat(fd, &st) < 0) {

@@ -22,6 +22,7 @@ struct kt_transport {
 	ino_t ino;      /* our descriptor and the number now names something else */
 	bool used;      /* fd has carried an answer already (so it may have gone idle) */
 	int timeout_ms; /* for one whole call: connect, send and answer */
+	bool no_env;    /* never read KEYTURN_SOCKET_OWNER (pam_keyturn's handles) */
 	char msg[256];  /* why the last call failed; never holds a secret */
 };
 

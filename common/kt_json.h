@@ -11,8 +11,12 @@
 
 #include "kt_buf.h"
 
-/* Parses text as exactly one JSON value with nothing but white space after
- * it; wipes the parser's copy of the text. Returns NULL on any error. */
+/* Parses text as exactly one JSON value with nothing but white space around
+ * it, strictly (RFC 8259): no comments, single quotes, NaN, bare words or
+ * raw control characters; well-formed UTF-8 only (no overlong form, no
+ * surrogate, nothing above U+10FFFF; escaped surrogates only in pairs); no
+ * two members of one object with the same name; no \u0000 in a name.
+ * Wipes the parser's copy of the text. Returns NULL on any error. */
 struct json_object *kt_json_parse(const char *text, size_t len);
 
 /* Wipes every string inside obj, then releases it. The caller must hold the

@@ -14,6 +14,7 @@
 
 #include "keyturn.h"
 #include "pam_options.h"
+#include "private.h"
 
 /* The libkeyturn handle lives in the PAM handle under this name, so that a
  * second call on the same PAM handle reuses its connection, and pam_end()
@@ -54,7 +55,7 @@ static int get_conn(pam_handle_t *pamh, const struct kt_pam_opts *o, keyturn_t *
 {
 	const void *data = NULL;
 	struct conn *c = NULL;
-	int err = KEYTURN_OK, rc;
+	int err = KT_OPEN_NO_ENV, rc;
 
 	*out = NULL;
 	if (pam_get_data(pamh, DATA_NAME, &data) == PAM_SUCCESS && data != NULL) {
@@ -71,6 +72,10 @@ static int get_conn(pam_handle_t *pamh, const struct kt_pam_opts *o, keyturn_t *
 		rc = PAM_BUF_ERR;
 		goto out;
 	}
+	/* The socket and who may serve it come from the module's options
+	 * alone: KEYTURN_SOCKET and KEYTURN_SOCKET_OWNER in the application's
+	 * environment are its user's, and a root daemon (a display manager, a
+	 * cron-like service) may have inherited them from anyone. */
 	c->kt = keyturn_open(o->socket, &err);
 	if (c->kt == NULL) {
 		pam_syslog(pamh, LOG_ERR, "cannot open a keyturn handle for %s: %s", o->socket,

@@ -51,7 +51,10 @@ int smj_dup_opt(struct json_object *o, const char *key, char **out)
 	*out = NULL;
 	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
 		return 0;
-	if (!json_object_is_type(v, json_type_string))
+	/* A name, an ARN or a version id holding \u0000 would be read short
+	 * by every C caller: not that string. */
+	if (!json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
 		return -EBADMSG;
 	*out = kt_strdup(json_object_get_string(v));
 	return *out != NULL ? 0 : -ENOMEM;
@@ -80,7 +83,8 @@ int smj_str_array_copy(struct json_object *a, char ***out, size_t *n)
 	for (size_t i = 0; i < len; i++) {
 		struct json_object *s = json_object_array_get_idx(a, i);
 
-		if (!json_object_is_type(s, json_type_string))
+		if (!json_object_is_type(s, json_type_string) ||
+		    strlen(json_object_get_string(s)) != (size_t)json_object_get_string_len(s))
 			return -EBADMSG;
 		(*out)[i] = kt_strdup(json_object_get_string(s));
 		if ((*out)[i] == NULL)

@@ -24,6 +24,12 @@ that one fake serves every case of a test script:
   kt-headercut        two bytes of a header, then a close
   kt-oversize         a header announcing 2 GiB, then a close
   kt-zerolength       a header announcing 0 bytes
+  kt-pytrue, kt-comment, kt-squote, kt-dupmatch, kt-nulname, kt-trailobj,
+  kt-overlong, kt-surrogate, kt-nan
+                      raw bytes (RAW below) that lax JSON would read as a
+                      match: True, a comment, single quotes, "match":false
+                      then "match":true, "match\u0000x":true, a second
+                      object after the first, overlong or surrogate UTF-8
   kt-close            a close without any answer
   kt-slow             the real check, after --slow seconds
 
@@ -50,6 +56,21 @@ ERRORS = {
     "kt-internal": "internal",
     "kt-badrequest": "bad_request",
     "kt-unknowncode": "exploded",
+}
+
+# Answers that are not strict JSON, sent as they are. Each says "match":true
+# in a way that a lax parser (json-c's default mode) would take.
+_TAIL = b'"stage":"AWSCURRENT","source":"cache"}'
+RAW = {
+    "kt-pytrue": b'{"ok":true,"match":True,' + _TAIL,
+    "kt-comment": b'{"ok":true,/* yes */"match":true,' + _TAIL,
+    "kt-squote": b"{'ok':true,'match':true,'stage':'AWSCURRENT','source':'cache'}",
+    "kt-dupmatch": b'{"ok":true,"match":false,"match":true,' + _TAIL,
+    "kt-nulname": b'{"ok":true,"match":false,"match\\u0000x":true,' + _TAIL,
+    "kt-trailobj": b'{"ok":true,"match":true,' + _TAIL + b'{"ok":true,"match":true}',
+    "kt-overlong": b'{"ok":true,"match":true,"stage":"AWSCURRENT\xc0\xaf","source":"cache"}',
+    "kt-surrogate": b'{"ok":true,"match":true,"stage":"AWS\xed\xa0\x80","source":"cache"}',
+    "kt-nan": b'{"ok":true,"match":true,"fetched_at":NaN,' + _TAIL,
 }
 
 log_lock = threading.Lock()
@@ -89,6 +110,9 @@ def answer(args, conn, req):
     user = req.get("user")
     if user in ERRORS:
         body = {"ok": False, "error": ERRORS[user], "message": "fake: " + ERRORS[user]}
+    elif user in RAW:
+        conn.sendall(frame(RAW[user]))
+        return True
     elif user == "kt-nomatch":
         body = {"ok": True, "match": False, "stage": None, "source": "cache"}
     elif user == "kt-garbage":

@@ -48,10 +48,11 @@ FAKE="$KT_LIB/fakeverify.py"
 ME=$(id -un)
 ROOT=no
 [ "$(id -u)" -eq 0 ] && ROOT=yes
-# Not root: the fake's socket is this user's, which libkeyturn trusts only
-# when told to (and only outside set-user-ID programs).
+# pam_keyturn trusts only sockets of root's or keyturn's: it ignores
+# KEYTURN_SOCKET_OWNER (module options only), so a fake daemon of another
+# user's cannot stand in for keyturnd.
+[ "$ROOT" = yes ] || skip_all "needs root: pam_keyturn trusts only a socket of root's or keyturn's"
 OWNER_ENV=()
-[ "$ROOT" = yes ] || OWNER_ENV=(KEYTURN_SOCKET_OWNER="$ME")
 
 # The right password: JSON's special characters and non-ASCII UTF-8, so
 # that a mangled encoding shows as a mismatch.
@@ -168,6 +169,16 @@ for u in kt-garbage kt-badjson kt-trailing kt-array kt-okstring kt-matchstring k
 	kt-zerolength; do
 	expect_pam "g-$u" kt "$u" PAM_SERVICE_ERR "broken answer ($u), right password"
 done
+# Answers that lax JSON would read as a match (raw bytes from the fake,
+# see fakeverify.py's RAW): never PAM_SUCCESS, and never ignored.
+for u in kt-pytrue kt-comment kt-squote kt-dupmatch kt-nulname kt-trailobj kt-overlong \
+	kt-surrogate kt-nan; do
+	expect_pam "s-$u" kt "$u" PAM_SERVICE_ERR "not strict JSON ($u), right password"
+	expect_pam "s-i-$u" kt-iboth "$u" PAM_SERVICE_ERR "not strict JSON ($u), both ignores"
+done
+check "a lax answer is logged as not JSON" \
+	grep -q 'SYSLOG(3): user kt-dupmatch: password not checked: unexpected answer from keyturnd: the answer is not JSON' \
+	"$T/s-kt-dupmatch.err"
 check "the broken answers are logged as not checked" \
 	grep -q 'SYSLOG(3): user kt-matchstring: password not checked: unexpected answer' "$T/g-kt-matchstring.err"
 
@@ -193,23 +204,27 @@ check "an ignored outage is still logged as a warning" \
 expect_pam d-down kt-down alice PAM_AUTHINFO_UNAVAIL "no daemon (no socket)"
 expect_pam d-down-ia kt-down-ia alice PAM_IGNORE "no daemon, ignore_authinfo_unavail"
 n_before=$(requests_for alice)
-if [ "$ROOT" = yes ]; then
-	chown nobody "$SOCK"
-	expect_pam o-file kt alice PAM_SERVICE_ERR "a socket file of another user (nobody)"
-	expect_pam o-file-ia kt-iboth alice PAM_SERVICE_ERR "the same with both ignores: never PAM_IGNORE"
-	check "the bad owner is logged" grep -q 'not trusting the keyturn socket.*belongs to uid' "$T/o-file.err"
-	chown root "$SOCK"
-else
-	# Without KEYTURN_SOCKET_OWNER, a socket of this (non-root) user is
-	# not root's nor keyturn's.
-	saved_owner=("${OWNER_ENV[@]}")
-	OWNER_ENV=()
-	expect_pam o-file kt alice PAM_SERVICE_ERR "a socket file of a user that is not root nor keyturn"
-	expect_pam o-file-ia kt-iboth alice PAM_SERVICE_ERR "the same with both ignores: never PAM_IGNORE"
-	check "the bad owner is logged" grep -q 'not trusting the keyturn socket.*belongs to uid' "$T/o-file.err"
-	OWNER_ENV=("${saved_owner[@]}")
-fi
+chown nobody "$SOCK"
+expect_pam o-file kt alice PAM_SERVICE_ERR "a socket file of another user (nobody)"
+expect_pam o-file-ia kt-iboth alice PAM_SERVICE_ERR "the same with both ignores: never PAM_IGNORE"
+check "the bad owner is logged" grep -q 'not trusting the keyturn socket.*belongs to uid' "$T/o-file.err"
+# The application's environment does not widen the trust: the module
+# ignores KEYTURN_SOCKET_OWNER (libkeyturn would honour it elsewhere).
+OWNER_ENV=(KEYTURN_SOCKET_OWNER=nobody)
+expect_pam o-env kt alice PAM_SERVICE_ERR "KEYTURN_SOCKET_OWNER=nobody in the environment is ignored"
+OWNER_ENV=(KEYTURN_SOCKET_OWNER="$(id -u nobody)")
+expect_pam o-env-uid kt-iboth alice PAM_SERVICE_ERR "KEYTURN_SOCKET_OWNER=<nobody's uid> is ignored, with both ignores"
+OWNER_ENV=()
+check "the ignored variable is not offered as a way out in the log" \
+	sh -c "grep -q 'not trusting the keyturn socket' '$T/o-env.err' && ! grep -q KEYTURN_SOCKET_OWNER '$T/o-env.err'"
+chown root "$SOCK"
 expect_eq "an untrusted socket is never sent the password" "$n_before" "$(requests_for alice)"
+# KEYTURN_SOCKET naming the (trusted) fake does not replace socket=.
+n_before=$(requests_for alice)
+OWNER_ENV=(KEYTURN_SOCKET="$SOCK")
+expect_pam o-sockenv kt-down alice PAM_AUTHINFO_UNAVAIL "KEYTURN_SOCKET in the environment is ignored (socket= has no daemon)"
+OWNER_ENV=()
+expect_eq "KEYTURN_SOCKET: the fake it names was never asked" "$n_before" "$(requests_for alice)"
 expect_pam o-back kt alice PAM_SUCCESS "the socket back with its owner is trusted again"
 
 # A socket file of root's, served by a process of nobody: the kernel's record
