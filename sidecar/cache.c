@@ -1,12 +1,16 @@
 /* The loop-owned cache of secret values: a name-sorted array of entries,
- * each with its AWSCURRENT value and a few other versions callers asked for. */
+ * each with its AWSCURRENT value and a few other versions callers asked for.
+ * Value bytes live in the locked arena (kt_secure_alloc), metadata on the
+ * ordinary heap. */
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cache.h"
+#include "log.h"
 #include "secmem.h"
 
 void kt_value_clear(struct kt_value *v)
@@ -15,21 +19,51 @@ void kt_value_clear(struct kt_value *v)
 	for (size_t i = 0; i < v->nstages; i++)
 		free(v->stages[i]);
 	free(v->stages);
-	kt_free_wiped(v->data, v->len);
+	kt_secure_free(v->data, v->len + 1);
 	memset(v, 0, sizeof(*v));
 }
 
-/* Moves an sm_value into a kt_value; the ARN and name stay with the caller. */
-static void value_take(struct kt_value *dst, struct sm_value *src, time_t now)
+/* Copies the value bytes of src into the locked arena, with a NUL after
+ * them as the worker's copy has. Without room the value is refused: it is
+ * logged with what would fix it, recorded for status, and -ENOSPC comes
+ * back with nothing changed, so whatever the entry held before is still
+ * served. Never falls back to unlocked memory. */
+static int value_lock(struct kt_entry *e, const struct sm_value *src, unsigned char **out)
 {
-	kt_value_clear(dst);
+	struct kt_secure_stats st;
+	unsigned char *p = kt_secure_alloc(src->len + 1);
+
+	*out = p;
+	if (p != NULL) {
+		if (src->len > 0)
+			memcpy(p, src->data, src->len);
+		p[src->len] = '\0';
+		return 0;
+	}
+	kt_secure_stats(&st);
+	snprintf(e->last_error, sizeof(e->last_error),
+	         "version %.64s (%zu bytes) not cached: no room in locked memory "
+	         "(locked_memory = %zu bytes, %zu in use); raise locked_memory",
+	         src->version_id != NULL ? src->version_id : "?", src->len, st.size, st.used);
+	e->last_error_at = time(NULL);
+	log_warn("%s: %s; the value cached before, if any, is still served", e->name,
+	         e->last_error);
+	return -ENOSPC;
+}
+
+/* Moves an sm_value's metadata into a kt_value and its bytes into the
+ * locked arena (the worker's copy is wiped and freed); the ARN and name
+ * stay with the caller. dst must be cleared already. */
+static void value_take(struct kt_value *dst, struct sm_value *src, unsigned char *data, time_t now)
+{
 	dst->version_id = src->version_id;
 	dst->stages = src->stages;
 	dst->nstages = src->nstages;
-	dst->data = src->data;
+	dst->data = data;
 	dst->len = src->len;
 	dst->binary = src->binary;
 	dst->fetched_at = now;
+	kt_free_wiped(src->data, src->len + (src->binary ? 0 : 1));
 	src->version_id = NULL;
 	src->stages = NULL;
 	src->nstages = 0;
@@ -262,8 +296,13 @@ static void take_arn(struct kt_entry *e, struct sm_value *v)
 	}
 }
 
-void kt_cache_set_current(struct kt_entry *e, struct sm_value *v, time_t now)
+int kt_cache_set_current(struct kt_entry *e, struct sm_value *v, time_t now)
 {
+	unsigned char *data;
+
+	/* Room first: a refused value leaves the entry and v as they were. */
+	if (value_lock(e, v, &data) < 0)
+		return -ENOSPC;
 	take_arn(e, v);
 	if (e->cur.data != NULL && e->cur.version_id != NULL &&
 	    strcmp(e->cur.version_id, v->version_id) != 0) {
@@ -279,13 +318,23 @@ void kt_cache_set_current(struct kt_entry *e, struct sm_value *v, time_t now)
 		e->prev_version = prev;
 		e->rotated_at = prev != NULL ? now : 0;
 	}
-	value_take(&e->cur, v, now);
+	kt_value_clear(&e->cur);
+	value_take(&e->cur, v, data, now);
+	return 0;
 }
 
-void kt_cache_add_other(struct kt_entry *e, struct sm_value *v, time_t now)
+int kt_cache_add_other(struct kt_entry *e, struct sm_value *v, time_t now)
 {
+	struct kt_value *slot;
+	unsigned char *data;
+
+	if (value_lock(e, v, &data) < 0)
+		return -ENOSPC;
 	take_arn(e, v);
-	value_take(other_slot(e, v->version_id), v, now);
+	slot = other_slot(e, v->version_id);
+	kt_value_clear(slot);
+	value_take(slot, v, data, now);
+	return 0;
 }
 
 void kt_cache_set_stages(struct kt_entry *e, struct sm_description *d)

@@ -1,6 +1,7 @@
 /* keyturnd's cache of secret values. It is owned by the event loop thread
- * alone (workers only hand results back), so it needs no locks. Values live
- * in locked memory (mlockall) and are wiped before they are freed. */
+ * alone (workers only hand results back), so it needs no locks. Value bytes
+ * live in the locked arena (OpenSSL's secure heap, see secmem.h) and are
+ * wiped before they are freed. */
 #ifndef KT_CACHE_H
 #define KT_CACHE_H
 
@@ -20,7 +21,7 @@ struct kt_value {
 	char *version_id;
 	char **stages;
 	size_t nstages;
-	unsigned char *data; /* wiped when freed */
+	unsigned char *data; /* len bytes and a NUL, in the locked arena; wiped when freed */
 	size_t len;
 	bool binary;
 	time_t fetched_at;
@@ -76,13 +77,19 @@ int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg);
 struct kt_entry *kt_cache_find(struct kt_cache *c, const char *name);
 struct kt_entry *kt_cache_by_id(struct kt_cache *c, uint64_t id);
 
-/* Takes v (moved, v is left empty) as the entry's AWSCURRENT value; the old
- * current value, when different, is kept among the other versions and
- * becomes prev_version, with rotated_at = now. */
-void kt_cache_set_current(struct kt_entry *e, struct sm_value *v, time_t now);
+/* Takes v (moved, v is left empty; its bytes are copied into the locked
+ * arena and the worker's copy wiped) as the entry's AWSCURRENT value; the
+ * old current value, when different, is kept among the other versions and
+ * becomes prev_version, with rotated_at = now. Returns 0, or -ENOSPC when
+ * the arena has no room: then the entry's values are as they were, its
+ * last_error says why, a warning is logged, kt_secure_stats counts it, and
+ * v is left untouched for the caller to free. The caller should treat it as
+ * a failed fetch (back off), or it would fetch the same value again. */
+int kt_cache_set_current(struct kt_entry *e, struct sm_value *v, time_t now);
 
-/* Stores v (moved) as another version (not AWSCURRENT). */
-void kt_cache_add_other(struct kt_entry *e, struct sm_value *v, time_t now);
+/* Stores v as another version (not AWSCURRENT), as kt_cache_set_current
+ * does; the same -ENOSPC. */
+int kt_cache_add_other(struct kt_entry *e, struct sm_value *v, time_t now);
 
 /* Takes the VersionIdsToStages of a description (moved). */
 void kt_cache_set_stages(struct kt_entry *e, struct sm_description *d);

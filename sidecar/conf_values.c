@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,32 @@ int conf_parse_long(const char *v, long min, long max, long *out)
 	if (errno == ERANGE || n < min || n > max)
 		return -ERANGE;
 	*out = n;
+	return 0;
+}
+
+int conf_parse_size(const char *v, long min, long max, long *out)
+{
+	char *end = NULL;
+	unsigned long long n, unit = 1;
+
+	if (!(*v >= '0' && *v <= '9'))
+		return -EINVAL;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (end == v)
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k')
+		unit = 1024;
+	else if (*end == 'M' || *end == 'm')
+		unit = 1024 * 1024;
+	if (unit != 1)
+		end++;
+	if (*end != '\0')
+		return -EINVAL;
+	if (errno == ERANGE || n > (unsigned long long)LONG_MAX / unit || (long)(n * unit) < min ||
+	    (long)(n * unit) > max)
+		return -ERANGE;
+	*out = (long)(n * unit);
 	return 0;
 }
 

@@ -20,6 +20,10 @@ int conf_parse_bool(const char *v, bool *out);
 /* A decimal whole number in [min, max]: 0, -EINVAL or -ERANGE. */
 int conf_parse_long(const char *v, long min, long max, long *out);
 
+/* A size in bytes: decimal digits, then optionally K or M (KiB, MiB; in
+ * either case), in [min, max]: 0, -EINVAL or -ERANGE. */
+int conf_parse_size(const char *v, long min, long max, long *out);
+
 /* A user (group = false) or group id by name, or digits as the id itself.
  * 0, -ENOENT for no such name, or another negative errno. */
 int conf_lookup_id(const char *name, bool group, uint32_t *id);

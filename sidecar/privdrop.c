@@ -1,5 +1,5 @@
 /* Privilege handling for keyturnd: the hardening every start gets (not
- * dumpable, no core files, locked memory, no_new_privs) and the one-way drop
+ * dumpable, no core files, a locked arena for secrets, no_new_privs) and the one-way drop
  * from root to the service user in chrony's order, with every step checked. */
 #include "config.h"
 
@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -21,6 +20,7 @@
 
 #include "log.h"
 #include "privdrop.h"
+#include "secmem.h"
 
 /* A capability set is 64 bits wide in every kernel ABI so far; the kernel
  * answers EINVAL for numbers past its own last capability, which ends the
@@ -54,72 +54,37 @@ static int priv_fail(char *err, size_t errlen, int e, const char *fmt, ...)
 	return -e;
 }
 
-/* With MCL_FUTURE every later mapping is locked too, so RLIMIT_MEMLOCK
- * bounds the whole address space of a process without CAP_IPC_LOCK, which
- * keyturnd is once it has dropped to the service user: a thread stack alone
- * is 8 MiB. Like chrony, ask for no limit (this needs CAP_SYS_RESOURCE);
- * failing that, use the hard limit. Returns 1 when memory is now unlimited,
- * 0 when a finite limit remains (in *limit), or a negative errno. */
-static int priv_raise_memlock(rlim_t *limit, int *why)
+/* Checks that size bytes fit under RLIMIT_MEMLOCK, raising the soft limit
+ * towards the hard one when that is enough (no privilege needed). The
+ * check holds even for root: the unit's bounding set leaves out
+ * CAP_IPC_LOCK, and a configuration must start the same way everywhere. */
+static int priv_check_memlock(size_t size, char *err, size_t errlen)
 {
-	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
-	int rc;
+	struct rlimit rl;
+	int rc = 0;
 
-	*why = 0;
-	if (setrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
-		rc = 1;
-		goto out;
-	}
-	*why = errno;
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
-		rc = -errno;
+		rc = priv_fail(err, errlen, errno, "getrlimit(RLIMIT_MEMLOCK)");
 		goto out;
 	}
-	/* The soft limit may rise to the hard one without any privilege. */
-	if (rl.rlim_cur != rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0) {
-			rc = -errno;
-			goto out;
-		}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < size &&
+	    (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= size)) {
+		rl.rlim_cur = size;
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0)
+			getrlimit(RLIMIT_MEMLOCK, &rl);
 	}
-	*limit = rl.rlim_max;
-	rc = rl.rlim_max == RLIM_INFINITY ? 1 : 0;
-out:
-	return rc;
-}
-
-/* Locks all memory, now and later, or says in err why it did not. */
-static int priv_lock_memory(char *err, size_t errlen)
-{
-	rlim_t limit = 0;
-	int why = 0;
-	int rc;
-
-	rc = priv_raise_memlock(&limit, &why);
-	if (rc < 0) {
-		rc = priv_fail(err, errlen, -rc, "setrlimit(RLIMIT_MEMLOCK)");
-		goto out;
-	}
-	/* Locking under a finite limit would work now and starve the daemon
-	 * later (no new thread, no buffer past the limit): refuse it now. */
-	if (rc == 0) {
-		kt_errf(
-		        err, errlen,
-		        "not locking memory: RLIMIT_MEMLOCK is %llu bytes and cannot be lifted "
-		        "(%s); set LimitMEMLOCK=infinity",
-		        (unsigned long long)limit, strerror(why != 0 ? why : EPERM));
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < size) {
+		kt_errf(err, errlen,
+		        "locked_memory = %zu bytes (%zu KiB) is more than RLIMIT_MEMLOCK allows "
+		        "(%llu bytes); lower locked_memory in [daemon] or raise LimitMEMLOCK",
+		        size, size / 1024, (unsigned long long)rl.rlim_cur);
 		rc = -ENOMEM;
-		goto out;
 	}
-	rc = 0;
-	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
-		rc = priv_fail(err, errlen, errno, "mlockall(MCL_CURRENT|MCL_FUTURE)");
 out:
 	return rc;
 }
 
-int kt_harden_process(bool require_lock, char *err, size_t errlen)
+int kt_harden_process(size_t locked_memory, char *err, size_t errlen)
 {
 	struct rlimit core = { 0, 0 };
 	int rc = 0;
@@ -143,12 +108,15 @@ int kt_harden_process(bool require_lock, char *err, size_t errlen)
 		rc = priv_fail(err, errlen, errno, "prctl(PR_SET_NO_NEW_PRIVS, 1)");
 		goto out;
 	}
-	/* Secrets must not reach swap. Failing to lock is an error only when
-	 * the caller requires the lock; otherwise the reason stays in err for
-	 * a warning and the start goes on. */
-	rc = priv_lock_memory(err, errlen);
-	if (rc < 0 && !require_lock)
-		rc = 0;
+	/* Secret values must not reach swap: they live in a locked arena
+	 * sized to fit RLIMIT_MEMLOCK, not in a process locked as a whole
+	 * (mlockall), which needs an unlimited limit. Set up here, before the
+	 * drop, while nothing else has touched the secure heap. */
+	if (locked_memory > 0) {
+		rc = priv_check_memlock(locked_memory, err, errlen);
+		if (rc == 0)
+			rc = kt_secure_init(locked_memory, err, errlen);
+	}
 out:
 	return rc;
 }

@@ -1,21 +1,22 @@
 /* Privilege handling for keyturnd: hardening that applies to every start
- * (not dumpable, no core files, memory locked, no_new_privs) and the drop
- * from root to the service user in chrony's order, each step checked. */
+ * (not dumpable, no core files, a locked arena for secrets, no_new_privs)
+ * and the drop from root to the service user in chrony's order, each step
+ * checked. */
 #ifndef KT_PRIVDROP_H
 #define KT_PRIVDROP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
-/* PR_SET_DUMPABLE 0, RLIMIT_CORE 0, PR_SET_NO_NEW_PRIVS 1, and
- * mlockall(MCL_CURRENT|MCL_FUTURE). RLIMIT_MEMLOCK is lifted first (to no
- * limit with CAP_SYS_RESOURCE, else the soft limit to the hard one); under a
- * finite limit memory is not locked at all, because MCL_FUTURE would cap the
- * daemon at that size once it has dropped CAP_IPC_LOCK. Failing to lock is
- * an error only with require_lock; otherwise 0 comes back with the reason in
- * err, for a warning (err is "" when there is nothing to say). Returns 0 or
- * a negative errno with err set; -ENOMEM for a limit that cannot be lifted. */
-int kt_harden_process(bool require_lock, char *err, size_t errlen);
+/* PR_SET_DUMPABLE 0, RLIMIT_CORE 0, PR_SET_NO_NEW_PRIVS 1, and, when
+ * locked_memory is not 0, the locked arena for secret values
+ * (kt_secure_init) of that many bytes, after checking that it fits under
+ * RLIMIT_MEMLOCK (the soft limit is raised towards the hard one if that is
+ * enough). Nothing else is locked. Returns 0 or a negative errno with err
+ * set: -ENOMEM when locked_memory is over the limit, and kt_secure_init's
+ * errors; every failure is meant to end the start. */
+int kt_harden_process(size_t locked_memory, char *err, size_t errlen);
 
 /* Looks up the service user. Returns 0, -ENOENT for an unknown user. */
 int kt_lookup_user(const char *name, uid_t *uid, gid_t *gid, char *err, size_t errlen);

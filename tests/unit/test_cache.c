@@ -1,7 +1,9 @@
 /* Unit tests for cache.c: syncing with a configuration (added, kept,
- * removed, re-pointed sections), lookups, and where versions are kept. */
+ * removed, re-pointed sections), lookups, where versions are kept, and
+ * values in the locked arena (refused, not misplaced, when it is full). */
 #include "config.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/crypto.h>
 
 #include "cache.h"
 #include "secmem.h"
@@ -34,8 +37,13 @@ static void make_cfg(struct kt_config *cfg, size_t n, const char *const *names, 
 	cfg->nsecrets = n;
 }
 
+/* The locked arena of these tests: the smallest there is, so that a test
+ * can fill it. */
+#define ARENA KT_SECURE_MIN
+
 /* An sm_value as a worker would hand it over. */
-static void make_value(struct sm_value *v, const char *vid, const char *stage, const char *data)
+static void make_value_len(struct sm_value *v, const char *vid, const char *stage, const char *data,
+                           size_t len)
 {
 	memset(v, 0, sizeof(*v));
 	v->arn = kt_strdup("arn:aws:secretsmanager:us-east-1:1:secret:app/db-x");
@@ -43,8 +51,15 @@ static void make_value(struct sm_value *v, const char *vid, const char *stage, c
 	v->stages = calloc(2, sizeof(char *));
 	v->stages[0] = kt_strdup(stage);
 	v->nstages = 1;
-	v->len = strlen(data);
-	v->data = kt_memdup(data, v->len + 1);
+	v->len = len;
+	v->data = malloc(len + 1);
+	memcpy(v->data, data, len);
+	v->data[len] = '\0';
+}
+
+static void make_value(struct sm_value *v, const char *vid, const char *stage, const char *data)
+{
+	make_value_len(v, vid, stage, data, strlen(data));
 }
 
 static void test_sync_and_find(void **state)
@@ -252,6 +267,78 @@ static void test_rotation_recorded(void **state)
 	kt_cache_free(&c);
 }
 
+/* Values are copied into the locked arena and the worker's copy is
+ * dropped; a value that does not fit is refused with the entry left as it
+ * was, a reason for status, and a count; freeing gives the room back. */
+static void test_locked_arena(void **state)
+{
+	const char *names[] = { "a", "b" }, *ids[] = { "a", "b" };
+	struct kt_secure_stats st0, st;
+	struct kt_cache c;
+	struct kt_config cfg;
+	struct sm_value v;
+	struct kt_entry *a, *b;
+	char *big;
+
+	(void)state;
+	kt_secure_stats(&st0);
+	assert_int_equal(st0.size, ARENA);
+	assert_int_equal(st0.used, 0);
+	kt_cache_init(&c);
+	make_cfg(&cfg, 2, names, ids);
+	assert_int_equal(kt_cache_sync(&c, &cfg), 0);
+	a = kt_cache_find(&c, "a");
+	b = kt_cache_find(&c, "b");
+
+	make_value(&v, "v1", "AWSCURRENT", "one");
+	assert_int_equal(kt_cache_set_current(a, &v, 100), 0);
+	assert_null(v.data); /* taken, and the worker's copy freed */
+	sm_value_free(&v);
+	assert_true(CRYPTO_secure_allocated(a->cur.data));
+	assert_int_equal(a->cur.len, 3);
+	assert_memory_equal(a->cur.data, "one", 4); /* with its NUL */
+
+	/* Larger than the whole arena: refused, the old value still served. */
+	big = malloc(ARENA);
+	assert_non_null(big);
+	memset(big, 'z', ARENA);
+	make_value_len(&v, "v2", "AWSCURRENT", big, ARENA);
+	assert_int_equal(kt_cache_set_current(a, &v, 200), -ENOSPC);
+	assert_non_null(v.data); /* still the caller's, to wipe and free */
+	assert_string_equal(a->cur.version_id, "v1");
+	assert_memory_equal(a->cur.data, "one", 4);
+	assert_null(a->prev_version);
+	assert_non_null(strstr(a->last_error, "version v2"));
+	assert_non_null(strstr(a->last_error, "no room in locked memory"));
+	assert_non_null(strstr(a->last_error, "locked_memory = 4096 bytes"));
+	assert_int_equal(kt_cache_add_other(a, &v, 200), -ENOSPC);
+	assert_null(kt_cache_value(a, "v2"));
+	sm_value_free(&v);
+	kt_secure_stats(&st);
+	assert_int_equal(st.refused, st0.refused + 2);
+
+	/* Fill it with another entry's values (2 KiB blocks for 1,500 bytes):
+	 * the next one is refused, and forgetting them makes room again. */
+	make_value_len(&v, "b1", "AWSCURRENT", big, 1500);
+	assert_int_equal(kt_cache_set_current(b, &v, 300), 0);
+	sm_value_free(&v);
+	make_value_len(&v, "b2", "AWSCURRENT", big, 1500);
+	assert_int_equal(kt_cache_set_current(b, &v, 300), -ENOSPC);
+	assert_string_equal(b->cur.version_id, "b1");
+	sm_value_free(&v);
+	kt_cache_forget(b);
+	make_value_len(&v, "b2", "AWSCURRENT", big, 1500);
+	assert_int_equal(kt_cache_set_current(b, &v, 400), 0);
+	sm_value_free(&v);
+	assert_memory_equal(b->cur.data, big, 1500);
+
+	kt_cache_free(&c);
+	free(big);
+	kt_secure_stats(&st);
+	assert_int_equal(st.used, 0); /* every block given back */
+	assert_int_equal(st.refused, st0.refused + 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,7 +348,19 @@ int main(void)
 		cmocka_unit_test(test_stage_map),
 		cmocka_unit_test(test_login_entries),
 		cmocka_unit_test(test_rotation_recorded),
+		cmocka_unit_test(test_locked_arena),
 	};
+	char err[256];
 
+	/* Without an arena no value is taken at all: there is no fallback to
+	 * unlocked memory. */
+	if (kt_secure_alloc(8) != NULL) {
+		fprintf(stderr, "kt_secure_alloc succeeded without an arena\n");
+		return 1;
+	}
+	if (kt_secure_init(ARENA, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kt_secure_init: %s\n", err);
+		return 1;
+	}
 	return cmocka_run_group_tests_name("cache", tests, NULL, NULL);
 }

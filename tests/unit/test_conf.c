@@ -165,6 +165,7 @@ static void check_defaults(const struct kt_config *cfg)
 	assert_int_equal(cfg->idle_timeout, 60);
 	assert_int_equal(cfg->refresh_min_interval, 10);
 	assert_int_equal(cfg->workers, 2);
+	assert_int_equal(cfg->locked_memory, 4L << 20);
 	assert_int_equal(cfg->nsecrets, 0);
 	assert_int_equal(cfg->nlogins, 0);
 }
@@ -287,6 +288,48 @@ static void test_numbers(void **state)
 	           "3: [login:x] previous_grace: -1 is out of range (0 to 2592000 seconds)");
 	load_fails("[login:x]\nsecret = s\noffline_max_age = 0\n",
 	           "3: [login:x] offline_max_age: 0 is out of range (1 to 31536000 seconds)");
+}
+
+/* locked_memory: bytes or K/M, a power of two (OpenSSL's secure heap needs
+ * one) from 4K to 1024M; anything else is refused, never rounded. */
+static void test_sizes(void **state)
+{
+	static const struct {
+		const char *v;
+		long want;
+	} good[] = {
+		{ "4096", 4096 },   { "4K", 4096 },        { "64k", 65536 },
+		{ "8M", 8L << 20 }, { "1024M", 1L << 30 }, { "16m", 16L << 20 },
+	};
+	static const char *const bad_size[] = { "4 M", "4MB", "4G", "x", "-4K", "4.5M", "0x1000" };
+	static const char *const not_pow2[] = { "3M", "5000",  "2K",
+		                                "0",  "2048M", "99999999999999999999M" };
+	char text[128], want[256];
+	struct kt_config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "[daemon]\nlocked_memory = %s\n", good[i].v);
+		cfg = load_ok(text);
+		assert_int_equal(cfg->locked_memory, good[i].want);
+		kt_config_free(cfg);
+	}
+	for (size_t i = 0; i < sizeof(bad_size) / sizeof(bad_size[0]); i++) {
+		snprintf(text, sizeof(text), "[daemon]\nlocked_memory = %s\n", bad_size[i]);
+		snprintf(want, sizeof(want),
+		         "2: [daemon] locked_memory: '%s' is not a size (bytes, or a number with K "
+		         "or M)",
+		         bad_size[i]);
+		load_fails(text, want);
+	}
+	for (size_t i = 0; i < sizeof(not_pow2) / sizeof(not_pow2[0]); i++) {
+		snprintf(text, sizeof(text), "[daemon]\nlocked_memory = %s\n", not_pow2[i]);
+		snprintf(want, sizeof(want),
+		         "2: [daemon] locked_memory: %s is not a power of two from 4K to 1024M "
+		         "(OpenSSL's secure heap needs one, like 4M or 8M)",
+		         not_pow2[i]);
+		load_fails(text, want);
+	}
 }
 
 static void test_booleans(void **state)
@@ -653,15 +696,15 @@ static void test_expand(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_design_example),   cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_section_defaults), cmocka_unit_test(test_every_daemon_key),
-		cmocka_unit_test(test_numbers),          cmocka_unit_test(test_booleans),
-		cmocka_unit_test(test_log_level),        cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_structure_errors), cmocka_unit_test(test_syntax_errors),
-		cmocka_unit_test(test_line_forms),       cmocka_unit_test(test_long_line_and_nul),
-		cmocka_unit_test(test_file_errors),      cmocka_unit_test(test_allow_lists),
-		cmocka_unit_test(test_login_lookup),     cmocka_unit_test(test_login_patterns),
-		cmocka_unit_test(test_expand),
+		cmocka_unit_test(test_design_example),    cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_section_defaults),  cmocka_unit_test(test_every_daemon_key),
+		cmocka_unit_test(test_numbers),           cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_booleans),          cmocka_unit_test(test_log_level),
+		cmocka_unit_test(test_strings),           cmocka_unit_test(test_structure_errors),
+		cmocka_unit_test(test_syntax_errors),     cmocka_unit_test(test_line_forms),
+		cmocka_unit_test(test_long_line_and_nul), cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_allow_lists),       cmocka_unit_test(test_login_lookup),
+		cmocka_unit_test(test_login_patterns),    cmocka_unit_test(test_expand),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
