@@ -44,6 +44,30 @@ static int buf_reserve(struct kt_buf *b, size_t need)
 	return 0;
 }
 
+int kt_buf_reserve(struct kt_buf *b, size_t n)
+{
+	size_t want;
+	char *nd;
+
+	if (n > b->max - b->len)
+		return -E2BIG;
+	want = b->len + n + 1;
+	if (want <= b->cap)
+		return 0;
+	nd = malloc(want);
+	if (nd == NULL)
+		return -ENOMEM;
+	if (b->data != NULL) {
+		memcpy(nd, b->data, b->len + 1);
+		kt_free_wiped(b->data, b->cap);
+	} else {
+		nd[0] = '\0';
+	}
+	b->data = nd;
+	b->cap = want;
+	return 0;
+}
+
 int kt_buf_append(struct kt_buf *b, const void *p, size_t n)
 {
 	int rc = buf_reserve(b, n);

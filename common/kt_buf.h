@@ -26,6 +26,11 @@ int kt_buf_printf(struct kt_buf *b, const char *fmt, ...)
 int kt_buf_vprintf(struct kt_buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/* Makes room for n more bytes (and the terminator), allocating exactly
+ * that much when the buffer must grow: for a reader that knows how long a
+ * frame is and must not hold more. Returns 0, -E2BIG or -ENOMEM. */
+int kt_buf_reserve(struct kt_buf *b, size_t n);
+
 /* The contents as a C string ("" for an empty buffer). */
 const char *kt_buf_str(const struct kt_buf *b);
 

@@ -14,6 +14,9 @@
 
 #define KT_PROTO_VERSION 1
 #define KT_PROTO_MAX_FRAME (1024u * 1024u)
+/* Requests are small (a name of at most 2,048 bytes, a password, a JSON
+ * object around them); the daemon refuses a frame header announcing more. */
+#define KT_PROTO_MAX_REQUEST (64u * 1024u)
 #define KT_PROTO_HDR 4
 
 /* The error codes of an answer {"ok":false,"error":CODE,"message":...}. */

@@ -19,25 +19,25 @@ void kt_value_clear(struct kt_value *v)
 	for (size_t i = 0; i < v->nstages; i++)
 		free(v->stages[i]);
 	free(v->stages);
-	kt_secure_free(v->data, v->len + 1);
+	kt_secure_free(v->data, v->len);
 	memset(v, 0, sizeof(*v));
 }
 
-/* Copies the value bytes of src into the locked arena, with a NUL after
- * them as the worker's copy has. Without room the value is refused: it is
+/* Copies the value bytes of src into the locked arena. Every reader takes
+ * the length, so no NUL follows them: the arena hands out powers of two,
+ * and a terminator would double the room a 4 KiB value takes. Without room the value is refused: it is
  * logged with what would fix it, recorded for status, and -ENOSPC comes
  * back with nothing changed, so whatever the entry held before is still
  * served. Never falls back to unlocked memory. */
 static int value_lock(struct kt_entry *e, const struct sm_value *src, unsigned char **out)
 {
 	struct kt_secure_stats st;
-	unsigned char *p = kt_secure_alloc(src->len + 1);
+	unsigned char *p = kt_secure_alloc(src->len);
 
 	*out = p;
 	if (p != NULL) {
 		if (src->len > 0)
 			memcpy(p, src->data, src->len);
-		p[src->len] = '\0';
 		return 0;
 	}
 	kt_secure_stats(&st);

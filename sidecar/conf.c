@@ -20,6 +20,7 @@
 
 #include "conf.h"
 #include "conf_values.h"
+#include "secmem.h"
 
 #define DAY  (24L * 3600)
 #define WEEK (7 * DAY)
@@ -41,6 +42,7 @@ enum vtype {
 	V_BOOL,
 	V_SECS,  /* whole seconds in [min, max] */
 	V_COUNT, /* a whole number in [min, max] */
+	V_POW2,  /* bytes, with K or M, a power of two in [min, max] */
 	V_LEVEL,
 	V_USERS,
 	V_GROUPS,
@@ -68,8 +70,11 @@ static const struct keydef daemon_keys[] = {
 	{ "log_level", V_LEVEL, D(log_level), 0, 0 },
 	{ "max_connections", V_COUNT, D(max_connections), 1, 65536 },
 	{ "idle_timeout", V_SECS, D(idle_timeout), 1, DAY },
+	{ "max_connections_per_uid", V_COUNT, D(max_connections_per_uid), 1, 65536 },
+	{ "request_timeout", V_SECS, D(request_timeout), 1, 3600 },
 	{ "refresh_min_interval", V_SECS, D(refresh_min_interval), 1, DAY },
 	{ "workers", V_COUNT, D(workers), 1, 16 },
+	{ "locked_memory", V_POW2, D(locked_memory), KT_SECURE_MIN, KT_SECURE_MAX },
 	{ NULL, 0, 0, 0, 0 },
 };
 #undef D
@@ -104,7 +109,7 @@ static const struct keydef *const tables[] = {
 	[SEC_LOGIN] = login_keys,
 };
 
-#define MAX_KEYS 16
+#define MAX_KEYS 32
 _Static_assert(sizeof(daemon_keys) / sizeof(daemon_keys[0]) <= MAX_KEYS,
                "struct parser's key_line is too small for [daemon]");
 
@@ -275,6 +280,18 @@ static int set_value(struct parser *p, const struct keydef *kd, void *base, cons
 		if (ret < 0)
 			return fail(p, kd->name, -EINVAL, "%.64s is out of range (%ld to %ld%s)", v,
 			            kd->min, kd->max, unit);
+		return 0;
+	case V_POW2:
+		ret = conf_parse_size(v, kd->min, kd->max, field);
+		if (ret == -EINVAL)
+			return fail(p, kd->name, ret,
+			            "'%.64s' is not a size (bytes, or a number with K or M)", v);
+		if (ret < 0 || (*(long *)field & (*(long *)field - 1)) != 0)
+			return fail(
+			        p, kd->name, -EINVAL,
+			        "%.64s is not a power of two from 4K to 1024M (OpenSSL's secure "
+			        "heap needs one, like 4M or 8M)",
+			        v);
 		return 0;
 	case V_LEVEL:
 		if (log_parse_level(v, field) < 0)
@@ -516,8 +533,11 @@ static struct kt_config *config_new(const char *path)
 	cfg->log_level = KT_LOG_INFO;
 	cfg->max_connections = 1024;
 	cfg->idle_timeout = 60;
+	cfg->max_connections_per_uid = 32;
+	cfg->request_timeout = 5;
 	cfg->refresh_min_interval = 10;
 	cfg->workers = 2;
+	cfg->locked_memory = 4 * 1024 * 1024;
 	if (cfg->path == NULL || cfg->socket_path == NULL || cfg->state_dir == NULL ||
 	    cfg->user == NULL) {
 		kt_config_free(cfg);

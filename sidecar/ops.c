@@ -154,26 +154,35 @@ static struct kt_entry *lookup(struct op_ctx *x, const char *op, struct json_obj
 {
 	const char *name = kt_json_str(x->req, "secret");
 	struct kt_entry *e;
+	char shown[160];
 
 	if (name == NULL || name[0] == '\0') {
 		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"secret\" must be a non-empty string");
 		return NULL;
 	}
 	e = kt_cache_find(&x->d->cache, name);
-	/* Secrets that only logins use are for verify, never for reading. */
+	kt_json_printable(name, shown, sizeof(shown));
+	/* Secrets that only logins use are for verify, never for reading. A
+	 * caller other than root gets one answer for a name it may not read,
+	 * whether it is configured or not, so it cannot probe for names; the
+	 * log (for root) still tells the two apart. */
 	if (e == NULL || e->login_only) {
-		char shown[160];
-
-		kt_json_printable(name, shown, sizeof(shown));
 		audit(x, op, shown, "not_found");
-		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "no secret named %s is configured", shown);
+		if (x->peer->uid != 0) {
+			x->d->denied++;
+			*answer = kt_proto_error(KT_PERR_DENIED, "uid %lu may not read %s",
+						 (unsigned long)x->peer->uid, shown);
+		} else {
+			*answer = kt_proto_error(KT_PERR_NOT_FOUND, "no secret named %s is configured",
+						 shown);
+		}
 		return NULL;
 	}
 	if (!kt_acl_may_read(e->cfg, x->peer)) {
 		x->d->denied++;
 		audit(x, op, e->name, "denied");
 		*answer = kt_proto_error(KT_PERR_DENIED, "uid %lu may not read %s",
-					 (unsigned long)x->peer->uid, e->name);
+					 (unsigned long)x->peer->uid, shown);
 		return NULL;
 	}
 	return e;
@@ -359,6 +368,15 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 		return get_current(x, e, key, answer);
 	if (vid == NULL)
 		vid = kt_cache_version_for_stage(e, stage);
+	/* The last DescribeSecret listed every stage: one it did not list is
+	 * not there, and asking AWS again would only cost a call. */
+	if (vid == NULL && e->stages_map != NULL) {
+		char shown[80];
+
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s has no version labelled %s", e->name,
+					 kt_json_printable(stage, shown, sizeof(shown)));
+		return KT_OP_ANSWER;
+	}
 	v = vid != NULL ? kt_cache_value(e, vid) : NULL;
 	/* Before the first check there is no stage map; a value fetched by
 	 * stage says itself which stages it carries. */
@@ -480,7 +498,9 @@ static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer
 {
 	struct kt_daemon *d = x->d;
 	struct json_object *o = ok_object(), *b = json_object_new_object(),
-			   *s = json_object_new_object(), *errs = json_object_new_array();
+			   *s = json_object_new_object(), *errs = json_object_new_array(),
+			   *m = json_object_new_object();
+	struct kt_secure_stats sec;
 	size_t cached = 0, stale = 0, failing = 0;
 	const char *state = "ok";
 
@@ -530,6 +550,13 @@ static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer
 	json_object_object_add(o, "backend", b);
 	json_object_object_add(o, "secrets", s);
 	json_object_object_add(o, "connections", json_object_new_int64((int64_t)kt_server_connections(d->server)));
+	kt_secure_stats(&sec);
+	json_object_object_add(m, "size", json_object_new_int64((int64_t)sec.size));
+	json_object_object_add(m, "used", json_object_new_int64((int64_t)sec.used));
+	json_object_object_add(m, "refused", json_object_new_int64((int64_t)sec.refused));
+	json_object_object_add(o, "locked_memory", m);
+	json_object_object_add(o, "refused_connections",
+			       json_object_new_int64((int64_t)kt_server_refused(d->server)));
 	json_object_object_add(o, "requests", json_object_new_int64((int64_t)d->requests));
 	json_object_object_add(o, "denied", json_object_new_int64((int64_t)d->denied));
 	json_object_object_add(o, "last_errors", errs);
@@ -656,9 +683,11 @@ enum kt_op_result kt_ops_resume(struct kt_daemon *d, struct kt_parked *p, struct
 		 * round fetching again. */
 		v = vid != NULL ? kt_cache_value(e, vid)
 				: kt_cache_value_with_stage(e, kt_json_str(p->req, "stage"));
+		/* Not there: locked memory had no room for it (the cache logged
+		 * why, in last_error). */
 		*answer = v != NULL ? value_answer(e, v, key != NULL ? key : e->cfg->key, false)
-				    : kt_proto_error(KT_PERR_INTERNAL, "%s: the fetched version is gone",
-						     e->name);
+				    : kt_proto_error(KT_PERR_UNAVAILABLE, "%s: %s", e->name,
+						     e->last_error);
 		return KT_OP_ANSWER;
 	}
 	return handle(d, p->conn_id, &p->peer, p->req, answer, NULL, true, (int)p->kind);

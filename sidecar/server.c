@@ -1,19 +1,17 @@
 /* keyturnd's socket server. Connections are non-blocking and level-triggered
- * in the daemon's epoll; each has an input buffer of at most one frame and
- * an output buffer, and handles one request at a time: while a request waits
- * on AWS no further frame is read from that connection, which keeps answers
- * in order and memory bounded. */
+ * in the daemon's epoll. Every local user may connect, so every cost is
+ * bounded per uid (uidtab.c): connections, bytes held for a request that
+ * is still arriving, answers not yet read, complaint log lines. A
+ * connection handles one request at a time: while a request waits on AWS
+ * nothing more is read from it, which keeps answers in order. */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -24,26 +22,41 @@
 #include "proto.h"
 #include "secmem.h"
 #include "server.h"
+#include "uidtab.h"
 
-#define EV_LISTEN 0x4c49u  /* tags at the start of what data.ptr points to */
+#define EV_LISTEN 0x4c49u /* tags at the start of what data.ptr points to */
 #define EV_CONN 0x434fu
-#define IN_MAX (KT_PROTO_MAX_FRAME + KT_PROTO_HDR)
-/* Past this much unsent output, a connection's requests wait. */
+/* Bytes read ahead of the frame being assembled: enough for a few small
+ * pipelined requests in one recv(), small enough not to matter per
+ * connection. */
+#define READ_AHEAD 4096
+#define IN_MAX (KT_PROTO_HDR + KT_PROTO_MAX_REQUEST + READ_AHEAD)
+/* A connection's own unsent output above which it reads no more requests;
+ * a uid's share of unsent output above which none of its connections do. */
 #define OUT_HIGH (KT_PROTO_MAX_FRAME + KT_PROTO_HDR)
 #define OUT_MAX (2 * OUT_HIGH)
+#define UID_OUT_SHARE (1024u * 1024u)
+/* Work one connection gets per loop turn: a busy connection waits for the
+ * next turn, so others are served in between. */
+#define REQUESTS_PER_TURN 4
 
 struct kt_conn {
 	unsigned tag;
 	uint64_t id;
 	int fd;
 	struct kt_peer peer;
+	struct kt_uid_use *use; /* NULL for root, which has no quota */
 	struct kt_buf in;
 	struct kt_buf out;
-	bool busy;          /* a request is parked */
-	bool hangup;        /* peer closed its side; close once output is sent */
-	time_t last_active; /* connect, or the last request answered */
-	uint32_t events;    /* epoll interest now registered */
+	bool busy;           /* a request is parked */
+	bool hangup;         /* peer closed its side; close once output is sent */
+	bool closed;         /* off epoll and the list; freed at the end of the turn */
+	bool ready;          /* on the ready list */
+	time_t last_active;  /* connect, or the last request answered (monotonic) */
+	time_t frame_start;  /* first byte of the frame being assembled (monotonic) */
+	uint32_t events;     /* epoll interest now registered */
 	struct kt_conn *prev, *next;
+	struct kt_conn *ready_next; /* ready list, or the list of closed ones */
 };
 
 struct kt_server {
@@ -51,117 +64,49 @@ struct kt_server {
 	struct kt_daemon *d;
 	int fd;
 	char *path;
-	long max_conns;
-	long idle_timeout;
+	struct kt_server_limits lim;
 	size_t nconns;
+	size_t out_total; /* unsent output of every connection */
 	uint64_t next_id;
 	struct kt_conn *conns;
-	time_t last_full_warning;
+	struct kt_conn *ready;  /* connections with whole requests left to handle */
+	struct kt_conn *closed; /* freed by kt_server_reap() */
+	struct kt_uidtab *uids;
+	time_t last_fd_warning;
 	time_t accept_paused_until; /* out of descriptors: accepting waits */
+	unsigned long refused;
 };
 
-int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size_t errlen)
+static time_t mono_now(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[sizeof(sa.sun_path)];
-	char *slash;
-	bool made_dir = false;
-	mode_t old;
-	int fd = -1, rc;
+	struct timespec ts;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path %s is longer than %zu bytes", path,
-			 sizeof(sa.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) == 0) {
-			/* 0755 whatever the umask, so every user can reach it. */
-			made_dir = true;
-			if (chmod(dir, 0755) < 0) {
-				rc = -errno;
-				snprintf(err, errlen, "cannot set the mode of %s: %s", dir,
-					 strerror(errno));
-				return rc;
-			}
-		} else if (errno != EEXIST) {
-			rc = -errno;
-			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-			return rc;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return rc;
-	}
-	/* A socket left by a daemon that died is in the way; a running daemon
-	 * would be too, but two daemons on one socket is an operator's error
-	 * that systemd prevents. */
-	if (unlink(path) < 0 && errno != ENOENT) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot remove old socket %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	/* Anyone may connect; who may read what is decided per request from
-	 * the peer's credentials. */
-	old = umask(0111);
-	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot bind %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (chown(path, owner, group) < 0 && geteuid() == 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot chown %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	/* A directory made here becomes the service user's, so the daemon can
-	 * remove its socket after the drop: only now, after the bind, so that
-	 * root needs no CAP_DAC_OVERRIDE to create the socket in it. */
-	if (made_dir && geteuid() == 0 && chown(dir, owner, group) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot give %s to the service user: %s", dir, strerror(errno));
-		goto fail;
-	}
-	if (listen(fd, SOMAXCONN) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	return fd;
-fail:
-	close(fd);
-	return rc;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
 }
 
-int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path, long max_conns,
-		  long idle_timeout, struct kt_server **out)
+int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path,
+		  const struct kt_server_limits *lim, struct kt_server **out)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct kt_server *s = calloc(1, sizeof(*s));
 
-	if (s == NULL || (s->path = kt_strdup(path)) == NULL) {
+	if (s == NULL || (s->path = kt_strdup(path)) == NULL || (s->uids = kt_uidtab_new()) == NULL) {
+		if (s != NULL)
+			free(s->path);
 		free(s);
 		return -ENOMEM;
 	}
 	s->tag = EV_LISTEN;
 	s->d = d;
 	s->fd = listen_fd;
-	s->max_conns = max_conns;
-	s->idle_timeout = idle_timeout;
+	s->lim = *lim;
 	s->next_id = 1;
 	ev.data.ptr = s;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
 		int rc = -errno;
 
+		kt_uidtab_free(s->uids);
 		free(s->path);
 		free(s);
 		return rc;
@@ -170,12 +115,38 @@ int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path, long max
 	return 0;
 }
 
+/* Counts a change of a connection's unsent output for its uid and the
+ * whole server. A uid that drops back under its share wakes its
+ * connections that waited for that. */
+static void out_changed(struct kt_server *s, struct kt_conn *c, size_t before);
+
+static void ready_add(struct kt_server *s, struct kt_conn *c)
+{
+	if (c->ready || c->closed)
+		return;
+	c->ready = true;
+	c->ready_next = s->ready;
+	s->ready = c;
+}
+
+/* Takes a connection off epoll and the list at once; the memory stays
+ * until the end of the loop turn, since the same epoll batch may still
+ * hold an event for it. A request it had parked is dropped. */
 static void conn_close(struct kt_server *s, struct kt_conn *c, const char *why)
 {
+	size_t before = c->out.len;
+
+	if (c->closed)
+		return;
 	log_debug("connection %llu (uid %lu pid %ld) closed: %s", (unsigned long long)c->id,
 		  (unsigned long)c->peer.uid, (long)c->peer.pid, why);
 	epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	c->fd = -1;
+	c->closed = true;
+	if (c->busy)
+		kt_daemon_drop_parked(s->d, c->id);
+	c->busy = false;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -184,8 +155,32 @@ static void conn_close(struct kt_server *s, struct kt_conn *c, const char *why)
 		c->next->prev = c->prev;
 	kt_buf_free(&c->in);
 	kt_buf_free(&c->out);
-	free(c);
+	out_changed(s, c, before);
+	if (c->use != NULL)
+		c->use->conns--;
 	s->nconns--;
+	/* Off the ready list too (it is short: only connections with work). */
+	if (c->ready) {
+		struct kt_conn **pp = &s->ready;
+
+		while (*pp != NULL && *pp != c)
+			pp = &(*pp)->ready_next;
+		if (*pp == c)
+			*pp = c->ready_next;
+		c->ready = false;
+	}
+	c->ready_next = s->closed;
+	s->closed = c;
+}
+
+void kt_server_reap(struct kt_server *s)
+{
+	while (s->closed != NULL) {
+		struct kt_conn *c = s->closed;
+
+		s->closed = c->ready_next;
+		free(c);
+	}
 }
 
 void kt_server_free(struct kt_server *s, bool unlink_socket)
@@ -194,6 +189,7 @@ void kt_server_free(struct kt_server *s, bool unlink_socket)
 		return;
 	while (s->conns != NULL)
 		conn_close(s, s->conns, "daemon stopping");
+	kt_server_reap(s);
 	if (s->fd >= 0) {
 		if (s->accept_paused_until == 0)
 			epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
@@ -201,6 +197,7 @@ void kt_server_free(struct kt_server *s, bool unlink_socket)
 	}
 	if (unlink_socket)
 		unlink(s->path);
+	kt_uidtab_free(s->uids);
 	free(s->path);
 	free(s);
 }
@@ -218,16 +215,48 @@ size_t kt_server_connections(const struct kt_server *s)
 	return s->nconns;
 }
 
+unsigned long kt_server_refused(const struct kt_server *s)
+{
+	return s->refused;
+}
+
+/* Whether the uid's unsent answers keep its connections from reading. */
+static bool over_share(const struct kt_conn *c)
+{
+	return c->use != NULL && c->use->out >= UID_OUT_SHARE;
+}
+
+static void out_changed(struct kt_server *s, struct kt_conn *c, size_t before)
+{
+	size_t after = c->out.len;
+
+	s->out_total = s->out_total - before + after;
+	if (c->use == NULL)
+		return;
+	c->use->out = c->use->out - before + after;
+	if (c->use->stalled && c->use->out < UID_OUT_SHARE) {
+		/* Rare (a uid that does not read its answers); a walk is fine. */
+		c->use->stalled = false;
+		for (struct kt_conn *o = s->conns; o != NULL; o = o->next) {
+			if (o->use == c->use && o->in.len > 0)
+				ready_add(s, o);
+		}
+	}
+}
+
 /* Registers what the connection wants now: input unless it is waiting on
- * AWS or has too much unsent output; output while any is pending. */
+ * AWS, holds a whole frame it has not handled yet, or has too much unsent
+ * output; output while any is pending. */
 static void conn_update_events(struct kt_server *s, struct kt_conn *c)
 {
 	struct epoll_event ev = { .data.ptr = c };
-	size_t pending = c->out.len;
 
-	if (!c->busy && !c->hangup && pending < OUT_HIGH && c->in.len < IN_MAX)
+	if (c->closed)
+		return;
+	if (!c->busy && !c->hangup && !c->ready && c->out.len < OUT_HIGH && !over_share(c) &&
+	    c->in.len < IN_MAX)
 		ev.events |= EPOLLIN;
-	if (pending > 0)
+	if (c->out.len > 0)
 		ev.events |= EPOLLOUT;
 	if (ev.events == c->events)
 		return;
@@ -235,69 +264,137 @@ static void conn_update_events(struct kt_server *s, struct kt_conn *c)
 	epoll_ctl(s->d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-static void conn_accept(struct kt_server *s)
+/* Whether a uid is one that the reserve is kept for: root, or a uid that
+ * may read at least one configured secret. */
+static bool in_reserve(const struct kt_server *s, const struct kt_peer *p)
+{
+	const struct kt_config *cfg = s->d->cfg;
+
+	if (p->uid == 0)
+		return true;
+	for (size_t i = 0; i < cfg->nsecrets; i++) {
+		if (kt_acl_may_read(&cfg->secrets[i], p))
+			return true;
+	}
+	return false;
+}
+
+/* Says why to a refused connection before closing it, so its client
+ * reports more than a hang-up: one small frame into an empty socket
+ * buffer, never waited on. */
+static void refuse(struct kt_server *s, int fd, const char *why)
+{
+	struct kt_buf b = KT_BUF_INIT(4096);
+	struct json_object *e = kt_proto_error(KT_PERR_THROTTLED, "%s", why);
+
+	s->refused++;
+	if (e != NULL && kt_proto_send_json(&b, e) == 0)
+		(void)!send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	kt_json_put_wiped(e);
+	kt_buf_free(&b);
+	close(fd);
+}
+
+/* Decides on one accepted socket. Returns the new connection or NULL. */
+static struct kt_conn *conn_admit(struct kt_server *s, int fd, time_t now)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
+	struct kt_uid_use *use = NULL;
+	struct kt_conn *c = NULL;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	char why[160];
+
+	if (s->d->stopping) {
+		close(fd);
+		return NULL;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+		log_warn("cannot read the credentials of a new connection; closing it");
+		close(fd);
+		return NULL;
+	}
+	/* The quota comes first and costs no user lookup, so a uid's flood
+	 * of connections is refused as cheaply as it can be. */
+	if (cred.uid != 0) {
+		use = kt_uidtab_get(s->uids, cred.uid);
+		if (use == NULL) {
+			close(fd);
+			return NULL;
+		}
+		if (use->conns >= s->lim.per_uid) {
+			snprintf(why, sizeof(why), "uid %lu has %ld connections open (max_connections_per_uid)",
+				 (unsigned long)cred.uid, use->conns);
+			kt_uidtab_complain(s->uids, cred.uid, KT_COMPLAINT_QUOTA, now,
+					   "refusing a connection of pid %ld: %s", (long)cred.pid, why);
+			refuse(s, fd, why);
+			return NULL;
+		}
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || kt_peer_from_socket(fd, &c->peer) < 0) {
+		if (c != NULL)
+			log_warn("cannot read the credentials of a new connection; closing it");
+		free(c);
+		close(fd);
+		return NULL;
+	}
+	if ((long)s->nconns >= s->lim.max_conns &&
+	    ((long)s->nconns >= s->lim.max_conns + s->lim.reserve || !in_reserve(s, &c->peer))) {
+		snprintf(why, sizeof(why), "keyturnd has %zu connections open (max_connections)",
+			 s->nconns);
+		kt_uidtab_complain(s->uids, cred.uid, KT_COMPLAINT_FULL, now,
+				   "refusing a connection of uid %lu pid %ld: %s",
+				   (unsigned long)cred.uid, (long)cred.pid, why);
+		free(c);
+		refuse(s, fd, why);
+		return NULL;
+	}
+	c->tag = EV_CONN;
+	c->fd = fd;
+	c->id = s->next_id++;
+	c->use = use;
+	kt_buf_init(&c->in, IN_MAX);
+	kt_buf_init(&c->out, OUT_MAX);
+	c->last_active = now;
+	ev.data.ptr = c;
+	c->events = EPOLLIN;
+	if (epoll_ctl(s->d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		close(fd);
+		free(c);
+		return NULL;
+	}
+	if (use != NULL)
+		use->conns++;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	return c;
+}
+
+static void conn_accept(struct kt_server *s)
+{
+	time_t now = mono_now();
 	struct kt_conn *c;
 	int fd;
 
 	while ((fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		if ((long)s->nconns >= s->max_conns || s->d->stopping) {
-			time_t now = time(NULL);
-
-			/* Closing at once tells the client more than a connection
-			 * left hanging in the backlog would. */
-			if (!s->d->stopping && now - s->last_full_warning >= 10) {
-				log_warn("refusing connections: %ld open (max_connections)",
-					 s->max_conns);
-				s->last_full_warning = now;
-			}
-			close(fd);
-			continue;
-		}
-		c = calloc(1, sizeof(*c));
-		if (c == NULL) {
-			close(fd);
-			continue;
-		}
-		c->tag = EV_CONN;
-		c->fd = fd;
-		c->id = s->next_id++;
-		kt_buf_init(&c->in, IN_MAX);
-		kt_buf_init(&c->out, OUT_MAX);
-		c->last_active = time(NULL);
-		if (kt_peer_from_socket(fd, &c->peer) < 0) {
-			log_warn("cannot read the credentials of a new connection; closing it");
-			close(fd);
-			free(c);
-			continue;
-		}
-		ev.data.ptr = c;
-		c->events = EPOLLIN;
-		if (epoll_ctl(s->d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->next = s->conns;
-		if (s->conns != NULL)
-			s->conns->prev = c;
-		s->conns = c;
-		s->nconns++;
-		log_debug("connection %llu from uid %lu pid %ld", (unsigned long long)c->id,
-			  (unsigned long)c->peer.uid, (long)c->peer.pid);
+		c = conn_admit(s, fd, now);
+		if (c != NULL)
+			log_debug("connection %llu from uid %lu pid %ld", (unsigned long long)c->id,
+				  (unsigned long)c->peer.uid, (long)c->peer.pid);
 	}
 	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 		/* The pending connection stays pending and the socket stays
 		 * readable: without a pause the loop would spin on it. */
-		time_t now = time(NULL);
-
 		epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 		s->accept_paused_until = now + 1;
-		if (now - s->last_full_warning >= 10) {
+		if (now - s->last_fd_warning >= KT_COMPLAINT_WINDOW) {
 			log_warn("refusing connections for now: %s (%zu open)", strerror(errno),
 				 s->nconns);
-			s->last_full_warning = now;
+			s->last_fd_warning = now;
 		}
 	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 		   errno != ECONNABORTED) {
@@ -307,8 +404,9 @@ static void conn_accept(struct kt_server *s)
 
 /* Appends an answer (reference taken). A failure to serialise is answered
  * as an internal error, so the client is never left waiting. */
-static int conn_answer(struct kt_conn *c, struct json_object *answer)
+static int conn_answer(struct kt_server *s, struct kt_conn *c, struct json_object *answer)
 {
+	size_t before = c->out.len;
 	int rc = answer != NULL ? kt_proto_send_json(&c->out, answer) : -ENOMEM;
 
 	kt_json_put_wiped(answer);
@@ -319,52 +417,91 @@ static int conn_answer(struct kt_conn *c, struct json_object *answer)
 		rc = e != NULL ? kt_proto_send_json(&c->out, e) : -ENOMEM;
 		kt_json_put_wiped(e);
 	}
-	c->last_active = time(NULL);
+	out_changed(s, c, before);
+	c->last_active = mono_now();
 	return rc;
 }
 
-/* Gives back a buffer's storage once it is empty and has grown past what
- * everyday requests need, so a thousand idle connections stay small. */
+/* Gives back a buffer's storage once it is empty and larger than an
+ * everyday request needs, so a thousand idle connections stay small. */
 static void buf_trim(struct kt_buf *b)
 {
-	if (b->len == 0 && b->cap > 65536)
+	if (b->len == 0 && b->cap > READ_AHEAD + 1)
 		kt_buf_free(b);
 }
 
-/* Handles every whole frame in the input buffer, one at a time, until a
- * request parks or output backs up. Returns false when the connection must
- * be closed (malformed frame). */
+/* The length a frame's header announces, once the header is in. Returns
+ * 1 with *need (the whole frame's bytes), 0 before the header is in, or
+ * -EMSGSIZE / -EBADMSG for a length keyturnd never accepts. */
+static int frame_need(const struct kt_conn *c, size_t *need)
+{
+	const unsigned char *u = (const unsigned char *)c->in.data;
+	uint32_t n;
+
+	if (c->in.len < KT_PROTO_HDR)
+		return 0;
+	n = (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+	if (n == 0)
+		return -EBADMSG;
+	if (n > KT_PROTO_MAX_REQUEST)
+		return -EMSGSIZE;
+	*need = KT_PROTO_HDR + (size_t)n;
+	return 1;
+}
+
+static void complain_frame(struct kt_server *s, struct kt_conn *c, int rc)
+{
+	kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_FRAME, mono_now(),
+			   "closing connection of uid %lu pid %ld: %s", (unsigned long)c->peer.uid,
+			   (long)c->peer.pid,
+			   rc == -EMSGSIZE ? "request frame longer than 64 KiB" : "frame of length 0");
+}
+
+/* Handles whole frames in the input buffer, at most REQUESTS_PER_TURN, until
+ * a request parks or output backs up. Returns false when the connection
+ * must be closed (a frame keyturnd never accepts). */
 static bool conn_process(struct kt_server *s, struct kt_conn *c)
 {
-	while (!c->busy && c->out.len < OUT_HIGH) {
-		const char *payload;
-		size_t plen, flen;
+	for (int turn = 0; !c->busy && c->out.len < OUT_HIGH; turn++) {
 		struct json_object *req, *answer = NULL;
 		bool written = false;
-		int rc = kt_proto_unframe(c->in.data != NULL ? c->in.data : "", c->in.len, &payload,
-					  &plen, &flen);
+		size_t need = 0, before;
+		int rc = frame_need(c, &need);
 
-		if (rc == 0)
-			return true;
 		if (rc < 0) {
-			log_warn("closing connection of uid %lu pid %ld: %s",
-				 (unsigned long)c->peer.uid, (long)c->peer.pid,
-				 rc == -EMSGSIZE ? "frame longer than 1 MiB" : "malformed frame");
+			complain_frame(s, c, rc);
 			return false;
 		}
+		if (rc == 0 || c->in.len < need)
+			return true;
+		if (over_share(c)) {
+			c->use->stalled = true;
+			return true;
+		}
+		if (turn == REQUESTS_PER_TURN) {
+			ready_add(s, c);
+			return true;
+		}
 		s->d->requests++;
-		req = kt_json_parse(payload, plen);
-		kt_buf_consume(&c->in, flen);
+		req = kt_json_parse(c->in.data + KT_PROTO_HDR, need - KT_PROTO_HDR);
+		kt_buf_consume(&c->in, need);
+		/* What is left is the start of the next frame. */
+		c->frame_start = mono_now();
 		buf_trim(&c->in);
 		if (req == NULL || !json_object_is_type(req, json_type_object)) {
+			kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_REQUEST, c->frame_start,
+					   "uid %lu pid %ld sent a request that is not a JSON object",
+					   (unsigned long)c->peer.uid, (long)c->peer.pid);
 			answer = kt_proto_error(KT_PERR_BAD_REQUEST, "the request is not a JSON object");
 		} else {
+			before = c->out.len;
 			switch (kt_ops_handle(s->d, c->id, &c->peer, req, &answer, &c->out)) {
 			case KT_OP_PARKED:
 				c->busy = true;
 				break;
 			case KT_OP_WRITTEN:
-				c->last_active = time(NULL);
+				c->last_active = mono_now();
+				out_changed(s, c, before);
 				written = true;
 				break;
 			case KT_OP_ANSWER:
@@ -377,83 +514,97 @@ static bool conn_process(struct kt_server *s, struct kt_conn *c)
 			json_object_put(req);
 		else
 			kt_json_put_wiped(req);
-		if (!c->busy && !written && conn_answer(c, answer) < 0)
+		if (!c->busy && !written && conn_answer(s, c, answer) < 0)
 			return false;
 	}
 	return true;
 }
 
-/* Reads what has arrived. A read that did not fill the chunk took all there
- * was, so the loop stops there instead of paying a second recv() for the
- * EAGAIN; level-triggered epoll reports anything that comes later. */
-static bool conn_read(struct kt_conn *c)
+/* Reads what has arrived, straight into the input buffer: at most the rest
+ * of the frame being assembled plus READ_AHEAD, and never more than the
+ * frame's header allows. One recv() a turn: a connection that sends more
+ * is read again at the next turn, after the others. */
+static bool conn_read(struct kt_server *s, struct kt_conn *c)
 {
-	char chunk[16384];
-	size_t used = 0;
-	bool ok = true;
+	size_t need = 0, room;
+	ssize_t n;
+	int rc = frame_need(c, &need);
 
-	while (c->in.len < IN_MAX) {
-		size_t room = IN_MAX - c->in.len, want = room < sizeof(chunk) ? room : sizeof(chunk);
-		ssize_t n = recv(c->fd, chunk, want, 0);
-
-		if (n > 0) {
-			used = (size_t)n > used ? (size_t)n : used;
-			if (kt_buf_append(&c->in, chunk, (size_t)n) < 0) {
-				ok = false;
-				break;
-			}
-			if ((size_t)n < want)
-				break;
-			continue;
-		}
-		if (n == 0)
-			c->hangup = true;
-		else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			ok = false;
-		break;
+	if (rc < 0) {
+		complain_frame(s, c, rc);
+		return false;
 	}
-	/* Requests may carry passwords; wipe what the chunk held. */
-	kt_wipe(chunk, used);
-	return ok;
+	if (rc == 0 || c->in.len >= need)
+		need = c->in.len < KT_PROTO_HDR ? KT_PROTO_HDR : c->in.len;
+	room = need - c->in.len + READ_AHEAD;
+	if (room > c->in.max - c->in.len)
+		room = c->in.max - c->in.len;
+	if (room == 0)
+		return true;
+	if (kt_buf_reserve(&c->in, room) < 0)
+		return false;
+	n = recv(c->fd, c->in.data + c->in.len, room, 0);
+	if (n > 0) {
+		if (c->in.len == 0)
+			c->frame_start = mono_now();
+		c->in.len += (size_t)n;
+		c->in.data[c->in.len] = '\0';
+		return true;
+	}
+	if (n == 0)
+		c->hangup = true;
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		return false;
+	return true;
 }
 
-static bool conn_write(struct kt_conn *c)
+static bool conn_write(struct kt_server *s, struct kt_conn *c)
 {
+	size_t before = c->out.len;
+	bool ok = true;
+
 	while (c->out.len > 0) {
 		ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n > 0) {
 			kt_buf_consume(&c->out, (size_t)n);
-			buf_trim(&c->out);
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			return true;
-		return false;
+			break;
+		ok = false;
+		break;
 	}
-	return true;
+	buf_trim(&c->out);
+	out_changed(s, c, before);
+	return ok;
 }
 
 static void conn_event(struct kt_server *s, struct kt_conn *c, uint32_t events)
 {
-	if ((events & EPOLLIN) && !conn_read(c)) {
-		conn_close(s, c, "read error");
+	if (c->closed)
 		return;
-	}
-	if (!conn_process(s, c)) {
-		conn_close(s, c, "malformed frame");
-		return;
-	}
-	if ((events & (EPOLLOUT | EPOLLIN)) && !conn_write(c)) {
+	/* A peer that hung up cannot read an answer: whatever it waits for
+	 * is dropped now, not when AWS answers (epoll would report the
+	 * hang-up at every turn until then). */
+	if (events & (EPOLLERR | EPOLLHUP)) {
 		conn_close(s, c, "peer went away");
 		return;
 	}
-	if ((events & (EPOLLERR | EPOLLHUP)) && c->out.len > 0) {
+	if ((events & EPOLLIN) && !conn_read(s, c)) {
+		conn_close(s, c, "read error or bad frame");
+		return;
+	}
+	if (!c->ready && !conn_process(s, c)) {
+		conn_close(s, c, "bad frame");
+		return;
+	}
+	if (c->out.len > 0 && !conn_write(s, c)) {
 		conn_close(s, c, "peer went away");
 		return;
 	}
 	/* The peer is done sending: finish what it asked, then close. */
-	if ((c->hangup || (events & EPOLLHUP)) && !c->busy && c->out.len == 0) {
+	if (c->hangup && !c->busy && !c->ready && c->out.len == 0) {
 		conn_close(s, c, "peer closed");
 		return;
 	}
@@ -468,6 +619,22 @@ void kt_server_event(struct kt_server *s, void *ptr, uint32_t events)
 		conn_event(s, ptr, events);
 }
 
+bool kt_server_run_ready(struct kt_server *s)
+{
+	struct kt_conn *list = s->ready;
+
+	/* Connections that come back while this runs wait for the next turn. */
+	s->ready = NULL;
+	while (list != NULL) {
+		struct kt_conn *c = list;
+
+		list = c->ready_next;
+		c->ready = false;
+		conn_event(s, c, 0);
+	}
+	return s->ready != NULL;
+}
+
 void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *answer)
 {
 	struct kt_conn *c;
@@ -476,28 +643,28 @@ void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *
 		if (c->id == conn_id)
 			break;
 	}
-	if (c == NULL) {
+	if (c == NULL || !c->busy) {
 		/* The client left while its request waited on AWS. */
 		kt_json_put_wiped(answer);
 		return;
 	}
 	c->busy = false;
-	if (conn_answer(c, answer) < 0) {
+	if (conn_answer(s, c, answer) < 0) {
 		conn_close(s, c, "cannot queue the answer");
 		return;
 	}
 	/* More requests may have arrived behind the parked one. */
-	conn_event(s, c, EPOLLOUT);
+	ready_add(s, c);
 }
 
-void kt_server_set_limits(struct kt_server *s, long max_conns, long idle_timeout)
+void kt_server_set_limits(struct kt_server *s, const struct kt_server_limits *lim)
 {
-	s->max_conns = max_conns;
-	s->idle_timeout = idle_timeout;
+	s->lim = *lim;
 }
 
-void kt_server_tick(struct kt_server *s, time_t now)
+void kt_server_tick(struct kt_server *s)
 {
+	time_t now = mono_now();
 	struct kt_conn *c = s->conns, *next;
 
 	if (s->accept_paused_until != 0 && now >= s->accept_paused_until && s->fd >= 0) {
@@ -506,12 +673,27 @@ void kt_server_tick(struct kt_server *s, time_t now)
 		s->accept_paused_until = 0;
 		epoll_ctl(s->d->epfd, EPOLL_CTL_ADD, s->fd, &ev);
 	}
-
 	for (; c != NULL; c = next) {
+		size_t need = 0;
+
 		next = c->next;
-		if (!c->busy && now - c->last_active > s->idle_timeout)
+		if (c->busy || c->ready)
+			continue;
+		/* A frame that is still arriving has request_timeout from its
+		 * first byte, whatever trickles in meanwhile. */
+		if (c->in.len > 0 && (frame_need(c, &need) <= 0 || c->in.len < need) &&
+		    !over_share(c) && now - c->frame_start > s->lim.request_timeout) {
+			kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_DEADLINE, now,
+					   "closing connection of uid %lu pid %ld: request incomplete "
+					   "after %ld s (request_timeout)", (unsigned long)c->peer.uid,
+					   (long)c->peer.pid, s->lim.request_timeout);
+			conn_close(s, c, "request timeout");
+		} else if (c->in.len == 0 && c->out.len == 0 &&
+			   now - c->last_active > s->lim.idle_timeout) {
 			conn_close(s, c, "idle timeout");
+		}
 	}
+	kt_uidtab_tick(s->uids, now);
 }
 
 void kt_server_stop_accepting(struct kt_server *s)

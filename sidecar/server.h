@@ -1,6 +1,7 @@
-/* keyturnd's Unix-socket server: bounded connections and buffers, framing
- * with partial reads and writes, one request at a time per connection (so
- * answers stay in order), idle timeouts, and the peer's credentials. */
+/* keyturnd's Unix-socket server: connections and buffers bounded per uid
+ * (with a reserve for root and uids that may read a secret), framing with
+ * partial reads and writes, one request at a time per connection (so
+ * answers stay in order), deadlines, and the peer's credentials. */
 #ifndef KT_SERVER_H
 #define KT_SERVER_H
 
@@ -21,8 +22,16 @@ struct kt_server;
  * Returns the listening fd or a negative errno with err set. */
 int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size_t errlen);
 
-int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path, long max_conns,
-		  long idle_timeout, struct kt_server **out);
+struct kt_server_limits {
+	long max_conns;       /* for every uid together (max_connections) */
+	long reserve;         /* more, for root and uids that may read a secret */
+	long per_uid;         /* for each uid but root (max_connections_per_uid) */
+	long idle_timeout;    /* s a connection with nothing pending is kept */
+	long request_timeout; /* s a request frame may take from its first byte */
+};
+
+int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path,
+		  const struct kt_server_limits *lim, struct kt_server **out);
 
 /* Removes the socket file (on a clean stop) and frees everything. */
 void kt_server_free(struct kt_server *s, bool unlink_socket);
@@ -32,20 +41,32 @@ void kt_server_free(struct kt_server *s, bool unlink_socket);
 void kt_server_event(struct kt_server *s, void *ptr, uint32_t events);
 bool kt_server_owns(const struct kt_server *s, const void *ptr);
 
+/* Handles connections that had more whole requests than one loop turn
+ * allows, and those whose parked request was answered. Returns true when
+ * some are left for the next turn (the loop should not sleep then). */
+bool kt_server_run_ready(struct kt_server *s);
+
+/* Frees connections closed during this loop turn; call after the turn's
+ * last event, when no epoll event can point at them any more. */
+void kt_server_reap(struct kt_server *s);
+
 /* Delivers the answer of a parked request (taking the reference); drops it
  * when the connection has gone. */
 void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *answer);
 
-/* New limits after a reload; open connections beyond max_conns stay. */
-void kt_server_set_limits(struct kt_server *s, long max_conns, long idle_timeout);
+/* New limits after a reload; open connections beyond them stay. */
+void kt_server_set_limits(struct kt_server *s, const struct kt_server_limits *lim);
 
-/* Closes idle connections and resumes a paused accept; called once a second. */
-void kt_server_tick(struct kt_server *s, time_t now);
+/* Closes idle connections and requests past their deadline, resumes a
+ * paused accept, logs complaint summaries; called once a second. */
+void kt_server_tick(struct kt_server *s);
 
 /* Stops accepting (stop) and reports whether output is still pending. */
 void kt_server_stop_accepting(struct kt_server *s);
 bool kt_server_flushing(const struct kt_server *s);
 
 size_t kt_server_connections(const struct kt_server *s);
+/* Connections refused by a quota or the cap since start. */
+unsigned long kt_server_refused(const struct kt_server *s);
 
 #endif

@@ -31,6 +31,7 @@ import sys
 import time
 
 MAX_FRAME = 1024 * 1024
+MAX_REQUEST = 64 * 1024  # the daemon closes a connection announcing a longer request
 HDR = struct.Struct(">I")
 
 # Bounds for the abuse modes, so a test can never run away.
@@ -432,7 +433,8 @@ def garbage_cases(rng):
     """name -> (bytes to send, whether to shut down our sending side)."""
     pad = b'{"v":1,"op":"status","pad":"'
     tail = b'"}'
-    exact = pad + b"x" * (MAX_FRAME - len(pad) - len(tail)) + tail
+    exact = pad + b"x" * (MAX_REQUEST - len(pad) - len(tail)) + tail
+    over = pad + b"x" * (MAX_REQUEST + 1 - len(pad) - len(tail)) + tail
     return {
         "random_bytes": (bytes(rng.getrandbits(8) for _ in range(256)), False),
         "zero_length": (HDR.pack(0), False),
@@ -445,9 +447,10 @@ def garbage_cases(rng):
         "not_object": (frame(b"[1,2,3]"), False),
         "nul_inside": (frame(b'{"v":1,"op":"status\x00"}'), False),
         "trailing_data": (frame(b'{"v":1,"op":"status"} {}'), False),
-        "deep_nesting": (frame(b"[" * 100000 + b"]" * 100000), False),
+        "deep_nesting": (frame(b"[" * 30000 + b"]" * 30000), False),
         "truncated_then_eof": (HDR.pack(100) + b'{"v":1', True),
-        "exact_max_frame": (frame(exact), False),
+        "exact_max_request": (frame(exact), False),
+        "over_max_request": (frame(over), False),
     }
 
 

@@ -104,6 +104,16 @@ expect_eq "refresh answers the metadata" "$v1" "$(jfield "$a" 'd["version_id"]')
 a=$(kt_req '{"v":1,"op":"refresh","secret":"app/db"}')
 expect_eq "a second refresh right away is throttled" "throttled" "$(jfield "$a" 'd["error"]')"
 
+# After that check the daemon knows every stage of app/db: one it did not
+# list is not_found at once, naming the stage, without asking AWS.
+aws_calls() { jfield "$(kt_req '{"v":1,"op":"status"}')" 'd["backend"]["aws_requests"]'; }
+n0=$(aws_calls)
+a=$(kt_get app/db '"stage":"NOSUCHSTAGE"')
+expect_eq "a stage the last DescribeSecret did not list is not_found, by name" \
+	"not_found|app/db has no version labelled NOSUCHSTAGE" \
+	"$(jfield "$a" 'd.get("error") + "|" + d.get("message", "")')"
+expect_eq "and it cost no AWS call" "$n0" "$(aws_calls)"
+
 check "no secret value in the daemon's debug log" \
 	log_has_no_secrets db-pass-0001 plain-value-0002 pending-value-0003 "$(base64 <"$T/bin" | head -c 40)"
 stop_daemon

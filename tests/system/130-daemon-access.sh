@@ -8,7 +8,7 @@
 
 # The number of checks below; a run that cannot make users skips each of
 # them, saying why (before common.sh, which may need what a user lacks).
-PLANNED=48
+PLANNED=53
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 need_root_accounts "create users (useradd/groupadd) and to connect as them"
@@ -113,6 +113,22 @@ get_as "$AS_D" "$uid_d" s/group-pri "ok:$V_GP" \
 	"a caller whose primary gid is in allow_groups reads, with no supplementary groups at all"
 get_as "$UD" "$uid_d" s/group-pri "ok:$V_GP" "the same user by name (with its groups) reads"
 get_as "$AS_D" "$uid_d" s/user-b denied "the primary group gives nothing beyond its secrets"
+
+# No name oracle: a caller other than root gets the same answer for a name
+# that is not configured as for one it may not read; root learns which.
+req_as "$UA" '{"v":1,"op":"get","secret":"s/no-such-'$$'"}'
+expect_eq "a non-root user asking for an unconfigured name is denied, not told not_found" \
+	"denied|uid $uid_a may not read s/no-such-$$" \
+	"$(jfield "$REQ_OUT" 'd.get("error") + "|" + d.get("message", "")')"
+req_as "$UA" '{"v":1,"op":"get","secret":"s/user-b"}'
+expect_eq "and the answer for a configured name it may not read reads the same" \
+	"denied|uid $uid_a may not read s/user-b" \
+	"$(jfield "$REQ_OUT" 'd.get("error") + "|" + d.get("message", "")')"
+denials+=("get s/user-b $uid_a $REQ_PID")
+check "the log still tells root the name is not configured" \
+	grep -qF "access: op=get secret=s/no-such-$$ uid=$uid_a" "$KT_LOG"
+a=$(kt_get "s/no-such-$$")
+expect_eq "root asking for an unconfigured name gets not_found" not_found "$(jfield "$a" 'd.get("error")')"
 
 out=$(for s in s/user-b s/group-sup s/group-pri s/root-only; do
 	a=$(kt_get "$s")
@@ -242,7 +258,8 @@ for d in "${denials[@]}"; do
 	check "the log has the audit line '$line'" grep -qF -- "$line" "$KT_LOG"
 done
 REQ_OUT=$(kt_req "$STATUS")
-expect_eq "status counts every denial" "${#denials[@]}" "$(jfield "$REQ_OUT" 'd["denied"]')"
+# ... and the unconfigured name asked for by a non-root user.
+expect_eq "status counts every denial" "$((${#denials[@]} + 1))" "$(jfield "$REQ_OUT" 'd["denied"]')"
 check "no secret value in the daemon's debug log" \
 	log_has_no_secrets "$V_B" "$V_GS" "$V_GP" "$V_ROOT" "not-the-password-$$"
 

@@ -128,7 +128,10 @@ for c in not_json not_object random_payload trailing_data deep_nesting nul_insid
 done
 expect_eq "a frame that is not UTF-8 is answered bad_request, in valid UTF-8" \
 	"answered bad_request, then open" "$(case_of invalid_utf8)"
-expect_eq "a frame of exactly 1 MiB is served" "answered ok, then open" "$(case_of exact_max_frame)"
+expect_eq "a request frame of exactly 64 KiB is served" "answered ok, then open" \
+	"$(case_of exact_max_request)"
+expect_eq "a request frame of 64 KiB + 1 closes the connection at once" closed \
+	"$(case_of over_max_request)"
 expect_eq "the daemon answers after the garbage" true "$(jfield "$g" 'd["alive_after"]')"
 
 # Strings that C would cut short or that would break a log line.
@@ -150,9 +153,18 @@ s=$(cat "$T/slow.out")
 expect_eq "a client sending one byte a second is closed by the daemon" true \
 	"$(jfield "$s" 'd["closed_by_server"]' 2>/dev/null)"
 secs=$(jfield "$s" 'd["closed_after_s"]' 2>/dev/null)
-check "it is closed after about idle_timeout ($IDLE s; it took ${secs:-?} s)" \
-	"$PYTHON3" -c "import sys; s=float(sys.argv[1]); sys.exit(not ($IDLE - 0.5 <= s <= $IDLE + 2.5))" "${secs:-999}"
+# A frame that trickles in has request_timeout (5 s) from its first byte.
+check "it is closed after about request_timeout (5 s; it took ${secs:-?} s)" \
+	"$PYTHON3" -c "import sys; s=float(sys.argv[1]); sys.exit(not (4.5 <= s <= 7.5))" "${secs:-999}"
 expect_eq "the slow client never got an answer" None "$(jfield "$s" 'd["answer"]' 2>/dev/null)"
+# A connection that sends nothing at all is closed after idle_timeout.
+idle_secs=$("$PYTHON3" -c '
+import socket, sys, time
+c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); c.settimeout(30)
+t0 = time.monotonic(); d = c.recv(1)
+print(round(time.monotonic() - t0, 3) if d == b"" else "data")' "$KT_SOCK" 2>&1)
+check "a silent connection is closed after about idle_timeout ($IDLE s; it took $idle_secs s)" \
+	"$PYTHON3" -c "import sys; s=float(sys.argv[1]); sys.exit(not ($IDLE - 0.5 <= s <= $IDLE + 2.5))" "$idle_secs"
 
 # --- flood -------------------------------------------------------------------------
 t0=$(date +%s.%N)
@@ -162,10 +174,13 @@ f=$(cat "$T/flood.out")
 diag "flood ($(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s): $f"
 fv() { jfield "$f" "$1" 2>/dev/null || echo "(no result: $(head -c 300 "$T/flood.err"))"; }
 expect_eq "all $FLOOD connections get through connect()" "$FLOOD" "$(fv 'd["connected"]')"
-check "the excess over max_connections ($MAXC) is closed within the 1 s hold" \
-	test "$(fv 'd["closed_during_hold"]')" -ge $((FLOOD - MAXC))
-check "the connections it kept are served afterwards (no more than $MAXC)" \
-	sh -c "n=$(fv 'd["answered_after_hold"]'); [ \$n -ge 1 ] && [ \$n -le $MAXC ]"
+# The flood comes from root, which has no per-uid quota but only the
+# reserve (an eighth of max_connections, at least 16) on top of the cap.
+RESERVE=$((MAXC / 8 < 16 ? 16 : MAXC / 8))
+check "the excess over max_connections + reserve ($MAXC + $RESERVE) is closed within the 1 s hold" \
+	test "$(fv 'd["closed_during_hold"]')" -ge $((FLOOD - MAXC - RESERVE))
+check "the connections it kept are served afterwards (no more than $((MAXC + RESERVE)))" \
+	sh -c "n=$(fv 'd["answered_after_hold"]'); [ \$n -ge 1 ] && [ \$n -le $((MAXC + RESERVE)) ]"
 expect_eq "every connection was either refused or answered, none left hanging" 0 \
 	"$(fv 'd["unanswered_after_hold"]')"
 expect_eq "the daemon survives the flood and serves a new client" true "$(fv 'd["alive_after"]')"
@@ -259,12 +274,15 @@ expect_eq "every answer it got was the right value, on the one connection it kep
 	"$(jfield "$w" 'str(d["bad"]) + " " + str(d["reconnects"])' 2>/dev/null || echo "(no summary)")"
 
 # --- what the log says -----------------------------------------------------------------
-check "the log names a malformed frame" grep -q 'closing connection of uid .*: malformed frame' "$KT_LOG"
-check "the log names a frame longer than 1 MiB" \
-	grep -q 'closing connection of uid .*: frame longer than 1 MiB' "$KT_LOG"
+check "the log names a frame of length 0 or one longer than 64 KiB" \
+	grep -qE 'closing connection of uid .*: (frame of length 0|request frame longer than 64 KiB)' "$KT_LOG"
+check "the log names the incomplete request" grep -q 'closed: request timeout' "$KT_LOG"
 check "the log names the idle timeout" grep -q 'closed: idle timeout' "$KT_LOG"
-check "the log says it refused connections at max_connections" \
-	grep -q "refusing connections: $MAXC open (max_connections)" "$KT_LOG"
+# The complaint line itself may have been counted into a summary: root's
+# garbage frames above opened its 60 s window. status counts every refusal.
+a=$(kt_req '{"v":1,"op":"status"}')
+check "status counts the connections refused at max_connections" \
+	test "$(jfield "$a" 'd["refused_connections"]')" -ge $((FLOOD - MAXC - RESERVE))
 check "the log names clients that went away" grep -qE 'closed: (peer went away|peer closed)' "$KT_LOG"
 check "no secret value in the daemon's debug log" log_has_no_secrets "$V_SMALL" "$V_BIG"
 

@@ -22,11 +22,15 @@ check "READY carries a STATUS" grep -q '^READY=1|STATUS=' "$T/notify.log"
 a=$(kt_get app/n)
 expect_eq "the secret was fetched before READY" "notify-value-0001" "$(jfield "$a" 'd["string"]')"
 
+# ready_count_above N: more READY=1 lines than N now; counted at each
+# call, so wait_until re-reads the log at every try.
+ready_count_above() { [ "$(grep -c '^READY=1' "$T/notify.log")" -gt "$1" ]; }
+
 before=$(grep -c '^READY=1' "$T/notify.log")
 kill -HUP "$KT_PID"
 check "SIGHUP sends RELOADING=1 with MONOTONIC_USEC" \
 	wait_until 10 grep -qE '^RELOADING=1\|MONOTONIC_USEC=[0-9]+$' "$T/notify.log"
-check "then READY=1 again" wait_until 10 test "$(grep -c '^READY=1' "$T/notify.log")" -gt "$before"
+check "then READY=1 again" wait_until 10 ready_count_above "$before"
 usec=$(sed -n 's/^RELOADING=1|MONOTONIC_USEC=//p' "$T/notify.log" | tail -n 1)
 read -r up _ </proc/uptime
 now=$((${up%.*} * 1000000))
@@ -38,7 +42,7 @@ printf 'bogus = 1\n' >>"$KT_CONF"
 before=$(grep -c '^READY=1' "$T/notify.log")
 kill -HUP "$KT_PID"
 check "a failed reload still ends with READY=1" \
-	wait_until 10 test "$(grep -c '^READY=1' "$T/notify.log")" -gt "$before"
+	wait_until 10 ready_count_above "$before"
 check "and the log names the file and line at fault" \
 	wait_until 5 grep -qE "reload: $KT_CONF:[0-9]+: .*bogus" "$KT_LOG"
 a=$(kt_get app/n)
