@@ -36,7 +36,7 @@
 #define FIRST_CHECK_MIN 5  /* s: first DescribeSecret comes this soon ... */
 #define FIRST_CHECK_SPAN 55 /* ... plus up to this much jitter */
 
-static unsigned ev_signal = 1, ev_tick = 2, ev_workers = 3;
+static unsigned ev_signal = 1, ev_tick = 2, ev_workers = 3, ev_hasher = 4;
 
 static uint32_t rnd32(void)
 {
@@ -113,6 +113,49 @@ int kt_daemon_park(struct kt_daemon *d, struct kt_entry *e, uint64_t conn_id,
 	return 0;
 }
 
+void kt_daemon_drop_parked(struct kt_daemon *d, uint64_t conn_id)
+{
+	struct kt_parked **pp = &d->parked, *p;
+
+	while ((p = *pp) != NULL) {
+		if (p->conn_id == conn_id) {
+			*pp = p->next;
+			kt_json_put_wiped(p->req);
+			free(p);
+		} else {
+			pp = &p->next;
+		}
+	}
+}
+
+/* Answers or re-parks one request taken off the list, and frees it. */
+static void resume_one(struct kt_daemon *d, struct kt_parked *p, struct kt_entry *e,
+		       const struct kt_job *job)
+{
+	struct json_object *answer = NULL;
+
+	if (kt_ops_resume(d, p, e, job, &answer) == KT_OP_ANSWER) {
+		kt_server_reply(d->server, p->conn_id, answer);
+		kt_json_put_wiped(p->req);
+	} else {
+		/* Parked again: the new waiter holds the request now. */
+		json_object_put(p->req);
+	}
+	free(p);
+}
+
+void kt_daemon_resume_conn(struct kt_daemon *d, uint64_t conn_id, enum kt_wait_kind kind)
+{
+	struct kt_parked **pp = &d->parked, *p;
+
+	while ((p = *pp) != NULL && (p->conn_id != conn_id || p->kind != kind))
+		pp = &p->next;
+	if (p == NULL)
+		return;
+	*pp = p->next;
+	resume_one(d, p, kt_cache_by_id(&d->cache, p->entry_id), NULL);
+}
+
 /* Answers or re-parks every request waiting on entry_id (e may be NULL when
  * the entry is gone). */
 static void resume(struct kt_daemon *d, uint64_t entry_id, struct kt_entry *e,
@@ -130,18 +173,14 @@ static void resume(struct kt_daemon *d, uint64_t entry_id, struct kt_entry *e,
 		}
 	}
 	while ((p = mine) != NULL) {
-		struct json_object *answer = NULL;
-
 		mine = p->next;
-		if (kt_ops_resume(d, p, e, job, &answer) == KT_OP_ANSWER) {
-			kt_server_reply(d->server, p->conn_id, answer);
-			kt_json_put_wiped(p->req);
-		} else {
-			/* Parked again: the new waiter holds the request now. */
-			json_object_put(p->req);
-		}
-		free(p);
+		resume_one(d, p, e, job);
 	}
+}
+
+void kt_daemon_resume(struct kt_daemon *d, struct kt_entry *e)
+{
+	resume(d, e->id, e, NULL);
 }
 
 static void entry_failed(struct kt_daemon *d, struct kt_entry *e, const struct aws_error *err,
@@ -175,6 +214,16 @@ static void entry_gone(struct kt_daemon *d, struct kt_entry *e, const char *why,
 	kt_daemon_note_error(d, e->name, "%s", why);
 	e->next_check = kt_sched_next_check(&d->sched, &e->rot, now, rnd32());
 	kt_login_gone(d, e);
+}
+
+/* No room in locked memory for a fetched value (the cache logged why and
+ * set last_error): back off as after a failed fetch, so that waiting
+ * callers get an error instead of the same value fetched again at once. */
+static void entry_refused(struct kt_daemon *d, struct kt_entry *e, time_t now)
+{
+	e->failures++;
+	e->next_check = kt_sched_backoff(&d->sched, e->failures, now, rnd32());
+	kt_daemon_note_error(d, e->name, "%s", e->last_error);
 }
 
 static void entry_ok(struct kt_daemon *d, struct kt_entry *e, time_t now)
@@ -227,11 +276,14 @@ static void batch_done(struct kt_daemon *d, struct kt_job *job, time_t now)
 			if (v->data == NULL || (strcmp(e->cfg->id, v->name) != 0 &&
 						strcmp(e->cfg->id, v->arn) != 0))
 				continue;
-			kt_cache_set_current(e, v, now);
+			answered = true;
+			if (kt_cache_set_current(e, v, now) < 0) {
+				entry_refused(d, e, now);
+				continue;
+			}
 			entry_ok(d, e, now);
 			first_check_soon(d, e, now);
 			kt_login_value_changed(d, e, now);
-			answered = true;
 		}
 		for (size_t i = 0; i < job->batch.nerrors && !answered; i++) {
 			if (strcmp(e->cfg->id, job->batch.errors[i].secret_id) != 0)
@@ -304,8 +356,9 @@ static void get_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *job
 			entry_gone(d, e, "the secret does not exist in AWS", now);
 		else
 			entry_failed(d, e, &job->err, now);
+	} else if (kt_cache_set_current(e, &job->value, now) < 0) {
+		entry_refused(d, e, now);
 	} else {
-		kt_cache_set_current(e, &job->value, now);
 		entry_ok(d, e, now);
 		if (job->version_id == NULL)
 			first_check_soon(d, e, now);
@@ -401,7 +454,8 @@ static void tick(struct kt_daemon *d)
 	while (read(d->tickfd, &expirations, sizeof(expirations)) > 0)
 		;
 	schedule(d, now);
-	kt_server_tick(d->server, now);
+	kt_login_tick(d);
+	kt_server_tick(d->server);
 	maybe_ready(d, now);
 	if (d->watchdog_usec > 0)
 		kt_notify_watchdog();
@@ -432,6 +486,7 @@ static void keep_running_settings(struct kt_config *next, struct kt_config *runn
 	swap_str(&next->ca_file, &running->ca_file);
 	next->workers = running->workers;
 	next->fips = running->fips;
+	next->locked_memory = running->locked_memory;
 }
 
 /* Each connection costs a descriptor; so do the workers' HTTPS connections
@@ -462,8 +517,25 @@ static long connection_limit(long wanted)
 	return wanted;
 }
 
+/* The socket server's limits from a configuration. The reserve, for root
+ * and uids that may read a secret, is an eighth of max_connections (at
+ * least 16) on top of it. */
+static void server_limits(const struct kt_config *cfg, struct kt_server_limits *lim)
+{
+	long reserve = cfg->max_connections / 8 < 16 ? 16 : cfg->max_connections / 8;
+
+	lim->max_conns = connection_limit(cfg->max_connections + reserve) - reserve;
+	if (lim->max_conns < 1)
+		lim->max_conns = 1;
+	lim->reserve = reserve;
+	lim->per_uid = cfg->max_connections_per_uid;
+	lim->idle_timeout = cfg->idle_timeout;
+	lim->request_timeout = cfg->request_timeout;
+}
+
 static void reload(struct kt_daemon *d)
 {
+	struct kt_server_limits lim;
 	struct kt_config *cfg = NULL;
 	char err[512];
 	time_t now = time(NULL);
@@ -486,9 +558,11 @@ static void reload(struct kt_daemon *d)
 		return;
 	}
 	if (cfg->workers != d->cfg->workers || cfg->fips != d->cfg->fips ||
-	    !same_str(cfg->ca_file, d->cfg->ca_file))
-		log_warn("reload: workers, fips and ca_file changes take effect at the next restart");
-	kt_server_set_limits(d->server, connection_limit(cfg->max_connections), cfg->idle_timeout);
+	    !same_str(cfg->ca_file, d->cfg->ca_file) || cfg->locked_memory != d->cfg->locked_memory)
+		log_warn("reload: workers, fips, ca_file and locked_memory changes take effect at "
+			 "the next restart");
+	server_limits(cfg, &lim);
+	kt_server_set_limits(d->server, &lim);
 	keep_running_settings(cfg, d->cfg);
 	kt_config_free(d->cfg);
 	d->cfg = cfg;
@@ -547,21 +621,23 @@ static void stop(struct kt_daemon *d)
 		free(p);
 	}
 	while (kt_server_flushing(d->server) && time(NULL) < until) {
-		int n = epoll_wait(d->epfd, evs, 64, 200);
+		int n = epoll_wait(d->epfd, evs, 64, kt_server_run_ready(d->server) ? 0 : 200);
 
 		for (int i = 0; i < n; i++) {
 			if (kt_server_owns(d->server, evs[i].data.ptr))
 				kt_server_event(d->server, evs[i].data.ptr, evs[i].events);
 		}
+		kt_server_reap(d->server);
 	}
 }
 
 static int loop(struct kt_daemon *d)
 {
 	struct epoll_event evs[64];
+	bool more = false;
 
 	for (;;) {
-		int n = epoll_wait(d->epfd, evs, 64, -1);
+		int n = epoll_wait(d->epfd, evs, 64, more ? 0 : -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -582,10 +658,15 @@ static int loop(struct kt_daemon *d)
 			} else if (ptr == &ev_workers) {
 				jobs_done(d);
 				maybe_ready(d, time(NULL));
+			} else if (ptr == &ev_hasher) {
+				kt_login_hashed(d);
 			} else {
 				kt_server_event(d->server, ptr, evs[i].events);
 			}
 		}
+		/* Work left from this turn, then the frees it deferred. */
+		more = kt_server_run_ready(d->server);
+		kt_server_reap(d->server);
 	}
 }
 
@@ -668,6 +749,7 @@ static int start_aws(struct kt_daemon *d)
 int kt_daemon_main(const char *config_path, bool foreground)
 {
 	struct kt_daemon d = { .epfd = -1, .sigfd = -1, .tickfd = -1 };
+	struct kt_server_limits lim;
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
 	char err[512];
 	sigset_t mask;
@@ -684,16 +766,12 @@ int kt_daemon_main(const char *config_path, bool foreground)
 		return 1;
 	}
 	log_set_level(d.cfg->log_level);
-	/* Locking is best-effort: where RLIMIT_MEMLOCK cannot be lifted (a
-	 * container, a unit without LimitMEMLOCK=infinity) a locked daemon
-	 * could not grow, which is worse than an operator's warning. */
-	err[0] = '\0';
-	if (kt_harden_process(false, err, sizeof(err)) < 0) {
+	/* Values are kept only in locked memory, so a locked_memory that does
+	 * not fit RLIMIT_MEMLOCK ends the start here, before anything runs. */
+	if (kt_harden_process((size_t)d.cfg->locked_memory, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
 	}
-	if (err[0] != '\0')
-		log_warn("secret values may be swapped out: %s", err);
 	/* Signals are read from a signalfd by the loop; workers inherit the
 	 * blocked mask, so none lands on them. */
 	signal(SIGPIPE, SIG_IGN);
@@ -719,14 +797,18 @@ int kt_daemon_main(const char *config_path, bool foreground)
 		log_err("event loop set-up: %s", strerror(errno));
 		goto out;
 	}
-	if (kt_server_new(&d, listen_fd, d.cfg->socket_path, connection_limit(d.cfg->max_connections),
-			  d.cfg->idle_timeout, &d.server) < 0) {
+	server_limits(d.cfg, &lim);
+	if (kt_server_new(&d, listen_fd, d.cfg->socket_path, &lim, &d.server) < 0) {
 		log_err("socket server set-up failed");
 		goto out;
 	}
 	listen_fd = -1;
 	if (kt_cache_sync(&d.cache, d.cfg) < 0 || kt_login_init(&d) < 0) {
 		log_err("out of memory");
+		goto out;
+	}
+	if (add_fd(&d, kt_login_fd(&d), &ev_hasher) < 0) {
+		log_err("event loop set-up: %s", strerror(errno));
 		goto out;
 	}
 	kt_login_sync(&d);

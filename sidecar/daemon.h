@@ -1,6 +1,7 @@
 /* keyturnd's state and event loop: one thread owns the cache, the socket
  * server and the timers (epoll over the listening socket, connections, a
- * signalfd, a one-second timerfd and the workers' eventfd). */
+ * signalfd, a one-second timerfd, the workers' and the hashing thread's
+ * eventfds). */
 #ifndef KT_DAEMON_H
 #define KT_DAEMON_H
 
@@ -33,6 +34,8 @@ enum kt_wait_kind {
 	KT_WAIT_REFRESH, /* refresh: waits for the whole check */
 	KT_WAIT_VERIFY_VALUE,   /* verify: no value yet, waits for its fetch */
 	KT_WAIT_VERIFY_RECHECK, /* verify: a failed password, waits for a check */
+	KT_WAIT_VERIFY_DEFER,   /* verify: a failed password, waits for a check not due yet */
+	KT_WAIT_VERIFY_OFFLINE, /* verify: no value, waits for the hashing thread's check */
 };
 
 struct kt_parked {
@@ -88,6 +91,17 @@ void kt_daemon_check(struct kt_daemon *d, struct kt_entry *e);
 /* Parks a request (req reference taken) until e's job ends. */
 int kt_daemon_park(struct kt_daemon *d, struct kt_entry *e, uint64_t conn_id,
 		   const struct kt_peer *peer, enum kt_wait_kind kind, struct json_object *req);
+
+/* Answers or re-parks now every request parked on e, without a job (a check
+ * login.c deferred and then could not make). */
+void kt_daemon_resume(struct kt_daemon *d, struct kt_entry *e);
+
+/* Answers or re-parks now the request conn_id parked as kind, if it still
+ * waits (the hashing thread's check for it ended). */
+void kt_daemon_resume_conn(struct kt_daemon *d, uint64_t conn_id, enum kt_wait_kind kind);
+
+/* Forgets the requests a connection had parked: it went away. */
+void kt_daemon_drop_parked(struct kt_daemon *d, uint64_t conn_id);
 
 /* Records a failure for status (never a value). */
 void kt_daemon_note_error(struct kt_daemon *d, const char *secret, const char *fmt, ...)

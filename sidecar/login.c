@@ -1,6 +1,7 @@
 /* Password checks for logins: the `verify` op. The mapping from accounts
  * to secrets is in login_map.c, the offline verifiers in login_offline.c.
- * Runs on the loop thread, like the rest of the cache's users. */
+ * Runs on the loop thread, like the rest of the cache's users; only the
+ * offline checks' yescrypt runs on the hashing thread. */
 #include "config.h"
 
 #include <errno.h>
@@ -23,22 +24,6 @@
 #include "proto.h"
 #include "secmem.h"
 
-/* A non-root caller may fail this many times per window, then waits. */
-#define NONROOT_FAILURES 5
-#define NONROOT_WINDOW 60
-#define FAIL_SLOTS 32
-
-struct fail_slot {
-	uid_t uid;
-	int failures;
-	time_t since;
-};
-
-struct kt_login_state {
-	unsigned char key[32]; /* HMAC key for comparisons; never leaves memory */
-	struct fail_slot fails[FAIL_SLOTS];
-};
-
 /* What an attempt's audit line says. */
 struct attempt {
 	const struct kt_peer *peer;
@@ -55,14 +40,33 @@ int kt_login_init(struct kt_daemon *d)
 		free(st);
 		return -EIO;
 	}
+	if (kt_login_budget_new(&st->budget) < 0) {
+		kt_free_wiped(st, sizeof(*st));
+		return -ENOMEM;
+	}
+	kt_login_read_login_defs(st, KT_LOGIN_DEFS);
 	d->login = st;
+	if (kt_login_offline_start(d) < 0) {
+		kt_login_free(d);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
 void kt_login_free(struct kt_daemon *d)
 {
+	if (d->login == NULL)
+		return;
+	kt_login_offline_stop(d);
+	kt_login_budget_free(d->login->budget);
 	kt_free_wiped(d->login, sizeof(*d->login));
 	d->login = NULL;
+}
+
+void kt_login_tick(struct kt_daemon *d)
+{
+	if (d->login != NULL)
+		kt_login_budget_tick(d);
 }
 
 /* Compares through an HMAC under a random key, so the time taken says
@@ -117,16 +121,16 @@ out:
 	return rc;
 }
 
-static struct fail_slot *fail_slot(struct kt_login_state *st, uid_t uid, time_t now)
+static struct kt_login_fail_slot *fail_slot(struct kt_login_state *st, uid_t uid, time_t now)
 {
-	struct fail_slot *oldest = &st->fails[0];
+	struct kt_login_fail_slot *oldest = &st->fails[0];
 
-	for (size_t i = 0; i < FAIL_SLOTS; i++) {
+	for (size_t i = 0; i < KT_LOGIN_FAIL_SLOTS; i++) {
 		if (st->fails[i].failures > 0 && st->fails[i].uid == uid)
 			return &st->fails[i];
 	}
-	for (size_t i = 0; i < FAIL_SLOTS; i++) {
-		if (st->fails[i].failures == 0 || now - st->fails[i].since >= NONROOT_WINDOW)
+	for (size_t i = 0; i < KT_LOGIN_FAIL_SLOTS; i++) {
+		if (st->fails[i].failures == 0 || now - st->fails[i].since >= KT_LOGIN_NONROOT_WINDOW)
 			return &st->fails[i];
 		if (st->fails[i].since < oldest->since)
 			oldest = &st->fails[i];
@@ -154,20 +158,26 @@ static void audit(const struct attempt *a, const char *result, const char *stage
 }
 
 /* The answer to a checked password, audited; failures of non-root
- * callers count towards their limit. */
-static struct json_object *verdict(struct kt_daemon *d, const struct attempt *a, bool match,
-				   const char *stage, const char *source, time_t now)
+ * callers count towards their limit, and every failure towards the budget
+ * of AWS calls (a match starts the secret's back-off over). */
+static struct json_object *verdict(struct kt_daemon *d, const struct attempt *a,
+				   const struct kt_entry *e, bool match, const char *stage,
+				   const char *source, time_t now)
 {
 	struct json_object *o = json_object_new_object();
 
+	if (match)
+		kt_login_budget_reset(d, e);
+	else
+		kt_login_budget_failed(d, e);
 	if (a->peer->uid != 0) {
-		struct fail_slot *s = fail_slot(d->login, a->peer->uid, now);
+		struct kt_login_fail_slot *s = fail_slot(d->login, a->peer->uid, now);
 
 		if (match) {
 			if (s->uid == a->peer->uid)
 				s->failures = 0;
 		} else {
-			if (s->uid != a->peer->uid || now - s->since >= NONROOT_WINDOW) {
+			if (s->uid != a->peer->uid || now - s->since >= KT_LOGIN_NONROOT_WINDOW) {
 				s->uid = a->peer->uid;
 				s->failures = 0;
 				s->since = now;
@@ -188,11 +198,12 @@ static struct json_object *verdict(struct kt_daemon *d, const struct attempt *a,
 /* Whether a non-root caller used up its failures; *wait says for how long. */
 static bool over_limit(struct kt_login_state *st, uid_t uid, time_t now, long *wait)
 {
-	for (size_t i = 0; i < FAIL_SLOTS; i++) {
-		const struct fail_slot *s = &st->fails[i];
+	for (size_t i = 0; i < KT_LOGIN_FAIL_SLOTS; i++) {
+		const struct kt_login_fail_slot *s = &st->fails[i];
 
-		if (s->uid == uid && s->failures >= NONROOT_FAILURES && now - s->since < NONROOT_WINDOW) {
-			*wait = (long)(s->since + NONROOT_WINDOW - now);
+		if (s->uid == uid && s->failures >= KT_LOGIN_NONROOT_FAILURES &&
+		    now - s->since < KT_LOGIN_NONROOT_WINDOW) {
+			*wait = (long)(s->since + KT_LOGIN_NONROOT_WINDOW - now);
 			return true;
 		}
 	}
@@ -221,34 +232,97 @@ static enum kt_op_result park(struct kt_daemon *d, struct kt_entry *e, uint64_t 
 	return KT_OP_PARKED;
 }
 
+/* The answer to an offline check: rc 1 a match, 0 none, else why not. */
+static enum kt_op_result offline_answer(struct kt_daemon *d, const struct attempt *a,
+					struct kt_entry *e, int rc, const char *stage, const char *why,
+					const char *msg, time_t now, struct json_object **answer)
+{
+	if (rc >= 0) {
+		*answer = verdict(d, a, e, rc == 1, stage, "offline", now);
+		return KT_OP_ANSWER;
+	}
+	audit(a, "unavailable", NULL, NULL);
+	*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "%s: no value from AWS (%s); %s", e->name,
+				 why != NULL ? why : e->failures > 0 ? e->last_error : "not fetched yet",
+				 msg);
+	return KT_OP_ANSWER;
+}
+
 /* No value in hand: wait for a fetch when one can start (the first time
- * round), else answer from the offline verifier. */
+ * round, within the budget of AWS calls), else answer from the offline
+ * verifier: the request parks while the hashing thread compares, and is
+ * handled again (waited KT_WAIT_VERIFY_OFFLINE) with the result. */
 static enum kt_op_result without_value(struct kt_daemon *d, uint64_t conn_id, struct json_object *req,
 				       const struct attempt *a, const struct kt_login_cfg *l,
 				       struct kt_entry *e, const char *pw, size_t len, int waited,
 				       time_t now, struct json_object **answer)
 {
-	const char *stage = NULL;
+	const char *stage = NULL, *why = NULL;
 	char msg[400];
 	int rc;
 
-	if (waited != KT_WAIT_VERIFY_VALUE) {
-		if (e->in_flight)
-			return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
-		if ((e->failures == 0 || now >= e->next_check) && d->throttled_until <= now) {
-			kt_daemon_fetch_current(d, e);
-			return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
-		}
+	/* An offline check started answers this request, whatever else
+	 * happened to the secret meanwhile. */
+	if (waited == KT_WAIT_VERIFY_OFFLINE) {
+		rc = kt_login_offline_result(d, e, conn_id, &stage, msg, sizeof(msg));
+		if (rc == -EINPROGRESS)
+			return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_OFFLINE, req, answer);
+		return offline_answer(d, a, e, rc, stage, NULL, msg, now, answer);
 	}
-	rc = kt_login_offline_check(d, e, l, pw, len, now, &stage, msg, sizeof(msg));
-	if (rc >= 0) {
-		*answer = verdict(d, a, rc == 1, stage, "offline", now);
-		return KT_OP_ANSWER;
+	/* A job for the secret still runs (this request was woken early):
+	 * its end answers. */
+	if (e->in_flight)
+		return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
+	if (waited != KT_WAIT_VERIFY_VALUE && (e->failures == 0 || now >= e->next_check) &&
+	    kt_login_budget_plan(d, e, true, &why) == KT_RECHECK_NOW) {
+		kt_daemon_fetch_current(d, e);
+		return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
 	}
-	audit(a, "unavailable", NULL, NULL);
-	*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "%s: no value from AWS (%s); %s", e->name,
-				 e->failures > 0 ? e->last_error : "not fetched yet", msg);
-	return KT_OP_ANSWER;
+	rc = kt_login_offline_check(d, e, l, conn_id, a->peer->uid, pw, len, now, msg, sizeof(msg));
+	if (rc == 0)
+		return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_OFFLINE, req, answer);
+	/* 1: the password cannot match, no check needed. */
+	return offline_answer(d, a, e, rc == 1 ? 0 : rc, stage, why, msg, now, answer);
+}
+
+/* A password that did not match the value in hand: the user may already
+ * type a new password that keyturnd has not seen, so it waits for a check
+ * with AWS when one is allowed now or within a few seconds (see
+ * login_budget.c); else the mismatch is answered at once. */
+static bool recheck(struct kt_daemon *d, uint64_t conn_id, struct json_object *req,
+		    const struct attempt *a, struct kt_entry *e, int waited,
+		    enum kt_op_result *res, struct json_object **answer)
+{
+	bool deferred = kt_login_budget_deferred(d, e);
+
+	if (waited == KT_WAIT_VERIFY_VALUE)
+		return false;
+	/* A job for the secret runs: its end answers (a check, or the fetch
+	 * a check led to, tells whether the password changed). */
+	if (e->in_flight) {
+		*res = park(d, e, conn_id, a->peer,
+			    deferred ? KT_WAIT_VERIFY_DEFER : KT_WAIT_VERIFY_RECHECK, req, answer);
+		return true;
+	}
+	if (waited == KT_WAIT_VERIFY_DEFER && deferred) {
+		*res = park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_DEFER, req, answer);
+		return true;
+	}
+	if (waited != 0)
+		return false;
+	switch (kt_login_budget_plan(d, e, false, NULL)) {
+	case KT_RECHECK_NOW:
+		log_info("login: %s: password did not match; checking %s with AWS", a->user, e->name);
+		kt_daemon_check(d, e);
+		*res = park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_RECHECK, req, answer);
+		return true;
+	case KT_RECHECK_LATER:
+		*res = park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_DEFER, req, answer);
+		return true;
+	case KT_RECHECK_NO:
+		break;
+	}
+	return false;
 }
 
 enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
@@ -260,6 +334,7 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 	struct kt_entry *e = NULL;
 	struct json_object *pwo;
 	const char *pw, *stage = NULL;
+	enum kt_op_result res;
 	char msg[400];
 	size_t len;
 	long wait;
@@ -280,6 +355,10 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 	}
 	pw = json_object_get_string(pwo);
 	len = (size_t)json_object_get_string_len(pwo);
+	/* A new request, or one woken for another reason: an offline check
+	 * this connection started earlier answers nothing now. */
+	if (waited != KT_WAIT_VERIFY_OFFLINE)
+		kt_login_offline_detach(d, conn_id);
 	if (peer->uid != 0 && over_limit(d->login, peer->uid, now, &wait)) {
 		audit(&a, "throttled", NULL, NULL);
 		*answer = kt_proto_error(KT_PERR_THROTTLED,
@@ -288,6 +367,13 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 		return KT_OP_ANSWER;
 	}
 	rc = kt_login_resolve(d, a.user, &l, &e, msg, sizeof(msg));
+	if (rc == -ENODATA) {
+		/* Known not to exist in AWS: a wrong password like any other. */
+		kt_login_budget_failed(d, NULL);
+		audit(&a, "unknown_user", NULL, NULL);
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s", msg);
+		return KT_OP_ANSWER;
+	}
 	if (rc < 0) {
 		audit(&a, rc == -ENOENT ? "unknown_user" : "unavailable", NULL, NULL);
 		*answer = kt_proto_error(rc == -ENOENT ? KT_PERR_NOT_FOUND : KT_PERR_UNAVAILABLE, "%s", msg);
@@ -295,11 +381,13 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 	}
 	a.secret = e->name;
 	if (e->gone) {
+		kt_login_budget_failed(d, e);
 		audit(&a, "unknown_user", NULL, NULL);
 		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s no longer exists in AWS", e->name);
 		return KT_OP_ANSWER;
 	}
-	if (e->cur.data == NULL || (e->failures > 0 && now - e->last_ok > d->cfg->max_stale))
+	if (waited == KT_WAIT_VERIFY_OFFLINE || e->cur.data == NULL ||
+	    (e->failures > 0 && now - e->last_ok > d->cfg->max_stale))
 		return without_value(d, conn_id, req, &a, l, e, pw, len, waited, now, answer);
 	rc = compare_cached(d->login, e, l, pw, len, now, &stage, msg, sizeof(msg));
 	if (rc < 0) {
@@ -308,21 +396,8 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 		*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "%s", msg);
 		return KT_OP_ANSWER;
 	}
-	if (rc == 0 && waited == 0) {
-		/* The user may already type a new password that keyturnd has not
-		 * seen: one check with AWS, at most one per secret per
-		 * refresh_min_interval however many passwords fail. */
-		if (e->in_flight)
-			return park(d, e, conn_id, peer, KT_WAIT_VERIFY_RECHECK, req, answer);
-		if (now - e->last_verify_check >= d->cfg->refresh_min_interval &&
-		    d->throttled_until <= now) {
-			e->last_verify_check = now;
-			log_info("login: %s: password did not match; checking %s with AWS", a.user,
-				 e->name);
-			kt_daemon_check(d, e);
-			return park(d, e, conn_id, peer, KT_WAIT_VERIFY_RECHECK, req, answer);
-		}
-	}
-	*answer = verdict(d, &a, rc == 1, stage, "cache", now);
+	if (rc == 0 && recheck(d, conn_id, req, &a, e, waited, &res, answer))
+		return res;
+	*answer = verdict(d, &a, e, rc == 1, stage, "cache", now);
 	return KT_OP_ANSWER;
 }

@@ -22,6 +22,15 @@ struct kt_login_state;
 int kt_login_init(struct kt_daemon *d);
 void kt_login_free(struct kt_daemon *d);
 
+/* The hashing thread's eventfd, and what the loop calls when it is
+ * readable: writes the verifiers hashed, answers the offline checks made. */
+int kt_login_fd(struct kt_daemon *d);
+void kt_login_hashed(struct kt_daemon *d);
+
+/* Called once a second by the loop: makes the checks that failed passwords
+ * wait for when they are due (see login_budget.c). */
+void kt_login_tick(struct kt_daemon *d);
+
 /* After the configuration was loaded or reloaded and the cache synced:
  * adds entries for the logins whose secret does not depend on the user
  * (so they are fetched at start), drops login entries no mapping needs

@@ -72,12 +72,52 @@ bool kt_login_maps_entry(struct kt_daemon *d, const struct kt_login_cfg *l, cons
 	return same;
 }
 
-static bool account_exists(const char *user)
+/* The uid of a local account; false when there is none. */
+static bool account_uid(const char *user, uid_t *uid)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096];
 
-	return getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res != NULL;
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return false;
+	*uid = res->pw_uid;
+	return true;
+}
+
+/* One number setting of login.defs ("NAME value"), if the line holds it. */
+static void login_defs_value(const char *line, const char *name, uid_t *out)
+{
+	size_t n = strlen(name);
+	unsigned long long v;
+	char *end;
+
+	if (strncmp(line, name, n) != 0 || (line[n] != ' ' && line[n] != '\t'))
+		return;
+	errno = 0;
+	v = strtoull(line + n, &end, 10);
+	while (*end == ' ' || *end == '\t' || *end == '\n')
+		end++;
+	if (errno == 0 && end != line + n && *end == '\0' && v <= (uid_t)-1)
+		*out = (uid_t)v;
+}
+
+void kt_login_read_login_defs(struct kt_login_state *st, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char line[512];
+
+	/* shadow's defaults, where the file or a setting is missing. */
+	st->uid_min = 1000;
+	st->uid_max = 60000;
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *s = line + strspn(line, " \t");
+
+		login_defs_value(s, "UID_MIN", &st->uid_min);
+		login_defs_value(s, "UID_MAX", &st->uid_max);
+	}
+	fclose(f);
 }
 
 static size_t login_entries(const struct kt_cache *c)
@@ -121,6 +161,8 @@ int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_logi
 	char shown[96];
 	struct kt_entry *e;
 	char *id = NULL;
+	uid_t uid = 0;
+	bool star;
 	int rc = 0;
 
 	kt_json_printable(user, shown, sizeof(shown));
@@ -128,10 +170,17 @@ int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_logi
 		kt_errf(msg, msglen, "no [login:] section maps the account %s", shown);
 		return -ENOENT;
 	}
+	star = strcmp(l->user, "*") == 0;
 	/* [login:*] serves local accounts only: a made-up name must not make
-	 * keyturnd ask AWS for made-up secrets. */
-	if (strcmp(l->user, "*") == 0 && !account_exists(user)) {
+	 * keyturnd ask AWS for made-up secrets; nor does a system account,
+	 * unless a [login:NAME] section of its own names it. */
+	if (star && !account_uid(user, &uid)) {
 		kt_errf(msg, msglen, "%s is not a local account", shown);
+		return -ENOENT;
+	}
+	if (star && (uid < d->login->uid_min || uid > d->login->uid_max)) {
+		kt_errf(msg, msglen, "%s is a system account (uid %lu, outside UID_MIN..UID_MAX); "
+			"[login:*] does not serve it", shown, (unsigned long)uid);
 		return -ENOENT;
 	}
 	id = secret_id(l, user);
@@ -139,14 +188,26 @@ int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_logi
 		kt_errf(msg, msglen, "the account name %s cannot be part of a SecretId", shown);
 		return -ENOENT;
 	}
+	if (star && kt_login_absent(d, id)) {
+		kt_errf(msg, msglen, "the secret of %s does not exist in AWS", shown);
+		rc = -ENODATA;
+		goto out;
+	}
+	/* A new entry costs a fetch: only within the budget of AWS calls that
+	 * failed passwords may cause (login_budget.c). */
+	if (kt_cache_find(&d->cache, id) == NULL && !kt_login_budget_can_pay(d)) {
+		kt_errf(msg, msglen, "the secret of %s is not cached, and AWS calls caused by failed "
+			"passwords are over budget", shown);
+		rc = -EAGAIN;
+		goto out;
+	}
 	e = entry_for(d, id);
 	if (e == NULL) {
 		kt_errf(msg, msglen, "cannot cache the secret of %s now", shown);
 		rc = -EAGAIN;
 		goto out;
 	}
-	if (strcmp(l->user, "*") == 0 && kt_login_pattern_has_user(l->secret) &&
-	    !kt_login_same_str(e->login_user, user)) {
+	if (star && kt_login_pattern_has_user(l->secret) && !kt_login_same_str(e->login_user, user)) {
 		free(e->login_user);
 		e->login_user = kt_strdup(user);
 	}
@@ -241,4 +302,5 @@ void kt_login_sync(struct kt_daemon *d)
 		free(id);
 	}
 	kt_login_offline_prune(d);
+	kt_login_read_login_defs(d->login, KT_LOGIN_DEFS);
 }

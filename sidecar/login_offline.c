@@ -1,7 +1,10 @@
 /* Offline verifiers: written when a login's value arrives or is confirmed,
  * removed when their mapping or secret goes away, and checked when no value
- * can be had. yescrypt costs about 80 ms of the loop thread per hash, so
- * a confirmation rewrites confirmed_at and keeps the hashes. */
+ * can be had. yescrypt (about 80 ms and 16 MiB each) runs on the hashing
+ * thread (hasher.c), never on the loop: new verifiers are hashed there and
+ * written by the loop when the hashes come back, and a verify that needs an
+ * offline check parks until the thread has compared its password. A
+ * confirmation rewrites confirmed_at and keeps the hashes. */
 #include "config.h"
 
 #include <errno.h>
@@ -11,6 +14,7 @@
 
 #include "cache.h"
 #include "daemon.h"
+#include "hasher.h"
 #include "log.h"
 #include "login.h"
 #include "login_int.h"
@@ -21,11 +25,144 @@
  * their age says when AWS last confirmed them), at most. */
 #define OFFLINE_REFRESH 3600
 
-int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
-			   const struct kt_login_cfg *l, const char *pw, size_t len, time_t now,
-			   const char **stage, char *msg, size_t msglen)
+/* A check that waits on the thread, by the job's id. conn_id is 0 once no
+ * request waits for its answer any more (the connection asked something
+ * else since). */
+struct pending {
+	uint64_t job_id;
+	uint64_t conn_id;
+	uid_t uid;
+};
+
+/* d->login->hasher: the loop's side of the hashing thread. */
+struct kt_login_hasher {
+	struct kt_hasher *h;
+	uint64_t next_id;
+	struct pending checks[KT_LOGIN_OFFLINE_CHECKS];
+	size_t nchecks;
+	const struct kt_hash_job *answering; /* the check being answered now */
+};
+
+int kt_login_offline_start(struct kt_daemon *d)
 {
-	struct kt_verifier v = { 0 };
+	struct kt_login_hasher *lh = calloc(1, sizeof(*lh));
+	int rc;
+
+	if (lh == NULL)
+		return -ENOMEM;
+	rc = kt_hasher_start(&lh->h);
+	if (rc < 0) {
+		free(lh);
+		return rc;
+	}
+	lh->next_id = 1;
+	d->login->hasher = lh;
+	return 0;
+}
+
+void kt_login_offline_stop(struct kt_daemon *d)
+{
+	struct kt_login_hasher *lh = d->login->hasher;
+
+	if (lh == NULL)
+		return;
+	kt_hasher_stop(lh->h);
+	free(lh);
+	d->login->hasher = NULL;
+}
+
+int kt_login_fd(struct kt_daemon *d)
+{
+	return kt_hasher_fd(d->login->hasher->h);
+}
+
+static struct pending *pending_by_job(struct kt_login_hasher *lh, uint64_t job_id)
+{
+	for (size_t i = 0; i < lh->nchecks; i++) {
+		if (lh->checks[i].job_id == job_id)
+			return &lh->checks[i];
+	}
+	return NULL;
+}
+
+static void pending_remove(struct kt_login_hasher *lh, struct pending *p)
+{
+	*p = lh->checks[--lh->nchecks];
+}
+
+void kt_login_offline_detach(struct kt_daemon *d, uint64_t conn_id)
+{
+	struct kt_login_hasher *lh = d->login->hasher;
+
+	for (size_t i = 0; i < lh->nchecks; i++) {
+		if (lh->checks[i].conn_id == conn_id)
+			lh->checks[i].conn_id = 0;
+	}
+}
+
+static bool parked_offline(const struct kt_daemon *d, uint64_t conn_id)
+{
+	for (const struct kt_parked *p = d->parked; p != NULL; p = p->next) {
+		if (p->conn_id == conn_id && p->kind == KT_WAIT_VERIFY_OFFLINE)
+			return true;
+	}
+	return false;
+}
+
+/* A queued check nobody waits for any more: its connection closed (and
+ * kt_daemon_drop_parked forgot the request) or asked something else. */
+static bool unwanted(const struct kt_hash_job *j, void *arg)
+{
+	struct kt_daemon *d = arg;
+	const struct pending *p;
+
+	if (j->kind != KT_HASH_CHECK)
+		return false;
+	p = pending_by_job(d->login->hasher, j->id);
+	return p == NULL || p->conn_id == 0 || !parked_offline(d, p->conn_id);
+}
+
+static size_t checks_of(const struct kt_login_hasher *lh, uid_t uid)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < lh->nchecks; i++)
+		n += lh->checks[i].uid == uid;
+	return n;
+}
+
+/* Whether uid may queue another check: KT_LOGIN_OFFLINE_CHECKS for every
+ * caller together, KT_LOGIN_OFFLINE_PER_UID for each uid but root. When
+ * full, the checks nobody waits for are dropped from the queue first. */
+static bool room_for(struct kt_daemon *d, uid_t uid)
+{
+	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_hash_job *gone, *next;
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (lh->nchecks < KT_LOGIN_OFFLINE_CHECKS &&
+		    (uid == 0 || checks_of(lh, uid) < KT_LOGIN_OFFLINE_PER_UID))
+			return true;
+		if (pass == 1)
+			break;
+		for (gone = kt_hasher_cancel(lh->h, unwanted, d); gone != NULL; gone = next) {
+			struct pending *p = pending_by_job(lh, gone->id);
+
+			next = gone->next;
+			if (p != NULL)
+				pending_remove(lh, p);
+			kt_hash_job_free(gone);
+		}
+	}
+	return false;
+}
+
+int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
+			   const struct kt_login_cfg *l, uint64_t conn_id, uid_t uid, const char *pw,
+			   size_t len, time_t now, char *msg, size_t msglen)
+{
+	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_hash_job *j = NULL;
 	char err[512];
 	int rc;
 
@@ -36,82 +173,222 @@ int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
 	/* crypt(3) takes C strings: a password holding a NUL can match nothing
 	 * there (and must not reach it cut short). */
 	if (memchr(pw, '\0', len) != NULL)
-		return 0;
-	rc = kt_verifier_read(d->cfg->state_dir, e->cfg->id, l->key, &v, err, sizeof(err));
+		return 1;
+	if (!room_for(d, uid)) {
+		kt_errf(msg, msglen, "busy: %zu offline checks wait already (at most %d, and %d for "
+			"each uid but root)", lh->nchecks, KT_LOGIN_OFFLINE_CHECKS,
+			KT_LOGIN_OFFLINE_PER_UID);
+		return -EBUSY;
+	}
+	j = kt_hash_job_new(KT_HASH_CHECK);
+	if (j == NULL) {
+		kt_errf(msg, msglen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = kt_verifier_read(d->cfg->state_dir, e->cfg->id, l->key, &j->v, err, sizeof(err));
 	if (rc == -ENOENT) {
 		kt_errf(msg, msglen, "no offline verifier is kept for %s", e->cfg->id);
-		return rc;
+		goto out;
 	}
 	if (rc < 0) {
 		log_warn("login: %s", err);
 		kt_errf(msg, msglen, "the offline verifier of %s is unusable", e->cfg->id);
-		return rc;
+		goto out;
 	}
-	if (now - v.confirmed_at > l->offline_max_age) {
+	if (now - j->v.confirmed_at > l->offline_max_age) {
 		kt_errf(msg, msglen, "the offline verifier of %s is %lld s old (offline_max_age %ld)",
-			e->cfg->id, (long long)(now - v.confirmed_at), l->offline_max_age);
+			e->cfg->id, (long long)(now - j->v.confirmed_at), l->offline_max_age);
 		rc = -ESTALE;
 		goto out;
 	}
-	rc = kt_verifier_check(v.cur_hash, pw, len);
-	if (rc == 1) {
-		*stage = "AWSCURRENT";
-	} else if (rc == 0 && l->previous_grace > 0 && v.prev_version != NULL && now < v.prev_until) {
-		rc = kt_verifier_check(v.prev_hash, pw, len);
-		if (rc == 1)
-			*stage = "AWSPREVIOUS";
+	j->pw[0] = kt_memdup(pw, len);
+	if (j->pw[0] == NULL && len > 0) {
+		kt_errf(msg, msglen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
 	}
-	if (rc < 0)
-		kt_errf(msg, msglen, "the offline verifier of %s is unusable", e->cfg->id);
+	j->pwlen[0] = len;
+	j->check_prev = l->previous_grace > 0 && j->v.prev_version != NULL && now < j->v.prev_until;
+	j->id = lh->next_id++;
+	j->conn_id = conn_id;
+	j->entry_id = e->id;
+	j->uid = uid;
+	/* An earlier check of this connection answers nothing now. */
+	kt_login_offline_detach(d, conn_id);
+	lh->checks[lh->nchecks++] = (struct pending){ j->id, conn_id, uid };
+	kt_hasher_submit(lh->h, j);
+	j = NULL;
+	rc = 0;
 out:
-	kt_verifier_clear(&v);
+	kt_hash_job_free(j);
 	return rc;
 }
 
-/* Writes the offline verifier of (e, l) for account user. */
+int kt_login_offline_result(struct kt_daemon *d, const struct kt_entry *e, uint64_t conn_id,
+			    const char **stage, char *msg, size_t msglen)
+{
+	struct kt_login_hasher *lh = d->login->hasher;
+	const struct kt_hash_job *j = lh->answering;
+
+	if (j == NULL || j->conn_id != conn_id) {
+		for (size_t i = 0; i < lh->nchecks; i++) {
+			if (lh->checks[i].conn_id == conn_id)
+				return -EINPROGRESS;
+		}
+		kt_errf(msg, msglen, "the offline check of %s was lost", e->cfg->id);
+		return -EIO;
+	}
+	if (j->rc < 0) {
+		kt_errf(msg, msglen, "the offline verifier of %s is unusable", e->cfg->id);
+		return j->rc;
+	}
+	if (j->rc > 0)
+		*stage = j->rc == 1 ? "AWSCURRENT" : "AWSPREVIOUS";
+	return j->rc > 0 ? 1 : 0;
+}
+
+/* The verifier of (secret id, key) could not be written for the value in
+ * hand: the old one may hold a password that is no longer current, so it
+ * goes at once (a login then needs AWS, never an outdated password). */
+static void not_written(struct kt_daemon *d, const char *user, const char *secret_id,
+			const char *key, const char *why)
+{
+	int rc = kt_verifier_remove(d->cfg->state_dir, secret_id, key);
+
+	if (rc < 0)
+		log_warn("login: offline verifier for %s not written: %s; removing the old one "
+			 "failed: %s", user, why, strerror(-rc));
+	else
+		log_warn("login: offline verifier for %s not written: %s; the old one (if any) is "
+			 "removed", user, why);
+}
+
+static bool same_file(const struct kt_hash_job *j, void *arg)
+{
+	const struct kt_hash_job *n = arg;
+
+	return j->kind == KT_HASH_MAKE && strcmp(j->v.secret_id, n->v.secret_id) == 0 &&
+	       kt_login_same_str(j->v.key, n->v.key);
+}
+
+static int copy_str(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src == NULL)
+		return 0;
+	*dst = kt_strdup(src);
+	return *dst != NULL ? 0 : -ENOMEM;
+}
+
+/* Queues the hashing of the offline verifier of (e, l) for account user;
+ * the loop writes it when the hashes come back (made()). A job still
+ * queued for the same file is replaced by this newer one. */
 static void write_verifier(struct kt_daemon *d, struct kt_entry *e, const struct kt_login_cfg *l,
 			   const char *user, time_t now)
 {
-	struct kt_verifier v = { 0 };
+	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_hash_job *j = kt_hash_job_new(KT_HASH_MAKE);
 	const struct kt_value *prev;
-	char *pw = NULL, msg[400], err[512];
-	size_t len = 0;
+	char msg[400];
 
-	if (kt_login_password(e, &e->cur, l->key, &pw, &len, msg, sizeof(msg)) < 0) {
-		log_warn("login: offline verifier for %s not written: %s", user, msg);
-		return;
-	}
-	v.secret_id = e->cfg->id;
-	v.key = l->key;
-	v.user = (char *)user;
-	v.cur_version = e->cur.version_id;
-	v.confirmed_at = e->last_ok != 0 ? e->last_ok : now;
-	if (kt_verifier_hash(pw, len, v.cur_hash, err, sizeof(err)) < 0)
+	if (j == NULL || copy_str(&j->v.secret_id, e->cfg->id) < 0 || copy_str(&j->v.key, l->key) < 0 ||
+	    copy_str(&j->v.user, user) < 0 || copy_str(&j->v.cur_version, e->cur.version_id) < 0) {
+		kt_errf(msg, sizeof(msg), "out of memory");
 		goto fail;
-	kt_free_wiped(pw, len);
-	pw = NULL;
+	}
+	if (kt_login_password(e, &e->cur, l->key, &j->pw[0], &j->pwlen[0], msg, sizeof(msg)) < 0)
+		goto fail;
+	j->v.confirmed_at = e->last_ok != 0 ? e->last_ok : now;
 	if (kt_login_previous_in_grace(e, l, now) && (prev = kt_cache_value(e, e->prev_version)) != NULL &&
-	    kt_login_password(e, prev, l->key, &pw, &len, msg, sizeof(msg)) == 0) {
-		if (kt_verifier_hash(pw, len, v.prev_hash, err, sizeof(err)) < 0)
+	    kt_login_password(e, prev, l->key, &j->pw[1], &j->pwlen[1], msg, sizeof(msg)) == 0) {
+		if (copy_str(&j->v.prev_version, e->prev_version) < 0) {
+			kt_errf(msg, sizeof(msg), "out of memory");
 			goto fail;
-		v.prev_version = e->prev_version;
-		v.prev_until = e->rotated_at + l->previous_grace;
+		}
+		j->v.prev_until = e->rotated_at + l->previous_grace;
 	}
-	if (kt_verifier_write(d->cfg->state_dir, &v, err, sizeof(err)) < 0)
-		goto fail;
-	e->offline_written = now;
-	log_info("login: offline verifier for %s written (%s, version %s)", user, e->name,
-		 e->cur.version_id);
-	goto out;
+	j->id = lh->next_id++;
+	j->entry_id = e->id;
+	kt_hash_job_free_list(kt_hasher_cancel(lh->h, same_file, j));
+	kt_hasher_submit(lh->h, j);
+	return;
 fail:
-	log_warn("login: offline verifier for %s not written: %s", user, err);
-out:
-	kt_free_wiped(pw, len);
-	kt_wipe(v.cur_hash, sizeof(v.cur_hash));
-	kt_wipe(v.prev_hash, sizeof(v.prev_hash));
+	not_written(d, user, e->cfg->id, l->key, msg);
+	kt_hash_job_free(j);
 }
 
-void kt_login_value_changed(struct kt_daemon *d, struct kt_entry *e, time_t now)
+/* The mapping a verifier was hashed for, if it still stands. */
+static const struct kt_login_cfg *mapping_of(struct kt_daemon *d, const struct kt_entry *e,
+					     const struct kt_verifier *v)
+{
+	for (size_t i = 0; i < d->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &d->cfg->logins[i];
+
+		if (l->offline && kt_login_same_str(l->key, v->key) &&
+		    kt_login_same_str(kt_login_mapping_user(l, e), v->user) &&
+		    kt_login_maps_entry(d, l, v->user, e))
+			return l;
+	}
+	return NULL;
+}
+
+/* New hashes came back: written unless the value or the mapping changed
+ * meanwhile (a newer job is queued then, or the verifier is not wanted). */
+static void made(struct kt_daemon *d, struct kt_hash_job *j, time_t now)
+{
+	struct kt_entry *e = kt_cache_by_id(&d->cache, j->entry_id);
+	char err[512];
+
+	if (e == NULL || e->cur.data == NULL ||
+	    !kt_login_same_str(e->cur.version_id, j->v.cur_version) || mapping_of(d, e, &j->v) == NULL) {
+		log_debug("login: offline verifier for %s not written: its value or mapping changed",
+			  j->v.user);
+		return;
+	}
+	if (j->rc < 0) {
+		not_written(d, j->v.user, j->v.secret_id, j->v.key, j->err);
+		return;
+	}
+	if (kt_verifier_write(d->cfg->state_dir, &j->v, err, sizeof(err)) < 0) {
+		not_written(d, j->v.user, j->v.secret_id, j->v.key, err);
+		return;
+	}
+	e->offline_written = now;
+	log_info("login: offline verifier for %s written (%s, version %s)", j->v.user, e->name,
+		 j->v.cur_version);
+}
+
+void kt_login_hashed(struct kt_daemon *d)
+{
+	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_hash_job *j = kt_hasher_take_done(lh->h), *next;
+	time_t now = time(NULL);
+
+	for (; j != NULL; j = next) {
+		struct pending *p;
+		uint64_t conn_id;
+
+		next = j->next;
+		if (j->kind == KT_HASH_MAKE) {
+			made(d, j, now);
+		} else if ((p = pending_by_job(lh, j->id)) != NULL) {
+			conn_id = p->conn_id;
+			pending_remove(lh, p);
+			/* The request that waits is handled again and takes the
+			 * result (kt_login_offline_result). A connection that went
+			 * away has no parked request: nothing is answered. */
+			if (conn_id != 0) {
+				lh->answering = j;
+				kt_daemon_resume_conn(d, conn_id, KT_WAIT_VERIFY_OFFLINE);
+				lh->answering = NULL;
+			}
+		}
+		kt_hash_job_free(j);
+	}
+}
+
+/* Writes the offline verifiers of every mapping that leads to e. */
+static void write_verifiers(struct kt_daemon *d, struct kt_entry *e, time_t now)
 {
 	if (e->cur.data == NULL)
 		return;
@@ -124,9 +401,15 @@ void kt_login_value_changed(struct kt_daemon *d, struct kt_entry *e, time_t now)
 	}
 }
 
+void kt_login_value_changed(struct kt_daemon *d, struct kt_entry *e, time_t now)
+{
+	/* A rotation seen: failed passwords' checks start over. */
+	kt_login_budget_reset(d, e);
+	write_verifiers(d, e, now);
+}
+
 /* Whether the verifier of (e, l) holds e's current version: then a
- * confirmation only needs a new confirmed_at, not new hashes (yescrypt
- * costs about 80 ms of the loop thread each). */
+ * confirmation only needs a new confirmed_at, not new hashes. */
 static bool refresh_confirmed(struct kt_daemon *d, struct kt_entry *e, const struct kt_login_cfg *l,
 			      time_t now)
 {
@@ -165,7 +448,7 @@ void kt_login_confirmed(struct kt_daemon *d, struct kt_entry *e, time_t now)
 			stale = true;
 	}
 	if (stale)
-		kt_login_value_changed(d, e, now);
+		write_verifiers(d, e, now);
 	else
 		e->offline_written = now;
 }

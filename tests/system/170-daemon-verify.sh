@@ -3,13 +3,17 @@
 # right and wrong passwords, unmapped and made-up accounts, a rotation played
 # by hand with the AWS CLI (the new password works at once, AWSPENDING never,
 # the old one only within previous_grace), 1,000 wrong passwords costing at
-# most a handful of AWS calls, a non-root caller held to its own account and
-# to a failure limit, and the offline verifiers: written 0600 without the
-# password, used after a restart with moto gone, refused when too old, and
-# removed with their mapping. Verify for any account is root's, so the whole
-# script needs root.
+# most a handful of AWS calls, [login:*] serving regular accounts only, a
+# non-root caller held to its own account and to a failure limit, and the
+# offline verifiers: written 0600 without the password, used after a restart
+# with moto gone (checked on the hashing thread while the loop keeps
+# answering; more than 64 waiting checks are refused as busy), refused when
+# too old, and removed with their mapping.
+# Verify for any account is root's, so the whole script needs root. The
+# budget of AWS calls that failed passwords may cause (3, and one more per
+# 200 wrong passwords) is refilled where a section needs it by earn().
 
-PLANNED=57
+PLANNED=66
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 . "$KT_SRCDIR/tests/lib/common.sh"
@@ -31,16 +35,30 @@ verify_as() { kt_req_as "$1" "{\"v\":1,\"op\":\"verify\",\"user\":\"$2\",\"passw
 verdict() {
 	jfield "$1" '("match %s %s" % (d["stage"], d["source"]) if d["match"] else "mismatch %s" % d["source"]) if d.get("ok") else d["error"]'
 }
+# earn N: N more calls in keyturnd's budget for AWS calls caused by failed
+# passwords, from 200 wrong passwords each for ktold, whose secret is gone
+# (answered not_found from the cache, without an AWS call).
+earn() {
+	local i
+	for ((i = 0; i < 200 * $1; i++)); do
+		echo '{"v":1,"op":"verify","user":"ktold","password":"earn"}'
+	done | kt_req - | grep -c '"not_found"'
+}
 # verifier_of SECRET_ID KEY: the path of its offline verifier file.
 verifier_of() { echo "$T/state/verifier-$(printf '%s\n%s' "$1" "$2" | sha256sum | cut -c1-40)"; }
 
+# A regular account (uid from UID_MIN up) for [login:*].
+KU=ktv-$$-p
+useradd -M -N -s /usr/sbin/nologin "$KU" && made_users+=("$KU") || bail "useradd $KU failed"
+
 start_moto
 start_proxy "$MOTO_URL"
-"$PYTHON3" - "$MOTO_URL" "$HOST" "$OLD" >"$T/setup.out" 2>&1 <<'PY' || bail "moto setup: $(cat "$T/setup.out")"
+"$PYTHON3" - "$MOTO_URL" "$HOST" "$OLD" "$KU" >"$T/setup.out" 2>&1 <<'PY' || bail "moto setup: $(cat "$T/setup.out")"
 import json, sys, boto3
 sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=sys.argv[1])
 sm.create_secret(Name="hosts/%s/breakglass" % sys.argv[2],
                  SecretString=json.dumps({"username": "ktbg", "password": sys.argv[3]}))
+sm.create_secret(Name="users/" + sys.argv[4], SecretString=json.dumps({"password": "user-pass-p"}))
 sm.create_secret(Name="users/daemon", SecretString=json.dumps({"password": "daemon-pass-1"}))
 sm.create_secret(Name="app/plain", SecretString="plain-value-1")
 sm.create_secret(Name="hosts/%s/retired" % sys.argv[2], SecretString=json.dumps({"password": "retired-pass-1"}))
@@ -84,9 +102,9 @@ expect_eq "the right password matches AWSCURRENT from the cache" "match AWSCURRE
 a=$(verify ktbg wrong-password)
 expect_eq "a wrong password does not match" "mismatch cache" "$(verdict "$a")"
 check "a mismatch says stage null" [ "$(jfield "$a" 'd["stage"]')" = None ]
-a=$(verify daemon daemon-pass-1)
-expect_eq "[login:*] maps a local account through %u" "match AWSCURRENT cache" "$(verdict "$a")"
 plan '{}'
+a=$(verify daemon daemon-pass-1)
+expect_eq "[login:*] does not serve a system account (uid below UID_MIN)" not_found "$(verdict "$a")"
 a=$(verify nosuchuser-kt-$$ whatever)
 expect_eq "an account that does not exist is not_found" "not_found" "$(verdict "$a")"
 expect_eq "... and costs no AWS call" 0 "$(requests)"
@@ -114,12 +132,18 @@ sleep 2.1
 a=$(verify ktold retired-pass-2)
 expect_eq "a failed password's check finds the secret deleted: not_found" not_found "$(verdict "$a")"
 check "... and its offline verifier is removed" [ ! -e "$gone" ]
+expect_eq "wrong passwords for a secret that is gone are answered at once" 600 "$(earn 3)"
+plan '{}'
+a=$(verify "$KU" user-pass-p)
+expect_eq "[login:*] maps a regular local account through %u" "match AWSCURRENT cache" "$(verdict "$a")"
+expect_eq "... after one GetSecretValue" 1 "$(calls GetSecretValue)"
 
 # --- a rotation played by hand --------------------------------------------------
 sleep 2.1 # the re-check after a failed password is due again
 NEW=$(aws_cli secretsmanager get-random-password --password-length 24 --exclude-punctuation |
 	jfield "$(cat)" 'd["RandomPassword"]')
 check "createSecret: GetRandomPassword gave a password" [ ${#NEW} -eq 24 ]
+a=$(verify ktbg "$OLD") # a match: failed passwords' back-off starts over
 PENDING_VID=$(aws_cli secretsmanager put-secret-value --secret-id "hosts/$HOST/breakglass" \
 	--secret-string "{\"username\":\"ktbg\",\"password\":\"$NEW\"}" --version-stages AWSPENDING |
 	jfield "$(cat)" 'd["VersionId"]')
@@ -166,7 +190,7 @@ check "... and at most a handful of AWS calls (at most 3)" [ "$n" -le 3 ]
 
 # --- a non-root caller ------------------------------------------------------------
 UA=ktv-$$-u
-useradd -r -M -N -s /usr/sbin/nologin "$UA" && made_users+=("$UA")
+useradd -M -N -s /usr/sbin/nologin "$UA" && made_users+=("$UA")
 chmod 755 "$T" "$T/run"
 "$PYTHON3" - "$MOTO_URL_DIRECT" "$UA" >>"$T/setup.out" 2>&1 <<'PY'
 import json, sys, boto3
@@ -193,7 +217,7 @@ expect_eq "root is not held by a user's failures" "match AWSCURRENT cache" "$(ve
 check "attempts are audited with user, service, rhost, result and stage" \
 	grep -q "login: user=ktbg service=sshd rhost=192.0.2.7 tty=- uid=0 .* result=match stage=AWSPREVIOUS source=cache" "$KT_LOG"
 check "failures are audited too" grep -q "login: user=ktbg .* result=mismatch" "$KT_LOG"
-check "no password is in the log" log_has_no_secrets "$OLD" "$NEW" daemon-pass-1 user-pass-1 guess-999
+check "no password is in the log" log_has_no_secrets "$OLD" "$NEW" user-pass-p user-pass-1 guess-999
 
 # --- offline verifiers ------------------------------------------------------------------
 f=$(verifier_of "hosts/$HOST/breakglass" password)
@@ -214,9 +238,54 @@ a=$(verify ktbg "$OLD")
 expect_eq "... the old one (grace over) does not" "mismatch offline" "$(verdict "$a")"
 a=$(verify ktbg wrong-password)
 expect_eq "... nor a wrong one" "mismatch offline" "$(verdict "$a")"
-a=$(verify daemon daemon-pass-1)
+a=$(verify "$KU" user-pass-p)
 expect_eq "... a login without offline = yes is unavailable" unavailable "$(verdict "$a")"
 check "... saying why" grep -q 'offline verifiers are off' <<<"$a"
+
+# parallel N: N offline verifies of ktbg, one a connection, then (0.1 s
+# later, while yescrypt runs) a status on another connection; one JSON line
+# with how long the status took, the answers and how long they all took.
+parallel() {
+	"$PYTHON3" - "$KT_LIB" "$KT_SOCK" "$NEW" "$1" <<'PY'
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from ktclient import KtClient
+sock, pw, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+conns = [KtClient(sock, timeout=60) for _ in range(n)]
+status = KtClient(sock, timeout=60)
+t0 = time.monotonic()
+for c in conns:
+    c.send_frame(json.dumps({"v": 1, "op": "verify", "user": "ktbg", "password": pw}))
+time.sleep(0.1)
+t1 = time.monotonic()
+st = status.request({"v": 1, "op": "status"})
+status_ms = (time.monotonic() - t1) * 1000
+out = {"status_ok": st.get("ok") is True, "status_ms": round(status_ms, 1),
+       "match": 0, "busy": 0, "other": 0}
+for c in conns:
+    a = c.recv_json()
+    if a.get("ok") and a.get("match") and a.get("source") == "offline":
+        out["match"] += 1
+    elif a.get("error") == "unavailable" and "busy" in a.get("message", ""):
+        out["busy"] += 1
+    else:
+        out["other"] += 1
+out["all_ms"] = round((time.monotonic() - t0) * 1000, 1)
+print(json.dumps(out))
+PY
+}
+r=$(parallel 20)
+diag "20 offline checks in parallel: $r"
+check "while 20 offline checks wait, a status on another connection is answered" \
+	[ "$(jfield "$r" 'd["status_ok"]')" = true ]
+check "... within 1 s" [ "$(jfield "$r" 'int(d["status_ms"] < 1000)')" = 1 ]
+expect_eq "... and all 20 match from the verifier" "20 0 0" "$(jfield "$r" '"%d %d %d" % (d["match"], d["busy"], d["other"])')"
+r=$(parallel 100)
+diag "100 offline checks in parallel: $r"
+expect_eq "100 offline checks at once: each answered, a match or busy" 0 "$(jfield "$r" 'd["other"]')"
+check "... at most 64 wait: the rest are refused as busy" \
+	[ "$(jfield "$r" 'int(d["busy"] >= 1 and d["match"] >= 64)')" = 1 ]
+check "... and the daemon still answers" [ "$(verdict "$(verify ktbg "$NEW")")" = "match AWSCURRENT offline" ]
 stop_daemon
 
 sed 's/^offline_max_age = .*/offline_max_age = 1/' "$T/full.conf" >"$KT_CONF"
