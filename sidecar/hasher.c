@@ -150,6 +150,9 @@ static void *hasher_main(void *arg)
 		if (j == NULL)
 			j = pop(&h->makes);
 		pthread_mutex_unlock(&h->lock);
+		/* The wait above ends only with a job queued or a stop. */
+		if (j == NULL)
+			continue;
 
 		job_run(j);
 
