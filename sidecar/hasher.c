@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "hasher.h"
+#include "kt_efd.h"
 #include "log.h"
 #include "secmem.h"
 
@@ -122,14 +123,7 @@ static void job_run(struct kt_hash_job *j)
  * readable exactly when finished jobs wait. */
 static void wake_loop(int efd)
 {
-	uint64_t one = 1;
-	ssize_t n;
-
-	do
-		n = write(efd, &one, sizeof(one));
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno != EAGAIN)
-		fatal("hasher: cannot write to its eventfd: %s", strerror(errno));
+	kt_efd_wake(efd, "hasher");
 }
 
 static void *hasher_main(void *arg)
@@ -263,15 +257,9 @@ struct kt_hash_job *kt_hasher_cancel(struct kt_hasher *h,
 struct kt_hash_job *kt_hasher_take_done(struct kt_hasher *h)
 {
 	struct kt_hash_job *list;
-	uint64_t count;
-	ssize_t n;
 
 	pthread_mutex_lock(&h->lock);
-	do
-		n = read(h->efd, &count, sizeof(count));
-	while (n > 0 || (n < 0 && errno == EINTR));
-	if (n < 0 && errno != EAGAIN)
-		fatal("hasher: cannot read its eventfd: %s", strerror(errno));
+	kt_efd_drain(h->efd, "hasher");
 	list = h->done.head;
 	h->done.head = NULL;
 	h->done.tail = NULL;

@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "kt_efd.h"
 #include "log.h"
 #include "secmem.h"
 #include "worker.h"
@@ -158,14 +159,7 @@ static void job_run(struct aws_client *c, struct kt_job *job)
  * unread wakeups, and it is nonzero then anyway. */
 static void wake_loop(int efd)
 {
-	uint64_t one = 1;
-	ssize_t n;
-
-	do
-		n = write(efd, &one, sizeof(one));
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno != EAGAIN)
-		fatal("worker: cannot write to its eventfd: %s", strerror(errno));
+	kt_efd_wake(efd, "worker");
 }
 
 /* The signals a worker keeps deliverable: POSIX leaves it undefined when
@@ -237,6 +231,26 @@ static void workers_free(struct kt_workers *w)
 	free(w);
 }
 
+/* Workers look at the flag before each job; a job running goes on until its
+ * call returns, which aws_client_cancel() makes quick. */
+static void workers_signal_stop(struct kt_workers *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_cond_broadcast(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void workers_end(struct kt_workers *w, bool cancel)
+{
+	workers_signal_stop(w);
+	if (cancel)
+		aws_client_cancel(w->client);
+	for (int i = 0; i < w->nthreads; i++)
+		pthread_join(w->threads[i], NULL);
+	workers_free(w);
+}
+
 /* The threads are created with every asynchronous signal blocked, and keep
  * that mask: a new thread inherits its creator's mask, so there is no moment
  * in which a signal meant for the loop's signalfd could land in a worker. */
@@ -284,8 +298,10 @@ int kt_workers_start(struct aws_client *c, int n, struct kt_workers **out)
 out:
 	if (masked)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Threads started before a failure have no job: they end without
+	 * cancelling the client, which stays the caller's to use. */
 	if (w != NULL)
-		kt_workers_stop(w);
+		workers_end(w, false);
 	return rc;
 }
 
@@ -313,15 +329,9 @@ void kt_workers_submit(struct kt_workers *w, struct kt_job *job)
 struct kt_job *kt_workers_take_done(struct kt_workers *w)
 {
 	struct kt_job *list;
-	uint64_t count;
-	ssize_t n;
 
 	pthread_mutex_lock(&w->lock);
-	do
-		n = read(w->efd, &count, sizeof(count));
-	while (n > 0 || (n < 0 && errno == EINTR));
-	if (n < 0 && errno != EAGAIN)
-		fatal("worker: cannot read its eventfd: %s", strerror(errno));
+	kt_efd_drain(w->efd, "worker");
 	list = w->done_head;
 	w->done_head = NULL;
 	w->done_tail = NULL;
@@ -339,15 +349,16 @@ size_t kt_workers_busy(struct kt_workers *w)
 	return n;
 }
 
-void kt_workers_stop(struct kt_workers *w)
+void kt_workers_abort(struct kt_workers *w)
 {
 	if (w == NULL)
 		return;
-	pthread_mutex_lock(&w->lock);
-	w->stopping = true;
-	pthread_cond_broadcast(&w->wake);
-	pthread_mutex_unlock(&w->lock);
-	for (int i = 0; i < w->nthreads; i++)
-		pthread_join(w->threads[i], NULL);
-	workers_free(w);
+	workers_signal_stop(w);
+	aws_client_cancel(w->client);
+}
+
+void kt_workers_stop(struct kt_workers *w)
+{
+	if (w != NULL)
+		workers_end(w, true);
 }

@@ -60,7 +60,14 @@ struct kt_job *kt_workers_take_done(struct kt_workers *w);
 /* Jobs queued or running. */
 size_t kt_workers_busy(struct kt_workers *w);
 
-/* Stops the threads after their current job; unstarted jobs are freed. */
+/* Begins a stop without waiting: no job starts any more, and the AWS calls
+ * in flight are cancelled through aws_client_cancel() (they end within about
+ * a second, retries and backoff included). The client makes no call after
+ * this. kt_workers_stop() still joins and frees. NULL is allowed. */
+void kt_workers_abort(struct kt_workers *w);
+
+/* Stops the threads (as kt_workers_abort does, if it was not called) and
+ * waits for them; unstarted and untaken jobs are freed. */
 void kt_workers_stop(struct kt_workers *w);
 
 #endif

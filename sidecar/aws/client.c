@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,13 @@ struct aws_client {
 	size_t npool;
 	long skew_s;           /* server clock minus ours */
 	unsigned long sent;    /* HTTP requests sent */
+
+	/* aws_client_cancel: the flag is read by libcurl's progress callback
+	 * and the credential providers; the condition wakes backoff sleeps. */
+	atomic_bool cancel;
+	pthread_mutex_t sleep_lock;
+	pthread_cond_t sleep_cond; /* on CLOCK_MONOTONIC */
+	bool sleep_ready;
 };
 
 int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
@@ -56,6 +64,21 @@ int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
 	if (c == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	atomic_init(&c->cancel, false);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_mutex_init(&c->sleep_lock, NULL);
+		rc = -pthread_cond_init(&c->sleep_cond, &ca);
+		pthread_condattr_destroy(&ca);
+		if (rc < 0) {
+			pthread_mutex_destroy(&c->sleep_lock);
+			goto out;
+		}
+		c->sleep_ready = true;
+	}
 	rc = aws_resolve_region(opts->region, opts->use_imds_region, &c->region, &rsrc, err);
 	if (rc < 0)
 		goto out;
@@ -77,6 +100,7 @@ int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
 	c->http_opts.connect_timeout_ms = opts->connect_timeout_ms;
 	c->http_opts.timeout_ms = opts->timeout_ms;
 	c->http_opts.max_body = opts->max_body;
+	c->http_opts.cancel = &c->cancel;
 
 	rc = aws_retry_init(&c->retry, opts->max_attempts);
 	if (rc < 0) {
@@ -92,6 +116,7 @@ int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
 
 	copts.region = c->region;
 	copts.ca_file = c->ca_file;
+	copts.cancel = &c->cancel;
 	rc = aws_creds_chain_new(&copts, &c->creds);
 	if (rc < 0)
 		goto out;
@@ -119,6 +144,10 @@ void aws_client_free(struct aws_client *c)
 	if (c->retry_ready)
 		aws_retry_destroy(&c->retry);
 	pthread_mutex_destroy(&c->lock);
+	if (c->sleep_ready) {
+		pthread_cond_destroy(&c->sleep_cond);
+		pthread_mutex_destroy(&c->sleep_lock);
+	}
 	free(c->region);
 	free(c->endpoint);
 	free(c->url);
@@ -294,12 +323,41 @@ out:
 	return rc;
 }
 
-static void sleep_ms(long ms)
+void aws_client_cancel(struct aws_client *c)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	pthread_mutex_lock(&c->sleep_lock);
+	atomic_store(&c->cancel, true);
+	pthread_cond_broadcast(&c->sleep_cond);
+	pthread_mutex_unlock(&c->sleep_lock);
+}
 
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+static bool client_cancelled(struct aws_client *c, struct aws_error *err)
+{
+	if (!atomic_load(&c->cancel))
+		return false;
+	aws_error_set(err, AWS_ERR_TRANSPORT, "Cancelled", "%s: the call was cancelled",
+		      c->endpoint);
+	return true;
+}
+
+/* The backoff before a retry: a wait on the monotonic clock that
+ * aws_client_cancel cuts short. */
+static void client_backoff(struct aws_client *c, long ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->sleep_lock);
+	while (!atomic_load(&c->cancel) &&
+	       pthread_cond_timedwait(&c->sleep_cond, &c->sleep_lock, &until) != ETIMEDOUT)
 		;
+	pthread_mutex_unlock(&c->sleep_lock);
 }
 
 int aws_client_call(struct aws_client *c, const char *target, const char *json,
@@ -326,6 +384,10 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json,
 
 		aws_error_clear(err);
 		kt_http_resp_free(&hr);
+		if (client_cancelled(c, err)) {
+			rc = -ECANCELED;
+			break;
+		}
 		rc = client_send(c, h, target, json, json_len, &hr, err);
 		if (rc == 0 && hr.status == 200) {
 			*resp = kt_json_parse(kt_buf_str(&hr.body), hr.body.len);
@@ -351,6 +413,12 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json,
 		} else if (err->code == AWS_ERR_NO_CREDENTIALS || err->code == AWS_ERR_CONFIG) {
 			break;
 		}
+		/* A call cancelled in flight (or whose credential fetch was) is
+		 * not retried, whatever it failed with. */
+		if (client_cancelled(c, err)) {
+			rc = -ECANCELED;
+			break;
+		}
 		log_debug("aws: %s attempt %d: %s (%s)", target, attempt,
 			  aws_errc_name(err->code), err->type);
 		/* Expired temporary credentials are renewed and the call tried once
@@ -362,7 +430,7 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json,
 		}
 		if (!aws_retry_should_retry(&c->retry, err->code, attempt, &delay, &cost))
 			break;
-		sleep_ms(delay);
+		client_backoff(c, delay);
 	}
 	if (stats != NULL) {
 		/* Counted from the requests really sent: a call that failed for

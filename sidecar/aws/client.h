@@ -52,4 +52,10 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json,
 		    size_t json_len, struct json_object **resp, struct aws_error *err,
 		    struct aws_call_stats *stats);
 
+/* Ends the client's work for good, from any thread and without waiting:
+ * calls in flight (their HTTP request, a credential fetch, a retry's
+ * backoff) end within about a second with -ECANCELED, and later calls fail
+ * at once the same way (err type "Cancelled"). For a daemon that stops. */
+void aws_client_cancel(struct aws_client *c);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "creds.h"
@@ -21,6 +22,21 @@
 #include "secmem.h"
 
 #define CREDS_DEFAULT_REFRESH_AHEAD_S 300
+/* While the cached credentials still work, a renewal is tried at most once a
+ * minute: credentials handed out with less than refresh_ahead left (an agent
+ * that renews late, a clock that is ahead) would otherwise be fetched again
+ * for every call. The same pause follows a failed fetch. */
+#define CREDS_DEFAULT_RENEW_MIN_INTERVAL_S 60
+/* Container and instance credentials are always temporary; when the answer
+ * gives no usable Expiration they are fetched again every 15 minutes. The
+ * agents put renewed credentials up well before the old ones expire (IMDS at
+ * least 5 minutes ahead, of sessions that last an hour or more), so 15 minutes
+ * notices a rotation in time at a cost of 4 local requests an hour; should a
+ * set still be refused as expired, the client fetches anew at once. */
+#define CREDS_DEFAULT_NO_EXPIRY_REFETCH_S 900
+/* No AWS session lasts longer than 36 hours (GetSessionToken); an Expiration
+ * more than a week away, such as 9999-12-31, is a placeholder, not a date. */
+#define CREDS_FAR_FUTURE_S (7L * 24 * 3600)
 
 struct aws_creds_chain {
 	pthread_mutex_t lock;
@@ -31,7 +47,35 @@ struct aws_creds_chain {
 	bool have;
 	int provider;               /* index in providers[] of the cached ones */
 	struct aws_imds_token imds; /* reused across renewals until near its TTL */
+	time_t fetched_at;          /* creds_clock_boot() when the cached ones came */
+	bool periodic;              /* no usable Expiration: fetched every no_expiry_refetch_s */
+	time_t next_fetch;          /* creds_clock_boot(): no fetch before, while they work */
+	bool failed;                /* the last fetch failed with last_rc, for last_err */
+	int last_rc;
+	struct aws_error last_err;
+	time_t warned_expiry;       /* the Expiration whose loss was already logged */
 };
+
+/* Renewal intervals count on the boot clock, so that a wall-clock step does
+ * not move them and a suspended machine's credentials are known to be old;
+ * Expiration is AWS's own date and is compared with the wall clock. The unit
+ * tests replace both. */
+static time_t creds_clock_wall_real(void)
+{
+	return time(NULL);
+}
+
+static time_t creds_clock_boot_real(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static time_t (*creds_clock_wall)(void) = creds_clock_wall_real;
+static time_t (*creds_clock_boot)(void) = creds_clock_boot_real;
 
 void aws_creds_clear(struct aws_creds *cr)
 {
@@ -447,12 +491,83 @@ static bool creds_need_refresh(const struct aws_creds *cr, time_t now, long ahea
 	return now >= cr->expiration - (time_t)ahead;
 }
 
+/* Credentials that the metadata agents hand out without a usable
+ * Expiration: none at all, or a placeholder far in the future. */
+static bool creds_periodic(const struct aws_creds *cr, time_t now)
+{
+	if (strcmp(cr->source, "imds") != 0 && strcmp(cr->source, "container") != 0)
+		return false;
+	return cr->expiration == 0 || cr->expiration - now > CREDS_FAR_FUTURE_S;
+}
+
+static bool creds_due(const struct aws_creds_chain *c, time_t now, time_t boot)
+{
+	if (c->periodic)
+		return boot - c->fetched_at >= (time_t)c->opts.no_expiry_refetch_s;
+	return creds_need_refresh(&c->cached, now, c->opts.refresh_ahead_s);
+}
+
+/* Whether the cached credentials can still sign a request. */
+static bool creds_valid(const struct aws_creds_chain *c, time_t now)
+{
+	return c->have && (c->cached.expiration == 0 || now < c->cached.expiration);
+}
+
+static void creds_keep(struct aws_creds_chain *c, struct aws_creds *fresh, int provider,
+		       time_t now, time_t boot)
+{
+	if (fresh->expiration != 0 && fresh->expiration <= now)
+		log_warn("credentials from %s expired already (clock skew?)", fresh->source);
+	aws_creds_clear(&c->cached);
+	c->cached = *fresh;
+	memset(fresh, 0, sizeof(*fresh));
+	c->have = true;
+	c->provider = provider;
+	c->fetched_at = boot;
+	c->periodic = creds_periodic(&c->cached, now);
+	c->failed = false;
+	if (c->periodic)
+		log_debug("credentials from %s carry no usable Expiration; fetching them again "
+			  "every %ld s", c->cached.source, c->opts.no_expiry_refetch_s);
+}
+
+/* A failed renewal is not yet an outage: the old credentials stay good until
+ * their Expiration. Once they have expired the loss is logged once for that
+ * Expiration, not for every call that finds them so. Returns whether the
+ * cached ones may still be served. */
+static bool creds_after_failure(struct aws_creds_chain *c, const struct aws_error *ferr,
+				time_t now)
+{
+	char when[32];
+	struct tm tm;
+
+	if (creds_valid(c, now)) {
+		if (c->cached.expiration == 0 || c->periodic)
+			log_warn("renewing %s credentials failed, using the current ones: %s",
+				 c->cached.source, ferr->message);
+		else
+			log_warn("renewing %s credentials failed, using the current ones for %ld s "
+				 "more: %s", c->cached.source, (long)(c->cached.expiration - now),
+				 ferr->message);
+		return true;
+	}
+	if (c->have && c->warned_expiry != c->cached.expiration) {
+		c->warned_expiry = c->cached.expiration;
+		gmtime_r(&c->cached.expiration, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		log_warn("%s credentials expired at %s and cannot be renewed (tried again at most "
+			 "every %ld s): %s", c->cached.source, when, c->opts.renew_min_interval_s,
+			 ferr->message);
+	}
+	return false;
+}
+
 int aws_creds_get(struct aws_creds_chain *c, struct aws_creds *out, struct aws_error *err)
 {
 	struct aws_creds fresh = { 0 };
 	struct aws_error ferr;
 	int provider = -1, rc;
-	time_t now;
+	time_t now, boot;
 
 	memset(out, 0, sizeof(*out));
 	aws_error_clear(err);
@@ -460,28 +575,36 @@ int aws_creds_get(struct aws_creds_chain *c, struct aws_creds *out, struct aws_e
 	/* The lock is held across the fetch: callers that arrive during a
 	 * renewal wait for it instead of each starting one of their own. */
 	pthread_mutex_lock(&c->lock);
-	now = time(NULL);
-	if (c->have && !creds_need_refresh(&c->cached, now, c->opts.refresh_ahead_s)) {
+	now = creds_clock_wall();
+	boot = creds_clock_boot();
+	if (c->have && !creds_due(c, now, boot)) {
 		rc = creds_copy(out, &c->cached);
 		goto out;
 	}
+	/* Due, but tried a moment ago: the current ones while they work (the
+	 * SDKs' "static stability"), else the reason the last try failed. */
+	if (c->have && boot < c->next_fetch) {
+		if (creds_valid(c, now)) {
+			rc = creds_copy(out, &c->cached);
+			goto out;
+		}
+		if (c->failed) {
+			*err = c->last_err;
+			rc = c->last_rc;
+			goto out;
+		}
+	}
+	c->next_fetch = boot + (time_t)c->opts.renew_min_interval_s;
 	rc = chain_fetch(c, c->have ? c->provider : -1, &fresh, &provider, &ferr);
 	if (rc == 0) {
-		if (fresh.expiration != 0 && fresh.expiration <= now)
-			log_warn("credentials from %s expired already (clock skew?)", fresh.source);
-		aws_creds_clear(&c->cached);
-		c->cached = fresh;
-		memset(&fresh, 0, sizeof(fresh));
-		c->have = true;
-		c->provider = provider;
+		creds_keep(c, &fresh, provider, now, boot);
 		rc = creds_copy(out, &c->cached);
 		goto out;
 	}
-	/* A failed renewal is not yet an outage: the old credentials stay good
-	 * until their Expiration, and the next call tries again. */
-	if (c->have && now < c->cached.expiration) {
-		log_warn("renewing %s credentials failed, using the current ones for %ld s more: %s",
-			 c->cached.source, (long)(c->cached.expiration - now), ferr.message);
+	c->failed = true;
+	c->last_rc = rc;
+	c->last_err = ferr;
+	if (c->have && creds_after_failure(c, &ferr, now)) {
 		rc = creds_copy(out, &c->cached);
 		goto out;
 	}
@@ -500,6 +623,8 @@ void aws_creds_invalidate(struct aws_creds_chain *c)
 	aws_creds_clear(&c->cached);
 	c->have = false;
 	c->provider = -1;
+	c->periodic = false;
+	c->failed = false;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -526,6 +651,10 @@ int aws_creds_chain_new(const struct aws_creds_opts *opts, struct aws_creds_chai
 		c->opts.refresh_ahead_s = CREDS_DEFAULT_REFRESH_AHEAD_S;
 	if (c->opts.imds_timeout_ms <= 0)
 		c->opts.imds_timeout_ms = 1000;
+	if (c->opts.renew_min_interval_s <= 0)
+		c->opts.renew_min_interval_s = CREDS_DEFAULT_RENEW_MIN_INTERVAL_S;
+	if (c->opts.no_expiry_refetch_s <= 0)
+		c->opts.no_expiry_refetch_s = CREDS_DEFAULT_NO_EXPIRY_REFETCH_S;
 	c->provider = -1;
 	rc = -pthread_mutex_init(&c->lock, NULL);
 out:

@@ -1,10 +1,14 @@
 /* The AWS credential chain, in the SDKs' order: environment, web identity
  * (STS AssumeRoleWithWebIdentity), shared files, container endpoint, IMDSv2.
- * Temporary credentials are cached and renewed ahead of their Expiration.
+ * Temporary credentials are cached and renewed ahead of their Expiration, at
+ * most once per renew_min_interval_s while the current ones still work
+ * ("static stability"); metadata credentials without a usable Expiration are
+ * fetched again every no_expiry_refetch_s.
  * A chain is shared by threads; aws_creds_get() takes its own lock. */
 #ifndef KT_CREDS_H
 #define KT_CREDS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -24,7 +28,15 @@ struct aws_creds_opts {
 	bool imds_v1_fallback;     /* allow IMDSv1 when the token PUT is refused */
 	long refresh_ahead_s;      /* renew this long before Expiration; 0: 300 */
 	long imds_timeout_ms;      /* 0: 1000 */
+	long renew_min_interval_s; /* fetches at most this often while the cached
+				    * ones are valid, and after a failure; 0: 60 */
+	long no_expiry_refetch_s;  /* container/IMDS credentials without an
+				    * Expiration (or one years away); 0: 900 */
+	const atomic_bool *cancel; /* when it turns true, fetches end (-ECANCELED) */
 };
+
+/* IAM's limit on a role name (CreateRole, RoleName: 1 to 64 characters). */
+#define AWS_IAM_ROLE_NAME_MAX 64
 
 struct aws_creds_chain;
 

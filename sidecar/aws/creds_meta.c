@@ -241,6 +241,7 @@ int aws_creds_from_container(const struct aws_creds_opts *o, struct aws_creds *o
 	hopts.connect_timeout_ms = 2000;
 	hopts.timeout_ms = 5000;
 	hopts.max_body = META_MAX_BODY;
+	hopts.cancel = o->cancel;
 	/* The agents sit on the host or a link-local address: never proxied. */
 	hopts.no_proxy = strncasecmp(url, "http://", 7) == 0;
 	rc = kt_http_new(&hopts, &h);
@@ -329,6 +330,7 @@ static int imds_open(struct imds *m, const struct aws_creds_opts *o, struct aws_
 	hopts.timeout_ms = hopts.connect_timeout_ms * 2;
 	hopts.max_body = META_MAX_BODY;
 	hopts.no_proxy = true;
+	hopts.cancel = o->cancel;
 	rc = kt_http_new(&hopts, &m->h);
 	if (rc < 0)
 		aws_error_set(err, AWS_ERR_CONFIG, "HttpSetup", IMDS ": cannot set up HTTP (%s)",
@@ -451,7 +453,7 @@ int aws_creds_from_imds(const struct aws_creds_opts *o, struct aws_imds_token *t
 	static const char ROLES[] = "/latest/meta-data/iam/security-credentials/";
 	struct kt_http_resp resp = { 0 };
 	struct imds m = { 0 };
-	char url[512], path[256], role[129];
+	char url[512], path[256], role[AWS_IAM_ROLE_NAME_MAX + 1];
 	size_t n;
 	int rc;
 
@@ -474,10 +476,18 @@ int aws_creds_from_imds(const struct aws_creds_opts *o, struct aws_imds_token *t
 		rc = aws_creds_status_error(err, IMDS, url, resp.status);
 		goto out;
 	}
-	/* The listing names one role per line; an instance has at most one. */
+	/* The listing names one role per line; an instance has at most one.
+	 * A name longer than IAM allows is refused, not cut: a cut name would
+	 * ask for another role's credentials, or be a wrong answer mistaken
+	 * for a right one. */
 	n = strcspn(kt_buf_str(&resp.body), "\r\n");
-	if (n >= sizeof(role))
-		n = sizeof(role) - 1;
+	if (n > AWS_IAM_ROLE_NAME_MAX) {
+		aws_error_set(err, AWS_ERR_MALFORMED, "BadRoleName",
+			      IMDS ": %s named an IAM role of %zu characters, more than the %d "
+			      "IAM allows; refusing it", url, n, AWS_IAM_ROLE_NAME_MAX);
+		rc = -EBADMSG;
+		goto out;
+	}
 	memcpy(role, kt_buf_str(&resp.body), n);
 	role[n] = '\0';
 	if (!imds_name_ok(role)) {

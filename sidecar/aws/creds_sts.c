@@ -359,6 +359,7 @@ int aws_creds_from_web_identity(const struct aws_creds_opts *o, struct aws_creds
 		goto out;
 	hopts.ca_file = o->ca_file;
 	hopts.max_body = STS_MAX_BODY;
+	hopts.cancel = o->cancel;
 	rc = kt_http_new(&hopts, &h);
 	if (rc < 0) {
 		aws_error_set(err, AWS_ERR_CONFIG, "HttpSetup", WHAT ": cannot set up HTTPS (%s)",

@@ -23,6 +23,7 @@ struct kt_http {
 	long timeout_ms;
 	size_t max_body;
 	bool no_proxy;
+	const atomic_bool *cancel;
 	bool oversize;          /* set by the write callback when the cap is hit */
 	struct kt_http_resp *cur;
 	char errbuf[CURL_ERROR_SIZE];
@@ -77,6 +78,7 @@ int kt_http_new(const struct kt_http_opts *opts, struct kt_http **out)
 	h->timeout_ms = opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
 	h->max_body = opts != NULL && opts->max_body > 0 ? opts->max_body : KT_HTTP_DEFAULT_MAX_BODY;
 	h->no_proxy = opts != NULL && opts->no_proxy;
+	h->cancel = opts != NULL ? opts->cancel : NULL;
 	*out = h;
 	h = NULL;
 	rc = 0;
@@ -111,6 +113,21 @@ static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *data)
 		return 0;
 	}
 	return n;
+}
+
+/* libcurl calls this often while data flows and about once a second while
+ * it waits (connecting, or for a slow answer); a nonzero return ends the
+ * transfer with CURLE_ABORTED_BY_CALLBACK. */
+static int http_xferinfo_cb(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			    curl_off_t ulnow)
+{
+	const struct kt_http *h = data;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return atomic_load(h->cancel) ? 1 : 0;
 }
 
 /* Keeps the value of one header, replacing an earlier one (a redirect or an
@@ -164,6 +181,8 @@ static int http_map_error(struct kt_http *h, CURLcode cc)
 		return h->oversize ? -EMSGSIZE : -EIO;
 	case CURLE_OUT_OF_MEMORY:
 		return -ENOMEM;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return -ECANCELED;
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
@@ -224,6 +243,11 @@ static CURLcode http_setup(struct kt_http *h, const struct kt_http_req *req, str
 	SET(CURLOPT_HEADERFUNCTION, http_header_cb);
 	SET(CURLOPT_HEADERDATA, h);
 	SET(CURLOPT_HTTPHEADER, hdrs);
+	if (h->cancel != NULL) {
+		SET(CURLOPT_XFERINFOFUNCTION, http_xferinfo_cb);
+		SET(CURLOPT_XFERINFODATA, h);
+		SET(CURLOPT_NOPROGRESS, 0L);
+	}
 	if (strcmp(req->method, "GET") == 0) {
 		SET(CURLOPT_HTTPGET, 1L);
 	} else {
@@ -266,6 +290,11 @@ int kt_http_do(struct kt_http *h, const struct kt_http_req *req, struct kt_http_
 		rc = -EINVAL;
 		goto out;
 	}
+	if (h->cancel != NULL && atomic_load(h->cancel)) {
+		rc = -ECANCELED;
+		snprintf(h->last_error, sizeof(h->last_error), "cancelled before it was sent");
+		goto out;
+	}
 
 	/* Reset keeps the connection cache, so a reused handle keeps its
 	 * keep-alive connection while no option leaks between requests.
@@ -281,6 +310,8 @@ int kt_http_do(struct kt_http *h, const struct kt_http_req *req, struct kt_http_
 		if (rc == -EMSGSIZE)
 			snprintf(h->last_error, sizeof(h->last_error),
 				 "answer larger than %zu bytes", h->max_body);
+		else if (rc == -ECANCELED)
+			snprintf(h->last_error, sizeof(h->last_error), "cancelled in flight");
 		else
 			snprintf(h->last_error, sizeof(h->last_error), "%s",
 				 h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));

@@ -6,6 +6,7 @@
 #ifndef KT_HTTP_H
 #define KT_HTTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,6 +20,9 @@ struct kt_http_opts {
 	long timeout_ms;         /* total per request; 0: 10000 */
 	size_t max_body;         /* 0: KT_HTTP_DEFAULT_MAX_BODY */
 	bool no_proxy;           /* ignore the proxy variables (instance metadata) */
+	/* When set and it turns true, a request in flight ends within about a
+	 * second with -ECANCELED, and no new one starts (a daemon stopping). */
+	const atomic_bool *cancel;
 };
 
 struct kt_http;
@@ -48,8 +52,8 @@ void kt_http_free(struct kt_http *h);
  * status), or: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET (cut, truncated),
  * -EHOSTUNREACH (name not resolved), -EKEYREJECTED (the server's
  * certificate did not verify), -EPROTO (other TLS or HTTP failure),
- * -EMSGSIZE (answer over max_body), -ENOMEM, -EIO (other transport failure),
- * -EINVAL. kt_http_last_error() then says what went wrong, without secrets. */
+ * -EMSGSIZE (answer over max_body), -ECANCELED (the handle's cancel flag
+ * turned true), -ENOMEM, -EIO (other transport failure), -EINVAL. kt_http_last_error() then says what went wrong, without secrets. */
 int kt_http_do(struct kt_http *h, const struct kt_http_req *req, struct kt_http_resp *resp);
 void kt_http_resp_free(struct kt_http_resp *resp);
 

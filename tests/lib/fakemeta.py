@@ -16,6 +16,8 @@ Settings (command line --name value or /__ctl/mode):
   role             role name the listing answers ("" or no_role: 404)
   no_role          true: the role listing answers 404
   expire_s         credentials expire this many seconds from now
+  expiration       this Expiration instead (e.g. "9999-12-31T23:59:59Z")
+  no_expiration    true: credentials carry no Expiration at all
   token_ttl_cap    tokens live at most this long, whatever the client asked
   token_put_status answer the token PUT with this status instead (403/404/405)
   v1_allowed       answer GETs that carry no token (IMDSv1)
@@ -42,6 +44,8 @@ settings = {
     "role": "kt-test-role",
     "no_role": False,
     "expire_s": 3600,
+    "expiration": "",
+    "no_expiration": False,
     "token_ttl_cap": 0,
     "token_put_status": 0,
     "v1_allowed": False,
@@ -69,12 +73,15 @@ def iso(ts):
 
 def new_creds(prefix):
     serial[0] += 1
-    return {
+    doc = {
         "AccessKeyId": "%s%06d" % (prefix, serial[0]),
         "SecretAccessKey": secrets.token_urlsafe(30),
         "Token": secrets.token_urlsafe(60),
-        "Expiration": iso(time.time() + int(settings["expire_s"])),
+        "Expiration": settings["expiration"] or iso(time.time() + int(settings["expire_s"])),
     }
+    if settings["no_expiration"]:
+        del doc["Expiration"]
+    return doc
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -147,11 +147,12 @@ expect_eq "imds: cached credentials reused" 1 "$(mstat role_creds)"
 expect_eq "imds: same key id on the third lookup" "$(field imds-cached 'd["access_key_id"]' 1)" \
 	"$(field imds-cached 'd["access_key_id"]' 3)"
 
-# Credentials that expire within the refresh-ahead window are renewed on
-# every lookup, and the session token is reused meanwhile.
+# Credentials that expire within the refresh-ahead window are renewed (here
+# on every lookup, the renewal interval being 1 s), and the session token is
+# reused meanwhile. 065-creds-odd checks the default interval.
 mode '{"expire_s": 120}'
 reset_stats
-kc imds-renew --repeat 3 --refresh-ahead 300
+kc imds-renew --repeat 3 --sleep-ms 1100 --renew-interval 1 --refresh-ahead 300
 expect_ok imds-renew
 expect_eq "imds: renewed ahead of expiry (3 fetches)" 3 "$(mstat role_creds)"
 expect_eq "imds: the token is reused across renewals" 1 "$(mstat token_put)"
@@ -164,7 +165,7 @@ expect_eq "imds: no renewal outside the window" \
 # A renewal that fails while the cached credentials are still valid keeps
 # them in service (with a warning), instead of failing the caller.
 reset_stats
-"$KT_CREDS" --repeat 2 --sleep-ms 2500 --refresh-ahead 300 >"$T/imds-keep.out" 2>"$T/imds-keep.err" &
+"$KT_CREDS" --repeat 2 --sleep-ms 2500 --renew-interval 1 --refresh-ahead 300 >"$T/imds-keep.out" 2>"$T/imds-keep.err" &
 keep_pid=$!
 wait_until 5 test -s "$T/imds-keep.out"
 mode '{"creds_status": 500}'
@@ -181,7 +182,7 @@ check "imds: the failed renewal is logged" grep -q "renewing imds credentials fa
 # assumed) is answered 401; the client takes a new token once and goes on.
 mode '{"token_ttl_cap": 1}'
 reset_stats
-kc imds-stale --repeat 2 --sleep-ms 1500 --refresh-ahead 300
+kc imds-stale --repeat 2 --sleep-ms 1500 --renew-interval 1 --refresh-ahead 300
 expect_ok imds-stale
 expect_eq "imds: stale token answered 401" 1 "$(mstat stale_token)"
 expect_eq "imds: a new token after the 401" 2 "$(mstat token_put)"

@@ -62,9 +62,10 @@ expect_eq "web identity: with AWS_ROLE_SESSION_NAME" web-identity "$(field wi-se
 
 # --- renewal ------------------------------------------------------------------------
 # moto's credentials last an hour; a refresh-ahead longer than that renews
-# on every lookup, each one a new STS call.
+# at every lookup that the renewal interval allows (once a minute; 1 s here,
+# with lookups 1.1 s apart), each one a new STS call.
 before=$(sts_calls)
-kc wi-renew --repeat 3 --refresh-ahead 7200
+kc wi-renew --repeat 3 --sleep-ms 1100 --renew-interval 1 --refresh-ahead 7200
 expect_ok wi-renew
 expect_eq "web identity: renewed on each lookup" $((before + 3)) "$(sts_calls)"
 check "web identity: renewal brings a new key id" test \
@@ -78,7 +79,7 @@ expect_eq "web identity: cached within the hour" \
 # renewal fails, and the still-valid credentials stay in service.
 cp "$T/token" "$T/token-renew"
 AWS_WEB_IDENTITY_TOKEN_FILE="$T/token-renew" "$KT_CREDS" --repeat 2 --sleep-ms 2000 \
-	--refresh-ahead 7200 >"$T/wi-reread.out" 2>"$T/wi-reread.err" &
+	--renew-interval 1 --refresh-ahead 7200 >"$T/wi-reread.out" 2>"$T/wi-reread.err" &
 reread_pid=$!
 wait_until 10 test -s "$T/wi-reread.out"
 rm -f "$T/token-renew"

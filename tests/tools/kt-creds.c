@@ -26,6 +26,9 @@ static void usage(FILE *f)
 		"  --repeat N            look the credentials up N times (default 1)\n"
 		"  --sleep-ms MS         wait this long between lookups\n"
 		"  --refresh-ahead S     renew temporary credentials S seconds before they expire\n"
+		"  --renew-interval S    renew at most every S seconds while they work (default 60)\n"
+		"  --no-expiry-refetch S fetch metadata credentials without Expiration every S s\n"
+		"  --keep-going          print an error line and go on to the next lookup\n"
 		"  --imds-v1-fallback    allow IMDSv1 when the token PUT is refused\n"
 		"  --imds-timeout-ms MS  instance metadata timeout\n"
 		"  --region R            region for the STS endpoint\n"
@@ -93,6 +96,9 @@ int main(int argc, char **argv)
 		{ "repeat", required_argument, NULL, 'n' },
 		{ "sleep-ms", required_argument, NULL, 's' },
 		{ "refresh-ahead", required_argument, NULL, 'a' },
+		{ "renew-interval", required_argument, NULL, 'I' },
+		{ "no-expiry-refetch", required_argument, NULL, 'E' },
+		{ "keep-going", no_argument, NULL, 'k' },
 		{ "imds-v1-fallback", no_argument, NULL, '1' },
 		{ "imds-timeout-ms", required_argument, NULL, 't' },
 		{ "region", required_argument, NULL, 'r' },
@@ -107,7 +113,8 @@ int main(int argc, char **argv)
 	struct aws_creds_chain *chain = NULL;
 	struct aws_creds cr = { 0 };
 	struct aws_error err;
-	bool region_from_imds = false, invalidate = false;
+	bool region_from_imds = false, invalidate = false, keep_going = false;
+	int failures = 0;
 	long repeat = 1, sleep = 0;
 	int c, rc, status = 1;
 
@@ -132,6 +139,17 @@ int main(int argc, char **argv)
 		case 't':
 			if (parse_long(optarg, 600000, &opts.imds_timeout_ms) < 0)
 				goto bad;
+			break;
+		case 'I':
+			if (parse_long(optarg, 86400, &opts.renew_min_interval_s) < 0)
+				goto bad;
+			break;
+		case 'E':
+			if (parse_long(optarg, 86400, &opts.no_expiry_refetch_s) < 0)
+				goto bad;
+			break;
+		case 'k':
+			keep_going = true;
 			break;
 		case '1':
 			opts.imds_v1_fallback = true;
@@ -192,12 +210,15 @@ int main(int argc, char **argv)
 			aws_creds_invalidate(chain);
 		if (aws_creds_get(chain, &cr, &err) < 0) {
 			print_error(&err);
-			goto out;
+			failures++;
+			if (!keep_going)
+				goto out;
+			continue;
 		}
 		print_creds(&cr);
 		aws_creds_clear(&cr);
 	}
-	status = 0;
+	status = failures > 0 ? 1 : 0;
 out:
 	aws_creds_clear(&cr);
 	aws_creds_chain_free(chain);

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +80,8 @@ static int each(void **state)
 {
 	(void)state;
 	clean_env();
+	creds_clock_wall = creds_clock_wall_real;
+	creds_clock_boot = creds_clock_boot_real;
 	return 0;
 }
 
@@ -290,18 +293,37 @@ static void set_env_creds(const char *ak, time_t exp)
 	setenv("AWS_CREDENTIAL_EXPIRATION", buf, 1);
 }
 
+/* A fake clock for the cache: wall time and boot time move together, by
+ * hand. Tests that use it call fake_clock_on() first; each() puts the real
+ * clocks back. */
+static time_t fake_now;
+
+static time_t fake_clock(void)
+{
+	return fake_now;
+}
+
+static void fake_clock_on(void)
+{
+	fake_now = time(NULL);
+	creds_clock_wall = fake_clock;
+	creds_clock_boot = fake_clock;
+}
+
 /* Temporary credentials (here from the environment, with an Expiration)
- * are renewed inside the refresh-ahead window, and a failed renewal keeps
- * serving them until they expire. */
+ * are renewed inside the refresh-ahead window, at most once a renewal
+ * interval, and a failed renewal keeps serving them until they expire. */
 static void test_cache_renewal(void **state)
 {
 	struct aws_creds_opts o = { .refresh_ahead_s = 60 };
 	struct aws_creds_chain *c = NULL;
 	struct aws_creds cr;
 	struct aws_error err;
-	time_t now = time(NULL);
+	time_t now;
 
 	(void)state;
+	fake_clock_on();
+	now = fake_now;
 	set_env_creds("AKIDONE", now + 3600);
 	assert_int_equal(aws_creds_chain_new(&o, &c), 0);
 	assert_int_equal(aws_creds_get(c, &cr, &err), 0);
@@ -316,18 +338,25 @@ static void test_cache_renewal(void **state)
 	aws_creds_clear(&cr);
 	aws_creds_chain_free(c);
 
-	/* Inside the window (30 s left, 60 s ahead): every get renews. */
+	/* Inside the window (30 s left, 60 s ahead): renewed, but not again
+	 * before the renewal interval (60 s) has passed. */
 	assert_int_equal(aws_creds_chain_new(&o, &c), 0);
 	assert_int_equal(aws_creds_get(c, &cr, &err), 0);
 	assert_string_equal(cr.access_key, "AKIDTWO");
 	aws_creds_clear(&cr);
-	set_env_creds("AKIDTHREE", now + 40);
+	set_env_creds("AKIDTHREE", now + 150);
+	fake_now += 20;
+	assert_int_equal(aws_creds_get(c, &cr, &err), 0);
+	assert_string_equal(cr.access_key, "AKIDTWO");
+	aws_creds_clear(&cr);
+	fake_now = now + 60;
 	assert_int_equal(aws_creds_get(c, &cr, &err), 0);
 	assert_string_equal(cr.access_key, "AKIDTHREE");
 	aws_creds_clear(&cr);
 
 	/* The renewal fails (half the pair is gone) but the cached ones have
-	 * 40 s left: they are still served. */
+	 * 30 s left: they are still served. */
+	fake_now = now + 120;
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	assert_int_equal(aws_creds_get(c, &cr, &err), 0);
 	assert_string_equal(cr.access_key, "AKIDTHREE");
@@ -335,6 +364,7 @@ static void test_cache_renewal(void **state)
 	aws_creds_chain_free(c);
 
 	/* Expired and not renewable: an error. */
+	fake_now = now;
 	set_env_creds("AKIDOLD", now - 10);
 	assert_int_equal(aws_creds_chain_new(&o, &c), 0);
 	assert_int_equal(aws_creds_get(c, &cr, &err), 0);
@@ -344,6 +374,172 @@ static void test_cache_renewal(void **state)
 	assert_int_equal(err.code, AWS_ERR_CONFIG);
 	assert_null(cr.access_key);
 	aws_creds_chain_free(c);
+}
+
+/* 31 calls, a second apart, with credentials that are always inside the
+ * refresh window (every fetch brings a set with 120 s left, the window is
+ * 300 s): one fetch for the first 60 s, then one a minute. Every fetch sees
+ * a new key id in the environment, so the keys served count the fetches. */
+static void test_near_expiry_fetch_count(void **state)
+{
+	struct aws_creds_opts o = { 0 };
+	struct aws_creds_chain *c = NULL;
+	struct aws_creds cr;
+	struct aws_error err;
+	char ak[32], last[32] = "";
+	int fetches = 0;
+
+	(void)state;
+	fake_clock_on();
+	assert_int_equal(aws_creds_chain_new(&o, &c), 0);
+	for (int round = 0; round < 2; round++) {
+		fetches = 0;
+		for (int i = 0; i < 31; i++) {
+			snprintf(ak, sizeof(ak), "AKID%02d%02d", round, i);
+			set_env_creds(ak, fake_now + 120);
+			assert_int_equal(aws_creds_get(c, &cr, &err), 0);
+			if (strcmp(cr.access_key, last) != 0) {
+				fetches++;
+				snprintf(last, sizeof(last), "%s", cr.access_key);
+			}
+			aws_creds_clear(&cr);
+			fake_now += 1;
+		}
+		print_message("near-expiry credentials: %d fetches for 31 calls\n", fetches);
+		assert_int_equal(fetches, 1);
+		fake_now += 29; /* 60 s after the first fetch of the round */
+	}
+	aws_creds_chain_free(c);
+}
+
+/* Credentials from the metadata agents without an Expiration, or with one
+ * in year 9999, are fetched again every no_expiry_refetch_s; static ones
+ * from the environment or a profile never are. */
+static void test_no_expiry_periodic(void **state)
+{
+	struct aws_creds_opts o = { 0 };
+	struct aws_creds_chain *c = NULL;
+	struct aws_creds fresh = { 0 };
+	struct aws_error err;
+	time_t t0;
+
+	(void)state;
+	fake_clock_on();
+	t0 = fake_now;
+	assert_int_equal(aws_creds_chain_new(&o, &c), 0);
+	assert_int_equal(c->opts.no_expiry_refetch_s, 900);
+	assert_int_equal(c->opts.renew_min_interval_s, 60);
+
+	aws_error_clear(&err);
+	assert_int_equal(aws_creds_fill(&fresh, "container", "t", "AK", "SK", "TOK", NULL, &err), 0);
+	creds_keep(c, &fresh, 3, fake_now, fake_now);
+	assert_true(c->periodic);
+	assert_false(creds_due(c, t0 + 899, t0 + 899));
+	assert_true(creds_due(c, t0 + 900, t0 + 900));
+	assert_true(creds_valid(c, t0 + 100000));
+
+	assert_int_equal(aws_creds_fill(&fresh, "imds", "t", "AK", "SK", "TOK",
+					"9999-12-31T23:59:59Z", &err), 0);
+	creds_keep(c, &fresh, 4, t0, t0);
+	assert_true(c->periodic);
+	assert_false(creds_due(c, t0 + 899, t0 + 899));
+	assert_true(creds_due(c, t0 + 900, t0 + 900));
+
+	/* A real hour-long set is renewed by its Expiration, not periodically. */
+	assert_int_equal(aws_creds_fill(&fresh, "imds", "t", "AK", "SK", "TOK", NULL, &err), 0);
+	fresh.expiration = t0 + 3600;
+	creds_keep(c, &fresh, 4, t0, t0);
+	assert_false(c->periodic);
+	assert_false(creds_due(c, t0 + 900, t0 + 900));
+	assert_true(creds_due(c, t0 + 3300, t0 + 3300));
+
+	/* Static keys without an Expiration are not fetched again. */
+	assert_int_equal(aws_creds_fill(&fresh, "profile", "t", "AK", "SK", NULL, NULL, &err), 0);
+	creds_keep(c, &fresh, 2, t0, t0);
+	assert_false(c->periodic);
+	assert_false(creds_due(c, t0 + 100000, t0 + 100000));
+	aws_creds_chain_free(c);
+}
+
+/* Counts lines holding `what` that the code under test logs to stderr
+ * while fn runs. */
+static int count_log_lines(const char *what, void (*fn)(void *), void *arg)
+{
+	char path[300], line[1024];
+	int saved, fd, n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/log", dir);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
+struct expiry_run {
+	struct aws_creds_chain *c;
+	int failures;
+	int fetch_errors; /* failures that carried the provider's own error */
+};
+
+/* Two expiries of credentials that cannot be renewed, each followed by 120
+ * calls a second apart. */
+static void expiry_calls(void *arg)
+{
+	struct expiry_run *r = arg;
+	struct aws_creds cr;
+	struct aws_error err;
+
+	for (int round = 0; round < 2; round++) {
+		fake_now += 61;
+		set_env_creds(round == 0 ? "AKIDFIRST" : "AKIDSECOND", fake_now + 30);
+		/* A fetch is due (the last one was 61 s ago) and works. */
+		if (aws_creds_get(r->c, &cr, &err) != 0)
+			r->failures += 100;
+		aws_creds_clear(&cr);
+		unsetenv("AWS_SECRET_ACCESS_KEY");
+		for (int i = 0; i < 120; i++) {
+			fake_now += 1;
+			if (aws_creds_get(r->c, &cr, &err) < 0) {
+				r->failures++;
+				r->fetch_errors += err.code == AWS_ERR_CONFIG;
+			}
+			aws_creds_clear(&cr);
+		}
+	}
+}
+
+/* Expired credentials that cannot be renewed: one warning per Expiration,
+ * not one per call; calls fail with the provider's error meanwhile. */
+static void test_expired_warns_once(void **state)
+{
+	struct aws_creds_opts o = { .refresh_ahead_s = 60 };
+	struct expiry_run r = { 0 };
+	int warnings;
+
+	(void)state;
+	fake_clock_on();
+	assert_int_equal(aws_creds_chain_new(&o, &r.c), 0);
+	warnings = count_log_lines("cannot be renewed", expiry_calls, &r);
+	print_message("expired credentials: %d warnings for 2 expiries and 240 calls, "
+		      "%d calls failed\n", warnings, r.failures);
+	assert_int_equal(warnings, 2);
+	/* Expiring 30 s after each fetch, then failing for 90 s of each 120. */
+	assert_true(r.failures >= 2 * 85 && r.failures <= 2 * 95);
+	assert_int_equal(r.fetch_errors, r.failures);
+	aws_creds_chain_free(r.c);
 }
 
 /* --- times ------------------------------------------------------------------------ */
@@ -753,6 +949,9 @@ int main(void)
 		cmocka_unit_test_setup(test_chain_precedence, each),
 		cmocka_unit_test_setup(test_refresh_decision, each),
 		cmocka_unit_test_setup(test_cache_renewal, each),
+		cmocka_unit_test_setup(test_near_expiry_fetch_count, each),
+		cmocka_unit_test_setup(test_no_expiry_periodic, each),
+		cmocka_unit_test_setup(test_expired_warns_once, each),
 		cmocka_unit_test_setup(test_parse_time, each),
 		cmocka_unit_test_setup(test_sts_parse, each),
 		cmocka_unit_test_setup(test_sts_parse_bad, each),

@@ -47,6 +47,8 @@ static struct {
 	int calls;              /* fake sm_* calls begun */
 	int live;               /* result structs filled and not yet freed */
 	bool mask_ok;           /* every call ran with the loop's signals blocked */
+	int cancels;            /* aws_client_cancel calls */
+	bool cancelled;         /* calls at the gate end at once, with -ECANCELED */
 	pthread_t threads[MAX_THREADS_SEEN];
 	int nthreads;
 } fake = {
@@ -63,6 +65,8 @@ static void fake_reset(void)
 	fake.live = 0;
 	fake.mask_ok = true;
 	fake.nthreads = 0;
+	fake.cancels = 0;
+	fake.cancelled = false;
 	pthread_mutex_unlock(&fake.lock);
 }
 
@@ -106,9 +110,22 @@ static bool signals_blocked_here(void)
 	return !sigismember(&cur, SIGSEGV);
 }
 
+/* Stands in for the client's cancel: a call held at the gate ends, as a
+ * cancelled HTTP request would, and later ones do not wait there. */
+void aws_client_cancel(struct aws_client *c)
+{
+	FAKE_CHECK(c == FAKE_CLIENT);
+	pthread_mutex_lock(&fake.lock);
+	fake.cancels++;
+	fake.cancelled = true;
+	pthread_cond_broadcast(&fake.changed);
+	pthread_mutex_unlock(&fake.lock);
+}
+
 /* The common part of every fake call: count it, note the thread and its
- * mask, wait at the gate, sleep, and count one HTTP request. */
-static void fake_enter(void)
+ * mask, wait at the gate, sleep, and count one HTTP request. Returns true
+ * when the call was cancelled at the gate. */
+static bool fake_enter(void)
 {
 	pthread_t self = pthread_self();
 	bool blocked = signals_blocked_here();
@@ -125,8 +142,12 @@ static void fake_enter(void)
 	if (!known && fake.nthreads < MAX_THREADS_SEEN)
 		fake.threads[fake.nthreads++] = self;
 	pthread_cond_broadcast(&fake.changed);
-	while (fake.gate_closed)
+	while (fake.gate_closed && !fake.cancelled)
 		pthread_cond_wait(&fake.changed, &fake.lock);
+	if (fake.cancelled) {
+		pthread_mutex_unlock(&fake.lock);
+		return true;
+	}
 	us = fake.sleep_us;
 	pthread_mutex_unlock(&fake.lock);
 	if (us > 0)
@@ -134,6 +155,7 @@ static void fake_enter(void)
 	pthread_mutex_lock(&fake.lock);
 	fake.requests++;
 	pthread_mutex_unlock(&fake.lock);
+	return false;
 }
 
 static void live_add(int d)
@@ -185,7 +207,10 @@ int sm_get_secret_value(struct aws_client *c, const char *id, const char *versio
 {
 	FAKE_CHECK(c == FAKE_CLIENT);
 	memset(out, 0, sizeof(*out));
-	fake_enter();
+	if (fake_enter()) {
+		aws_error_set(err, AWS_ERR_TRANSPORT, "Cancelled", "the call was cancelled");
+		return -ECANCELED;
+	}
 	if (strcmp(id, "missing") == 0) {
 		aws_error_set(err, AWS_ERR_NOT_FOUND, "ResourceNotFoundException",
 		              "Secrets Manager can't find the specified secret.");
@@ -202,7 +227,8 @@ int sm_batch_get_secret_value(struct aws_client *c, const char *const *ids, size
 	(void)err;
 	FAKE_CHECK(c == FAKE_CLIENT);
 	memset(out, 0, sizeof(*out));
-	fake_enter();
+	if (fake_enter())
+		return -ECANCELED;
 	out->values = calloc(n, sizeof(*out->values));
 	FAKE_CHECK(out->values != NULL);
 	for (size_t i = 0; i < n; i++)
@@ -218,7 +244,8 @@ int sm_describe_secret(struct aws_client *c, const char *id, struct sm_descripti
 	(void)err;
 	FAKE_CHECK(c == FAKE_CLIENT);
 	memset(out, 0, sizeof(*out));
-	fake_enter();
+	if (fake_enter())
+		return -ECANCELED;
 	out->name = dup_or_die(id);
 	out->arn = dup_or_die("arn:aws:secretsmanager:us-east-1:123456789012:secret:x");
 	out->rotation_enabled = true;
@@ -612,6 +639,50 @@ static void test_stop_frees_queued(void **state)
 	assert_int_equal(fake_get(&fake.live), 0);
 }
 
+/* kt_workers_abort returns at once with a call held in flight (only the
+ * client's cancel ends it), cancels the client once, starts no queued job;
+ * kt_workers_stop then joins without waiting for the gate. */
+static void test_abort_cancels_in_flight(void **state)
+{
+	enum { NJOBS = 5 };
+	const char *ids[] = { "s" };
+	struct kt_workers *w = NULL;
+	struct kt_job *done;
+	int ndone = 0;
+
+	(void)state;
+	gate_set(true);
+	assert_int_equal(kt_workers_start(FAKE_CLIENT, 1, &w), 0);
+	for (int i = 0; i < NJOBS; i++) {
+		struct kt_job *job = kt_job_new(KT_JOB_DESCRIBE, (uint64_t)i, ids, 1, NULL, NULL);
+
+		assert_non_null(job);
+		kt_workers_submit(w, job);
+	}
+	wait_calls(1);
+	assert_int_equal(fake_get(&fake.cancels), 0);
+	kt_workers_abort(w);
+	assert_int_equal(fake_get(&fake.cancels), 1);
+	/* The cancelled job comes back, with its error, and nothing after it. */
+	assert_true(fd_readable(kt_workers_fd(w), 10000));
+	done = kt_workers_take_done(w);
+	for (struct kt_job *j = done; j != NULL; j = j->next) {
+		assert_int_equal(j->rc, -ECANCELED);
+		ndone++;
+	}
+	assert_int_equal(ndone, 1);
+	while (done != NULL) {
+		struct kt_job *next = done->next;
+
+		kt_job_free(done);
+		done = next;
+	}
+	kt_workers_stop(w);
+	assert_int_equal(fake_get(&fake.calls), 1);
+	assert_int_equal(fake_get(&fake.live), 0);
+	gate_set(false);
+}
+
 /* Stopping idle threads, and stopping with finished jobs never taken. */
 static void test_stop_with_done_untaken(void **state)
 {
@@ -621,6 +692,9 @@ static void test_stop_with_done_untaken(void **state)
 	(void)state;
 	assert_int_equal(kt_workers_start(FAKE_CLIENT, 3, &w), 0);
 	kt_workers_stop(w);
+	assert_int_equal(fake_get(&fake.cancels), 1);
+	/* A stop cancels the client for good; the fake's next pool gets a fresh one. */
+	fake_reset();
 
 	w = NULL;
 	assert_int_equal(kt_workers_start(FAKE_CLIENT, 2, &w), 0);
@@ -674,6 +748,7 @@ int main(void)
 		cmocka_unit_test_setup(test_fifo_order, setup),
 		cmocka_unit_test_setup(test_busy_count, setup),
 		cmocka_unit_test_setup(test_stop_frees_queued, setup),
+		cmocka_unit_test_setup(test_abort_cancels_in_flight, setup),
 		cmocka_unit_test_setup(test_stop_with_done_untaken, setup),
 		cmocka_unit_test_setup(test_resubmit_and_free_results, setup),
 	};
