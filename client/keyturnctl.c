@@ -327,10 +327,28 @@ static int cmd_answer(keyturn_t *kt, const struct opts *o, const char *what,
 	return rc;
 }
 
+/* list: the library follows the daemon's pages, so --json prints the
+ * answer it hands back (one page as it came, or every page joined) rather
+ * than the last page alone. */
 static int cmd_list(keyturn_t *kt, const struct opts *o, const char *unused)
 {
+	char *json = NULL;
+	int err, r, rc;
+
 	(void)unused;
-	return cmd_answer(kt, o, "list", keyturn_list, ctl_show_list);
+	err = keyturn_list(kt, &json);
+	if (err != KEYTURN_OK || !o->json) {
+		if (call_ok(kt, o, "list", err, &rc))
+			rc = show("list", json, ctl_show_list);
+		goto out;
+	}
+	r = write_all(STDOUT_FILENO, json, strlen(json));
+	if (r == 0 && isatty(STDOUT_FILENO))
+		r = write_all(STDOUT_FILENO, "\n", 1);
+	rc = r < 0 ? write_failed("list", r) : EXIT_DONE;
+out:
+	keyturn_free_string(json);
+	return rc;
 }
 
 static int cmd_status(keyturn_t *kt, const struct opts *o, const char *unused)

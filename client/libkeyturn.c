@@ -570,28 +570,113 @@ static int plain_call(keyturn_t *kt, const char *op, char **json, struct json_ob
 	return call(kt, &r, ans);
 }
 
+/* The most secrets keyturn_list() gathers over pages: a daemon that never
+ * stops handing out pages is garbled, not followed for ever. */
+#define LIST_MAX_SECRETS 1000000
+
+/* Checks one page of list: "secrets" an array of objects with a name, and
+ * "next", when present, a token after the previous one on a page that is
+ * not empty. *next is NULL on the last page. */
+static int list_page(keyturn_t *kt, struct json_object *ans, const char *prev,
+                     struct json_object **secrets, const char **next)
+{
+	struct json_object *n;
+	const char *s;
+	int rc = KEYTURN_OK;
+
+	*next = NULL;
+	if (!member(kt, ans, "secrets", json_type_array, false, secrets, &rc))
+		return rc;
+	for (size_t i = 0; i < json_object_array_length(*secrets); i++) {
+		struct json_object *e = json_object_array_get_idx(*secrets, i);
+
+		if (!json_object_is_type(e, json_type_object))
+			return garbled(kt, "is not an array of objects", "secrets");
+		if (!str_member(kt, e, "name", false, &s, &rc))
+			return rc;
+	}
+	if (!json_object_object_get_ex(ans, "next", &n))
+		return KEYTURN_OK;
+	if (!str_member(kt, ans, "next", false, next, &rc))
+		return rc;
+	/* Tokens are opaque, but each page must move on: a page with a token
+	 * holds something, and the token is never one seen before. */
+	if (**next == '\0' || json_object_array_length(*secrets) == 0 ||
+	    (prev != NULL && strcmp(*next, prev) <= 0))
+		return garbled(kt, "does not move on to a new page", "next");
+	return KEYTURN_OK;
+}
+
+/* Follows the daemon's pages ("next") and hands back one answer with every
+ * secret: a single page as it came, several pages joined. */
 int keyturn_list(keyturn_t *kt, char **json)
 {
-	struct json_object *ans = NULL, *secrets;
-	const char *s;
+	struct json_object *ans = NULL, *secrets, *all = NULL, *o = NULL;
+	const char *next = NULL, *s;
+	char *token = NULL;
+	struct req r;
 	int rc;
 
-	rc = plain_call(kt, "list", json, &ans);
-	if (rc != KEYTURN_OK || !member(kt, ans, "secrets", json_type_array, false, &secrets, &rc))
-		goto out;
-	for (size_t i = 0; i < json_object_array_length(secrets); i++) {
-		struct json_object *e = json_object_array_get_idx(secrets, i);
-
-		if (!json_object_is_type(e, json_type_object)) {
-			rc = garbled(kt, "is not an array of objects", "secrets");
+	if (json != NULL)
+		*json = NULL;
+	if ((rc = begin(kt)) != KEYTURN_OK)
+		return rc;
+	if (json == NULL)
+		return set_msg(kt, KEYTURN_E_INVALID, "keyturn_list: no place for the answer");
+	for (;;) {
+		req_begin(&r, "list");
+		req_opt(&r, "next", token);
+		req_end(&r);
+		rc = call(kt, &r, &ans);
+		if (rc != KEYTURN_OK ||
+		    (rc = list_page(kt, ans, token, &secrets, &next)) != KEYTURN_OK)
+			goto out;
+		if (all == NULL && next == NULL) {
+			rc = json_copy(kt, json);
 			goto out;
 		}
-		if (!str_member(kt, e, "name", false, &s, &rc))
+		if (all == NULL && (all = json_object_new_array()) == NULL)
+			goto nomem;
+		for (size_t i = 0; i < json_object_array_length(secrets); i++) {
+			struct json_object *e = json_object_array_get_idx(secrets, i);
+
+			if (json_object_array_add(all, json_object_get(e)) < 0) {
+				json_object_put(e);
+				goto nomem;
+			}
+		}
+		if (json_object_array_length(all) > LIST_MAX_SECRETS) {
+			rc = garbled(kt, "holds more than a million secrets", "secrets");
 			goto out;
+		}
+		if (next == NULL)
+			break;
+		free(token);
+		if ((token = kt_strdup(next)) == NULL)
+			goto nomem;
+		/* Not wiped: a list holds no value, and the entries taken from
+		 * this page are shared with it. */
+		json_object_put(ans);
+		ans = NULL;
 	}
-	rc = json_copy(kt, json);
+	o = json_object_new_object();
+	if (o == NULL || json_object_object_add(o, "ok", json_object_new_boolean(1)) < 0 ||
+	    json_object_object_add(o, "secrets", all) < 0)
+		goto nomem;
+	all = NULL;
+	s = json_object_to_json_string_ext(o,
+	                                   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (s == NULL || (*json = kt_strdup(s)) == NULL)
+		goto nomem;
+	rc = KEYTURN_OK;
+	goto out;
+nomem:
+	rc = set_msg(kt, KEYTURN_E_NOMEM, "out of memory");
 out:
-	kt_json_put_wiped(ans);
+	json_object_put(all);
+	json_object_put(o);
+	free(token);
+	json_object_put(ans);
 	return rc;
 }
 

@@ -54,8 +54,7 @@ int kt_proto_frame(struct kt_buf *out, const char *payload, size_t len)
 	return rc;
 }
 
-int kt_proto_unframe(const char *buf, size_t len, const char **payload, size_t *plen,
-		     size_t *framelen)
+int kt_proto_frame_len(const char *buf, size_t len, size_t max, size_t *framelen)
 {
 	const unsigned char *u = (const unsigned char *)buf;
 	uint32_t n;
@@ -65,13 +64,25 @@ int kt_proto_unframe(const char *buf, size_t len, const char **payload, size_t *
 	n = (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
 	if (n == 0)
 		return -EBADMSG;
-	if (n > KT_PROTO_MAX_FRAME)
+	if (n > max)
 		return -EMSGSIZE;
-	if (len - KT_PROTO_HDR < n)
+	*framelen = KT_PROTO_HDR + (size_t)n;
+	return 1;
+}
+
+int kt_proto_unframe(const char *buf, size_t len, const char **payload, size_t *plen,
+		     size_t *framelen)
+{
+	size_t need = 0;
+	int rc = kt_proto_frame_len(buf, len, KT_PROTO_MAX_FRAME, &need);
+
+	if (rc <= 0)
+		return rc;
+	if (len < need)
 		return 0;
 	*payload = buf + KT_PROTO_HDR;
-	*plen = n;
-	*framelen = KT_PROTO_HDR + (size_t)n;
+	*plen = need - KT_PROTO_HDR;
+	*framelen = need;
 	return 1;
 }
 

@@ -36,6 +36,11 @@ int kt_proto_err_parse(const char *name, enum kt_proto_err *out);
 /* Appends one frame holding payload to out. -EMSGSIZE over the limit. */
 int kt_proto_frame(struct kt_buf *out, const char *payload, size_t len);
 
+/* Reads a frame's header at the start of buf: 1 with *framelen (header
+ * included) when the header is in, 0 when fewer than 4 bytes are, -EMSGSIZE
+ * when it announces more than max, -EBADMSG for a zero length. */
+int kt_proto_frame_len(const char *buf, size_t len, size_t max, size_t *framelen);
+
 /* Looks for one whole frame at the start of buf. Returns 1 with *payload,
  * *plen and *framelen set, 0 when more bytes are needed, -EMSGSIZE when the
  * announced length is over KT_PROTO_MAX_FRAME, -EBADMSG for a zero length. */

@@ -62,7 +62,10 @@ static void value_take(struct kt_value *dst, struct sm_value *src, unsigned char
 	dst->data = data;
 	dst->len = src->len;
 	dst->binary = src->binary;
-	dst->fetched_at = now;
+	/* Shown to callers, so wall-clock time; now (the schedule clock) is
+	 * what rotated_at takes. */
+	(void)now;
+	dst->fetched_at = time(NULL);
 	kt_free_wiped(src->data, src->len + (src->binary ? 0 : 1));
 	src->version_id = NULL;
 	src->stages = NULL;
@@ -98,6 +101,7 @@ void kt_cache_free(struct kt_cache *c)
 	for (size_t i = 0; i < c->n; i++)
 		entry_free(c->entries[i]);
 	free(c->entries);
+	free(c->by_id);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -108,57 +112,99 @@ static int entry_cmp(const void *a, const void *b)
 	return strcmp((*x)->name, (*y)->name);
 }
 
-static struct kt_entry *find_name(struct kt_cache *c, const char *name)
+static int id_cmp(const void *a, const void *b)
+{
+	const struct kt_entry *const *x = a, *const *y = b;
+
+	return (*x)->id < (*y)->id ? -1 : (*x)->id > (*y)->id;
+}
+
+/* The index of the first entry whose name is not less than name (or, with
+ * after, greater than name): where name is or would go. */
+static size_t name_pos(const struct kt_cache *c, const char *name, bool after)
 {
 	size_t lo = 0, hi = c->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(name, c->entries[mid]->name);
+		int r = strcmp(c->entries[mid]->name, name);
 
-		if (r == 0)
-			return c->entries[mid];
-		if (r < 0)
-			hi = mid;
-		else
+		if (r < 0 || (after && r == 0))
 			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return NULL;
+	return lo;
 }
 
+static struct kt_entry *find_name(struct kt_cache *c, const char *name)
+{
+	size_t i = name_pos(c, name, false);
+
+	return i < c->n && strcmp(c->entries[i]->name, name) == 0 ? c->entries[i] : NULL;
+}
+
+/* The index in by_id of the entry with this id, or c->n. */
+static size_t id_pos(const struct kt_cache *c, uint64_t id)
+{
+	size_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->by_id[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < c->n && c->by_id[lo]->id == id ? lo : c->n;
+}
+
+size_t kt_cache_after(const struct kt_cache *c, const char *name)
+{
+	return name != NULL ? name_pos(c, name, true) : 0;
+}
+
+/* A reload of thousands of sections runs on the loop thread, so this is
+ * O(N log N): one binary search per section, one sort of each index. */
 int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg)
 {
-	struct kt_entry **next = calloc(cfg->nsecrets + c->n + 1, sizeof(*next));
+	size_t cap = cfg->nsecrets + c->n + 1;
+	struct kt_entry **next = calloc(cap, sizeof(*next)), **by_id = calloc(cap, sizeof(*by_id));
+	const struct kt_secret_cfg **secs = calloc(cfg->nsecrets + 1, sizeof(*secs));
 	bool *kept = calloc(c->n + 1, sizeof(*kept));
 	size_t n = 0;
 	int rc = -ENOMEM;
 
-	if (next == NULL || kept == NULL)
+	if (next == NULL || by_id == NULL || secs == NULL || kept == NULL)
 		goto out;
-	/* Build the new array first, so a failed allocation changes nothing. */
+	/* Build the new array first, so a failed allocation changes nothing.
+	 * The configuration has no two sections of one name. */
 	for (size_t i = 0; i < cfg->nsecrets; i++) {
 		const struct kt_secret_cfg *s = &cfg->secrets[i];
-		struct kt_entry *e = find_name(c, s->name);
+		size_t j = name_pos(c, s->name, false);
+		struct kt_entry *e;
 
-		if (e == NULL) {
+		if (j < c->n && strcmp(c->entries[j]->name, s->name) == 0) {
+			e = c->entries[j];
+			kept[j] = true;
+		} else {
 			e = calloc(1, sizeof(*e));
 			if (e == NULL || (e->name = kt_strdup(s->name)) == NULL) {
 				free(e);
 				goto out;
 			}
-			e->id = c->next_id++;
-		} else {
-			for (size_t j = 0; j < c->n; j++) {
-				if (c->entries[j] == e)
-					kept[j] = true;
-			}
+			/* id 0: not in the cache yet (freed under out: on failure). */
 		}
+		secs[n] = s;
 		next[n++] = e;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct kt_entry *e = next[i];
-		const struct kt_secret_cfg *s = kt_config_secret(cfg, e->name);
+		const struct kt_secret_cfg *s = secs[i];
 
+		if (e->id == 0)
+			e->id = c->next_id++;
 		/* A section that now names another AWS secret starts afresh. */
 		if (e->cfg != NULL && strcmp(e->cfg->id, s->id) != 0) {
 			kt_cache_forget(e);
@@ -182,19 +228,26 @@ int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg)
 			entry_free(c->entries[j]);
 	}
 	free(c->entries);
+	free(c->by_id);
 	c->entries = next;
+	c->by_id = by_id;
 	c->n = n;
 	next = NULL;
+	by_id = NULL;
 	qsort(c->entries, c->n, sizeof(*c->entries), entry_cmp);
+	memcpy(c->by_id, c->entries, c->n * sizeof(*c->by_id));
+	qsort(c->by_id, c->n, sizeof(*c->by_id), id_cmp);
 	rc = 0;
 out:
 	if (next != NULL) {
 		for (size_t i = 0; i < n; i++) {
-			if (find_name(c, next[i]->name) != next[i])
+			if (next[i]->id == 0)
 				entry_free(next[i]);
 		}
 	}
 	free(next);
+	free(by_id);
+	free(secs);
 	free(kept);
 	return rc;
 }
@@ -218,7 +271,7 @@ struct kt_entry *kt_cache_find(struct kt_cache *c, const char *name)
 struct kt_entry *kt_cache_add_login(struct kt_cache *c, const char *secret_id)
 {
 	struct kt_entry *e = NULL, **grown;
-	size_t len = strlen(secret_id);
+	size_t len = strlen(secret_id), pos;
 
 	if (c->n > 0 && kt_cache_find(c, secret_id) != NULL)
 		return NULL;
@@ -234,11 +287,19 @@ struct kt_entry *kt_cache_add_login(struct kt_cache *c, const char *secret_id)
 	if (grown == NULL)
 		goto fail;
 	c->entries = grown;
+	grown = realloc(c->by_id, (c->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		goto fail;
+	c->by_id = grown;
 	e->login_only = true;
 	e->cfg = e->own_cfg;
+	/* The newest id sorts last in by_id; the name goes where it sorts. */
 	e->id = c->next_id++;
-	c->entries[c->n++] = e;
-	qsort(c->entries, c->n, sizeof(*c->entries), entry_cmp);
+	c->by_id[c->n] = e;
+	pos = name_pos(c, e->name, false);
+	memmove(&c->entries[pos + 1], &c->entries[pos], (c->n - pos) * sizeof(*c->entries));
+	c->entries[pos] = e;
+	c->n++;
 	return e;
 fail:
 	entry_free(e);
@@ -247,23 +308,21 @@ fail:
 
 void kt_cache_remove(struct kt_cache *c, struct kt_entry *e)
 {
-	for (size_t i = 0; i < c->n; i++) {
-		if (c->entries[i] != e)
-			continue;
-		memmove(&c->entries[i], &c->entries[i + 1], (c->n - i - 1) * sizeof(*c->entries));
-		c->n--;
-		entry_free(e);
+	size_t i = name_pos(c, e->name, false), k = id_pos(c, e->id);
+
+	if (i >= c->n || c->entries[i] != e || k >= c->n)
 		return;
-	}
+	memmove(&c->entries[i], &c->entries[i + 1], (c->n - i - 1) * sizeof(*c->entries));
+	memmove(&c->by_id[k], &c->by_id[k + 1], (c->n - k - 1) * sizeof(*c->by_id));
+	c->n--;
+	entry_free(e);
 }
 
 struct kt_entry *kt_cache_by_id(struct kt_cache *c, uint64_t id)
 {
-	for (size_t i = 0; i < c->n; i++) {
-		if (c->entries[i]->id == id)
-			return c->entries[i];
-	}
-	return NULL;
+	size_t k = id_pos(c, id);
+
+	return k < c->n ? c->by_id[k] : NULL;
 }
 
 /* Finds a slot among the other versions: the same version, an empty slot,
@@ -407,4 +466,5 @@ void kt_cache_forget(struct kt_entry *e)
 	free(e->prev_version);
 	e->prev_version = NULL;
 	e->rotated_at = 0;
+	e->superseded = false;
 }

@@ -24,7 +24,7 @@ struct kt_value {
 	unsigned char *data; /* len bytes and a NUL, in the locked arena; wiped when freed */
 	size_t len;
 	bool binary;
-	time_t fetched_at;
+	time_t fetched_at;            /* wall clock: shown, never scheduled on */
 };
 
 struct kt_entry {
@@ -36,8 +36,13 @@ struct kt_entry {
 	struct kt_value other[KT_CACHE_OTHER_VERSIONS]; /* other versions asked for */
 	struct sm_version *stages_map; /* VersionIdsToStages from the last check */
 	size_t nstages_map;
+	/* Times are on the schedule clock (kt_sched_now(), CLOCK_BOOTTIME)
+	 * unless they say "wall clock": those are only shown or written to disk. */
 	struct kt_rotation_info rot;
 	time_t last_ok;               /* last answer from AWS about this secret */
+	time_t checked_at;            /* the same, wall clock (list, offline verifiers) */
+	bool superseded;              /* AWS moved AWSCURRENT to a version not fetched yet */
+	time_t superseded_at;         /* when a check first said so; stale from then on */
 	time_t next_check;            /* when the next check is due */
 	time_t last_refresh;          /* last `refresh` request that made a check */
 	time_t version_window;        /* start of the current version-fetch window */
@@ -52,13 +57,47 @@ struct kt_entry {
 	char *prev_version;           /* the version AWSCURRENT last moved away from, */
 	time_t rotated_at;            /* when this daemon saw it move (0: never) */
 	time_t last_verify_check;     /* the last check made after a failed password */
-	time_t offline_written;       /* the last write of its offline verifiers */
+	time_t offline_written;       /* the last write of its offline verifiers (wall clock) */
+	/* Its offline verifiers could not be written, or were removed as
+	 * superseded (login_offline.c): offline logins are unavailable since
+	 * offline_failed_at (wall clock, 0: fine) and retried at
+	 * offline_retry_at (monotonic). */
+	time_t offline_failed_at;
+	time_t offline_retry_at;
+	int offline_tries;
+	char offline_error[300];
 	char last_error[400];         /* the last failure, for status (no values) */
-	time_t last_error_at;
+	time_t last_error_at;         /* wall clock */
 };
+
+/* What makes e's AWSCURRENT value stale (see kt_sched_stale_since). */
+static inline struct kt_staleness kt_entry_staleness(const struct kt_entry *e)
+{
+	struct kt_staleness s = { e->failures > 0, e->last_ok, e->superseded, e->superseded_at };
+
+	return s;
+}
+
+/* Whether e's value is stale: AWS fails, or AWSCURRENT moved past it. */
+static inline bool kt_entry_stale(const struct kt_entry *e)
+{
+	struct kt_staleness s = kt_entry_staleness(e);
+	time_t since;
+
+	return kt_sched_stale_since(&s, &since);
+}
+
+/* Whether e's value may still be served at now (schedule clock). */
+static inline bool kt_entry_servable(const struct kt_entry *e, time_t now, long max_stale)
+{
+	struct kt_staleness s = kt_entry_staleness(e);
+
+	return kt_sched_servable(&s, now, max_stale);
+}
 
 struct kt_cache {
 	struct kt_entry **entries;    /* sorted by name */
+	struct kt_entry **by_id;      /* the same n entries, sorted by id */
 	size_t n;
 	uint64_t next_id;
 };
@@ -73,7 +112,12 @@ void kt_cache_free(struct kt_cache *c);
  * unchanged). */
 int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg);
 
-/* By [secret:] name, or by ARN or configured id. NULL when unknown. */
+/* The index in entries of the first entry whose name sorts after name
+ * (strcmp order); 0 for NULL. For walks that resume after a name (list). */
+size_t kt_cache_after(const struct kt_cache *c, const char *name);
+
+/* By [secret:] name (O(log n)), or by ARN or configured id (a walk). NULL
+ * when unknown. by_id is O(log n). */
 struct kt_entry *kt_cache_find(struct kt_cache *c, const char *name);
 struct kt_entry *kt_cache_by_id(struct kt_cache *c, uint64_t id);
 

@@ -72,6 +72,7 @@ static const struct keydef daemon_keys[] = {
 	{ "idle_timeout", V_SECS, D(idle_timeout), 1, DAY },
 	{ "max_connections_per_uid", V_COUNT, D(max_connections_per_uid), 1, 65536 },
 	{ "request_timeout", V_SECS, D(request_timeout), 1, 3600 },
+	{ "max_wait", V_SECS, D(max_wait), 1, 3600 },
 	{ "refresh_min_interval", V_SECS, D(refresh_min_interval), 1, DAY },
 	{ "workers", V_COUNT, D(workers), 1, 16 },
 	{ "locked_memory", V_POW2, D(locked_memory), KT_SECURE_MIN, KT_SECURE_MAX },
@@ -348,22 +349,24 @@ static int on_pair(void *user, const char *section, const char *name, const char
 	return p->err == 0 && set_pair(p, name, value) == 0;
 }
 
+/* Thousands of sections are read on the loop thread at a reload, so this is
+ * linear: the array doubles when full (its room is the next power of two),
+ * and twice the same name is found by check_unique_secrets() at the end. */
 static int add_secret(struct parser *p, const char *name)
 {
 	struct kt_config *cfg = p->cfg;
-	const struct kt_secret_cfg *dup = kt_config_secret(cfg, name);
 	struct kt_secret_cfg *n, *s;
+	size_t room = cfg->nsecrets > 0 ? cfg->nsecrets * 2 : 1;
 
 	if (!conf_is_word(name))
 		return fail(p, NULL, -EINVAL, "a secret name must be printable and hold no spaces");
-	if (dup != NULL)
-		return fail(p, NULL, -EINVAL, "section appears twice (first on line %d)",
-		            dup->line);
-	n = realloc(cfg->secrets, (cfg->nsecrets + 1) * sizeof(*n));
-	if (n == NULL)
-		return fail(p, NULL, -ENOMEM, "out of memory");
-	cfg->secrets = n;
-	s = &n[cfg->nsecrets++];
+	if ((cfg->nsecrets & (cfg->nsecrets - 1)) == 0) {
+		n = realloc(cfg->secrets, room * sizeof(*n));
+		if (n == NULL)
+			return fail(p, NULL, -ENOMEM, "out of memory");
+		cfg->secrets = n;
+	}
+	s = &cfg->secrets[cfg->nsecrets++];
 	memset(s, 0, sizeof(*s));
 	s->line = p->lineno;
 	s->name = strdup(name);
@@ -418,6 +421,45 @@ static int end_section(struct parser *p)
 		return fail_at(p, l->line, p->section, "secret", -EINVAL,
 		               "missing; every [login:] section needs one");
 	return 0;
+}
+
+static int secret_order(const void *a, const void *b)
+{
+	const struct kt_secret_cfg *const *x = a, *const *y = b;
+	int r = strcmp((*x)->name, (*y)->name);
+
+	return r != 0 ? r : ((*x)->line > (*y)->line) - ((*x)->line < (*y)->line);
+}
+
+/* Reports the first [secret:] section (by line) whose name came before, by
+ * sorting the names once instead of a search per section. */
+static int check_unique_secrets(struct parser *p)
+{
+	const struct kt_config *cfg = p->cfg;
+	const struct kt_secret_cfg **v, *dup = NULL, *first = NULL;
+	char section[1024];
+
+	if (cfg->nsecrets < 2)
+		return 0;
+	v = malloc(cfg->nsecrets * sizeof(*v));
+	if (v == NULL)
+		return fail_at(p, 0, NULL, NULL, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < cfg->nsecrets; i++)
+		v[i] = &cfg->secrets[i];
+	qsort(v, cfg->nsecrets, sizeof(*v), secret_order);
+	for (size_t i = 1; i < cfg->nsecrets; i++) {
+		if (strcmp(v[i - 1]->name, v[i]->name) == 0 &&
+		    (dup == NULL || v[i]->line < dup->line)) {
+			dup = v[i];
+			first = v[i - 1];
+		}
+	}
+	free(v);
+	if (dup == NULL)
+		return 0;
+	snprintf(section, sizeof(section), "secret:%s", dup->name);
+	return fail_at(p, dup->line, section, NULL, -EINVAL,
+	               "section appears twice (first on line %d)", first->line);
 }
 
 /* A "[...]" line: starts the section it names, or records why it cannot. */
@@ -535,6 +577,7 @@ static struct kt_config *config_new(const char *path)
 	cfg->idle_timeout = 60;
 	cfg->max_connections_per_uid = 32;
 	cfg->request_timeout = 5;
+	cfg->max_wait = 3;
 	cfg->refresh_min_interval = 10;
 	cfg->workers = 2;
 	cfg->locked_memory = 4 * 1024 * 1024;
@@ -582,6 +625,8 @@ int kt_config_load(const char *path, struct kt_config **out, char *err, size_t e
 	} else if (p.err == 0) {
 		end_section(&p);
 	}
+	if (p.err == 0)
+		check_unique_secrets(&p);
 	if (p.err == 0) {
 		*out = p.cfg;
 		p.cfg = NULL;

@@ -55,6 +55,7 @@ struct kt_config {
 	long idle_timeout;     /* s, default 60 */
 	long max_connections_per_uid; /* default 32; root is not counted */
 	long request_timeout;  /* s a request frame may take from its first byte, default 5 */
+	long max_wait;         /* s a get or refresh waits on AWS before `unavailable`, default 3 */
 	long refresh_min_interval; /* s between `refresh` checks of one secret, default 10 */
 	long workers;          /* AWS worker threads, default 2 */
 	long locked_memory;    /* bytes of locked arena for values, a power of two; default 4M */

@@ -35,8 +35,22 @@
 #define READY_WAIT 10      /* s to wait for the first fetches before READY=1 */
 #define FIRST_CHECK_MIN 5  /* s: first DescribeSecret comes this soon ... */
 #define FIRST_CHECK_SPAN 55 /* ... plus up to this much jitter */
+/* A get or refresh waits on AWS this long at most, then is answered
+ * `unavailable`; the once-a-second tick makes that 3 to 4 s, inside
+ * libkeyturn's default 5 s timeout (client/transport.h). */
+/* Background work (checks, first fetches) queued or running per worker at
+ * most, so that a caller's own fetch never waits behind more than that. */
+#define SCHED_JOBS_PER_WORKER 2
 
-static unsigned ev_signal = 1, ev_tick = 2, ev_workers = 3, ev_hasher = 4;
+static unsigned ev_signal = 1, ev_tick = 2, ev_workers = 3, ev_hasher = 4, ev_clock = 5;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static uint32_t rnd32(void)
 {
@@ -108,6 +122,7 @@ int kt_daemon_park(struct kt_daemon *d, struct kt_entry *e, uint64_t conn_id,
 	p->kind = kind;
 	p->peer = *peer;
 	p->req = json_object_get(req);
+	p->since_ms = mono_ms();
 	p->next = d->parked;
 	d->parked = p;
 	return 0;
@@ -138,7 +153,10 @@ static void resume_one(struct kt_daemon *d, struct kt_parked *p, struct kt_entry
 		kt_server_reply(d->server, p->conn_id, answer);
 		kt_json_put_wiped(p->req);
 	} else {
-		/* Parked again: the new waiter holds the request now. */
+		/* Parked again: the new waiter holds the request now, and its
+		 * wait counts from when the request first parked. */
+		if (d->parked != NULL && d->parked->req == p->req)
+			d->parked->since_ms = p->since_ms;
 		json_object_put(p->req);
 	}
 	free(p);
@@ -189,7 +207,7 @@ static void entry_failed(struct kt_daemon *d, struct kt_entry *e, const struct a
 	e->failures++;
 	snprintf(e->last_error, sizeof(e->last_error), "%s (%.64s): %.300s",
 		 aws_errc_name(err->code), err->type, err->message);
-	e->last_error_at = now;
+	e->last_error_at = time(NULL);
 	e->next_check = kt_sched_backoff(&d->sched, e->failures, now, rnd32());
 	kt_daemon_note_error(d, e->name, "%s", e->last_error);
 	log_warn("%s: %s; next attempt in %lld s", e->name, e->last_error,
@@ -210,6 +228,7 @@ static void entry_gone(struct kt_daemon *d, struct kt_entry *e, const char *why,
 	kt_cache_forget(e);
 	e->failures = 0;
 	e->last_ok = now;
+	e->checked_at = time(NULL);
 	snprintf(e->last_error, sizeof(e->last_error), "%s", why);
 	kt_daemon_note_error(d, e->name, "%s", why);
 	e->next_check = kt_sched_next_check(&d->sched, &e->rot, now, rnd32());
@@ -230,8 +249,19 @@ static void entry_ok(struct kt_daemon *d, struct kt_entry *e, time_t now)
 {
 	e->failures = 0;
 	e->last_ok = now;
+	e->checked_at = time(NULL);
 	e->gone = false;
 	d->throttle_failures = 0;
+}
+
+/* A fetched value became AWSCURRENT. If a check had seen AWSCURRENT move
+ * before this fetch could be made, the rotation dates from then: the old
+ * value's previous_grace started when it was superseded, not now. */
+static void value_current(struct kt_entry *e)
+{
+	if (e->superseded && e->rotated_at != 0 && e->superseded_at < e->rotated_at)
+		e->rotated_at = e->superseded_at;
+	e->superseded = false;
 }
 
 /* The first value arrived: check rotation details soon (spread out, so a
@@ -281,9 +311,10 @@ static void batch_done(struct kt_daemon *d, struct kt_job *job, time_t now)
 				entry_refused(d, e, now);
 				continue;
 			}
+			value_current(e);
 			entry_ok(d, e, now);
 			first_check_soon(d, e, now);
-			kt_login_value_changed(d, e, now);
+			kt_login_value_changed(d, e, time(NULL));
 		}
 		for (size_t i = 0; i < job->batch.nerrors && !answered; i++) {
 			if (strcmp(e->cfg->id, job->batch.errors[i].secret_id) != 0)
@@ -304,6 +335,7 @@ static void batch_done(struct kt_daemon *d, struct kt_job *job, time_t now)
 static void check_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *job, time_t now)
 {
 	const char *cur;
+	int failures;
 
 	if (job->rc < 0) {
 		e->in_flight = false;
@@ -314,9 +346,13 @@ static void check_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *j
 		resume(d, e->id, e, job);
 		return;
 	}
+	/* While AWSCURRENT is a version that could not be fetched, a check that
+	 * works does not end the back-off: the fetch it leads to fails again. */
+	failures = e->failures;
 	entry_ok(d, e, now);
 	e->rot.enabled = job->desc.rotation_enabled;
-	e->rot.next_rotation = job->desc.next_rotation;
+	e->rot.rotation_date = job->desc.next_rotation;
+	kt_sched_anchor(&e->rot, now, time(NULL));
 	e->rot.schedule_days = job->desc.rotation_days;
 	e->rot.window_s = 0;
 	if (job->desc.rotation_duration != NULL &&
@@ -333,12 +369,24 @@ static void check_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *j
 	cur = kt_cache_version_for_stage(e, "AWSCURRENT");
 	/* Only a moved AWSCURRENT costs a GetSecretValue, by VersionId. */
 	if (cur != NULL && (e->cur.version_id == NULL || strcmp(cur, e->cur.version_id) != 0)) {
+		/* The value in hand is superseded from this moment: stale, and
+		 * served for max_stale from now at most, whatever later checks
+		 * say, until the new version is fetched. */
+		if (e->cur.data != NULL && !e->superseded) {
+			e->superseded = true;
+			e->superseded_at = now;
+		} else if (e->superseded) {
+			e->failures = failures;
+		}
 		log_info("%s: AWSCURRENT is now version %s; fetching it", e->name, cur);
+		kt_login_superseded(d, e, cur);
 		submit_for(d, e, KT_JOB_GET, PURPOSE_CURRENT, cur, NULL);
 		return;
 	}
+	/* AWSCURRENT is the version in hand again (a rotation undone). */
+	e->superseded = false;
 	e->in_flight = false;
-	kt_login_confirmed(d, e, now);
+	kt_login_confirmed(d, e, time(NULL));
 	resume(d, e->id, e, job);
 }
 
@@ -359,18 +407,21 @@ static void get_done(struct kt_daemon *d, struct kt_entry *e, struct kt_job *job
 	} else if (kt_cache_set_current(e, &job->value, now) < 0) {
 		entry_refused(d, e, now);
 	} else {
+		value_current(e);
 		entry_ok(d, e, now);
 		if (job->version_id == NULL)
 			first_check_soon(d, e, now);
-		kt_login_value_changed(d, e, now);
+		kt_login_value_changed(d, e, time(NULL));
 	}
 	resume(d, e->id, e, job);
 }
 
+static void schedule(struct kt_daemon *d, time_t now);
+
 static void jobs_done(struct kt_daemon *d)
 {
 	struct kt_job *job = kt_workers_take_done(d->workers), *next;
-	time_t now = time(NULL);
+	time_t now = kt_sched_now();
 	bool batches = false;
 
 	for (; job != NULL; job = next) {
@@ -394,38 +445,79 @@ static void jobs_done(struct kt_daemon *d)
 	 * hand those pages back rather than keep them for the daemon's life. */
 	if (batches)
 		malloc_trim(0);
+	/* Room in the queue again for background work that was left due. */
+	if (d->sched_more)
+		schedule(d, now);
+}
+
+/* Submits one first-fetch batch. Without memory for the job, its secrets
+ * are due again at the next turn rather than waiting on a job that never
+ * runs. */
+static void submit_batch(struct kt_daemon *d, struct kt_entry **batch, size_t n)
+{
+	const char *ids[SM_BATCH_MAX] = { NULL };
+	struct kt_job *job;
+
+	for (size_t i = 0; i < n; i++)
+		ids[i] = batch[i]->cfg->id;
+	job = kt_job_new(KT_JOB_BATCH_GET, 0, ids, n, NULL, NULL);
+	for (size_t i = 0; job == NULL && i < n; i++)
+		batch[i]->in_flight = false;
+	submit(d, job, PURPOSE_PREFETCH);
 }
 
 /* Starts the checks and first fetches that are due. Secrets without a value
- * are fetched twenty at a time with BatchGetSecretValue where allowed. */
+ * are fetched twenty at a time with BatchGetSecretValue where allowed.
+ *
+ * The workers' queue is first come, first served, so background work is
+ * fed to it SCHED_JOBS_PER_WORKER per worker at a time: thousands of due
+ * checks or first fetches (a start, a reload that adds sections) never
+ * stand in front of a caller's own fetch for long. First fetches go before
+ * checks (a secret without a value cannot be served at all), and what does
+ * not fit waits for the next call: jobs_done() calls again as jobs end. */
 static void schedule(struct kt_daemon *d, time_t now)
 {
-	const char *batch[SM_BATCH_MAX];
-	size_t nbatch = 0;
+	struct kt_entry *batch[SM_BATCH_MAX];
+	size_t nbatch = 0, room, busy;
 
+	d->sched_more = false;
 	if (d->throttled_until > now || d->stopping)
 		return;
-	for (size_t i = 0; i < d->cache.n; i++) {
-		struct kt_entry *e = d->cache.entries[i];
+	room = (size_t)d->cfg->workers * SCHED_JOBS_PER_WORKER;
+	busy = kt_workers_busy(d->workers);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < d->cache.n; i++) {
+			struct kt_entry *e = d->cache.entries[i];
+			bool first = e->cur.data == NULL && !e->gone && e->stages_map == NULL;
 
-		if (e->in_flight || now < e->next_check)
-			continue;
-		if (e->cur.data != NULL || e->gone || e->stages_map != NULL) {
-			kt_daemon_check(d, e);
-		} else if (d->batch_denied || e->failures > 0) {
-			kt_daemon_fetch_current(d, e);
-		} else {
-			e->in_flight = true;
-			batch[nbatch++] = e->cfg->id;
-			if (nbatch == SM_BATCH_MAX) {
-				submit(d, kt_job_new(KT_JOB_BATCH_GET, 0, batch, nbatch, NULL, NULL),
-				       PURPOSE_PREFETCH);
-				nbatch = 0;
+			if (e->in_flight || now < e->next_check || first != (pass == 0))
+				continue;
+			if (busy >= room) {
+				d->sched_more = true;
+				break;
+			}
+			if (!first) {
+				kt_daemon_check(d, e);
+				busy++;
+			} else if (d->batch_denied || e->failures > 0) {
+				kt_daemon_fetch_current(d, e);
+				busy++;
+			} else {
+				e->in_flight = true;
+				batch[nbatch++] = e;
+				if (nbatch == SM_BATCH_MAX) {
+					submit_batch(d, batch, nbatch);
+					nbatch = 0;
+					busy++;
+				}
 			}
 		}
+		if (nbatch > 0) {
+			submit_batch(d, batch, nbatch);
+			nbatch = 0;
+			busy++;
+		}
 	}
-	if (nbatch > 0)
-		submit(d, kt_job_new(KT_JOB_BATCH_GET, 0, batch, nbatch, NULL, NULL), PURPOSE_PREFETCH);
 }
 
 static void maybe_ready(struct kt_daemon *d, time_t now)
@@ -446,15 +538,111 @@ static void maybe_ready(struct kt_daemon *d, time_t now)
 	kt_notify_ready(waiting == 0 ? "serving" : "serving; some secrets not fetched yet");
 }
 
+/* NextRotationDate is a wall-clock date: after a step of the wall clock,
+ * each rotation window is anchored to the schedule clock anew, and a check
+ * that the new anchor makes due sooner (a window now open, or opening
+ * before the check) is brought forward. Checks are never put off by a step. */
+static void reanchor(struct kt_daemon *d, time_t now, time_t step)
+{
+	time_t wall = time(NULL);
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->cache.n; i++) {
+		struct kt_entry *e = d->cache.entries[i];
+		time_t next;
+
+		if (e->rot.rotation_date == 0)
+			continue;
+		kt_sched_anchor(&e->rot, now, wall);
+		n++;
+		if (e->failures > 0)
+			continue;
+		next = kt_sched_next_check(&d->sched, &e->rot, now, rnd32());
+		if (next < e->next_check)
+			e->next_check = next;
+	}
+	log_warn("the wall clock stepped by %+lld s; checks keep their schedule, %zu rotation "
+		 "date(s) re-anchored", (long long)step, n);
+}
+
+/* The wall clock is watched two ways: a CLOCK_REALTIME timerfd armed with
+ * TFD_TIMER_CANCEL_ON_SET is cancelled by the kernel at any settimeofday or
+ * clock_settime (an NTP step, a VM's clock sync), and each tick compares the
+ * wall clock with the schedule clock, which also sees what the timerfd
+ * cannot (a resume from suspend, or a wall clock that only this process sees
+ * differently, as under libfaketime). */
+static void arm_clock_watch(struct kt_daemon *d)
+{
+	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+
+	/* Far enough away never to fire; only the cancellation matters. */
+	its.it_value.tv_sec = time(NULL) + 10L * 366 * 86400;
+	if (timerfd_settime(d->clockfd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0)
+		log_warn("the wall clock is watched once a second only: timerfd: %s", strerror(errno));
+}
+
+static void clock_watch(struct kt_daemon *d, bool cancelled)
+{
+	time_t now = kt_sched_now(), step = 0;
+	uint64_t expirations;
+
+	if (cancelled) {
+		while (read(d->clockfd, &expirations, sizeof(expirations)) > 0)
+			;
+		arm_clock_watch(d);
+	}
+	if (kt_sched_clock_stepped(&d->clock_offset, now, time(NULL), &step))
+		reanchor(d, now, step);
+}
+
+/* Answers the gets and refreshes that have waited on AWS for max_wait:
+ * a slow or failing AWS (retries, a long queue after a reload) must not
+ * outlast the caller's timeout, after which the answer would be lost. The
+ * AWS call goes on and fills the cache for the next try. */
+static void expire_parked(struct kt_daemon *d)
+{
+	struct kt_parked **pp = &d->parked, *p, *late = NULL;
+	int64_t now = mono_ms(), max_ms = (int64_t)d->cfg->max_wait * 1000;
+
+	while ((p = *pp) != NULL) {
+		if ((p->kind == KT_WAIT_CURRENT || p->kind == KT_WAIT_VERSION ||
+		     p->kind == KT_WAIT_REFRESH) && now - p->since_ms >= max_ms) {
+			*pp = p->next;
+			p->next = late;
+			late = p;
+		} else {
+			pp = &p->next;
+		}
+	}
+	while ((p = late) != NULL) {
+		const char *name = kt_json_str(p->req, "secret");
+		char shown[160];
+
+		late = p->next;
+		kt_json_printable(name != NULL ? name : "?", shown, sizeof(shown));
+		kt_server_reply(d->server, p->conn_id,
+				kt_proto_error(KT_PERR_UNAVAILABLE,
+					       p->kind == KT_WAIT_REFRESH
+					       ? "%s: still being checked with AWS after %lld ms; try again"
+					       : "%s: still being fetched from AWS after %lld ms; try again",
+					       shown, (long long)(now - p->since_ms)));
+		kt_json_put_wiped(p->req);
+		free(p);
+	}
+}
+
 static void tick(struct kt_daemon *d)
 {
 	uint64_t expirations;
-	time_t now = time(NULL);
+	time_t now = kt_sched_now();
 
 	while (read(d->tickfd, &expirations, sizeof(expirations)) > 0)
 		;
+	clock_watch(d, false);
 	schedule(d, now);
+	expire_parked(d);
 	kt_login_tick(d);
+	kt_login_offline_tick(d);
 	kt_server_tick(d->server);
 	maybe_ready(d, now);
 	if (d->watchdog_usec > 0)
@@ -538,7 +726,8 @@ static void reload(struct kt_daemon *d)
 	struct kt_server_limits lim;
 	struct kt_config *cfg = NULL;
 	char err[512];
-	time_t now = time(NULL);
+	time_t now = kt_sched_now();
+	int64_t began = mono_ms();
 
 	kt_notify_reloading();
 	if (kt_config_load(d->config_path, &cfg, err, sizeof(err)) < 0) {
@@ -580,8 +769,10 @@ static void reload(struct kt_daemon *d)
 			break;
 		resume(d, p->entry_id, NULL, NULL);
 	}
-	log_info("reloaded %s: %zu secrets, %zu logins", d->config_path, cfg->nsecrets, cfg->nlogins);
 	schedule(d, now);
+	/* The whole reload holds the loop: its cost is worth a figure. */
+	log_info("reloaded %s: %zu secrets, %zu logins, in %lld ms", d->config_path, cfg->nsecrets,
+		 cfg->nlogins, (long long)(mono_ms() - began));
 	kt_notify_ready("serving");
 }
 
@@ -602,11 +793,12 @@ static bool signals(struct kt_daemon *d)
 	return true;
 }
 
-/* Answers what waits, sends what is queued (for two seconds at most). */
+/* Answers what waits, cancels AWS calls, sends what is queued (for two
+ * seconds at most); kt_daemon_main then joins the workers. */
 static void stop(struct kt_daemon *d)
 {
 	struct epoll_event evs[64];
-	time_t until = time(NULL) + 2;
+	time_t until = kt_sched_now() + 2;
 
 	d->stopping = true;
 	kt_notify_stopping();
@@ -620,7 +812,10 @@ static void stop(struct kt_daemon *d)
 		kt_json_put_wiped(p->req);
 		free(p);
 	}
-	while (kt_server_flushing(d->server) && time(NULL) < until) {
+	/* Parked callers are answered first; then the AWS calls in flight are
+	 * cancelled, so the workers are joined within about a second. */
+	kt_workers_abort(d->workers);
+	while (kt_server_flushing(d->server) && kt_sched_now() < until) {
 		int n = epoll_wait(d->epfd, evs, 64, kt_server_run_ready(d->server) ? 0 : 200);
 
 		for (int i = 0; i < n; i++) {
@@ -657,7 +852,9 @@ static int loop(struct kt_daemon *d)
 				tick(d);
 			} else if (ptr == &ev_workers) {
 				jobs_done(d);
-				maybe_ready(d, time(NULL));
+				maybe_ready(d, kt_sched_now());
+			} else if (ptr == &ev_clock) {
+				clock_watch(d, true);
 			} else if (ptr == &ev_hasher) {
 				kt_login_hashed(d);
 			} else {
@@ -748,7 +945,7 @@ static int start_aws(struct kt_daemon *d)
 
 int kt_daemon_main(const char *config_path, bool foreground)
 {
-	struct kt_daemon d = { .epfd = -1, .sigfd = -1, .tickfd = -1 };
+	struct kt_daemon d = { .epfd = -1, .sigfd = -1, .tickfd = -1, .clockfd = -1 };
 	struct kt_server_limits lim;
 	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
 	char err[512];
@@ -791,8 +988,11 @@ int kt_daemon_main(const char *config_path, bool foreground)
 		goto out;
 	d.epfd = epoll_create1(EPOLL_CLOEXEC);
 	d.tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (d.epfd < 0 || d.tickfd < 0 || timerfd_settime(d.tickfd, 0, &its, NULL) < 0 ||
+	d.clockfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (d.epfd < 0 || d.tickfd < 0 || d.clockfd < 0 ||
+	    timerfd_settime(d.tickfd, 0, &its, NULL) < 0 ||
 	    add_fd(&d, d.sigfd, &ev_signal) < 0 || add_fd(&d, d.tickfd, &ev_tick) < 0 ||
+	    add_fd(&d, d.clockfd, &ev_clock) < 0 ||
 	    add_fd(&d, kt_workers_fd(d.workers), &ev_workers) < 0) {
 		log_err("event loop set-up: %s", strerror(errno));
 		goto out;
@@ -814,8 +1014,10 @@ int kt_daemon_main(const char *config_path, bool foreground)
 	kt_login_sync(&d);
 	d.sched.check_interval = d.cfg->check_interval;
 	d.sched.window_interval = d.cfg->window_interval;
-	d.started = time(NULL);
+	d.started = kt_sched_now();
 	d.ready_deadline = d.started + READY_WAIT;
+	d.clock_offset = time(NULL) - d.started;
+	arm_clock_watch(&d);
 	log_info("keyturnd %s serving %s with %zu secrets", PACKAGE_VERSION, d.cfg->socket_path,
 		 d.cache.n);
 	schedule(&d, d.started);
@@ -843,6 +1045,8 @@ out:
 		close(d.epfd);
 	if (d.tickfd >= 0)
 		close(d.tickfd);
+	if (d.clockfd >= 0)
+		close(d.clockfd);
 	if (d.sigfd >= 0)
 		close(d.sigfd);
 	log_info("stopped");

@@ -45,6 +45,7 @@ struct kt_parked {
 	enum kt_wait_kind kind;
 	struct kt_peer peer;
 	struct json_object *req;
+	int64_t since_ms;       /* CLOCK_MONOTONIC ms when the request first parked */
 };
 
 #define KT_LAST_ERRORS 8
@@ -60,11 +61,16 @@ struct kt_daemon {
 	struct kt_parked *parked;
 	struct kt_login_state *login; /* login.c's state */
 	int epfd, sigfd, tickfd;
+	int clockfd;           /* CLOCK_REALTIME timerfd, cancelled when the wall clock steps */
+	time_t clock_offset;   /* wall clock minus schedule clock, as last seen */
+	/* started, throttled_until and ready_deadline are on the schedule
+	 * clock (kt_sched_now(), CLOCK_BOOTTIME), as the entries' times are. */
 	time_t started;
 	time_t throttled_until;
 	int throttle_failures;
 	bool batch_denied;     /* BatchGetSecretValue refused: fetch one by one */
 	bool stopping;
+	bool sched_more;       /* schedule() left due work for lack of queue room */
 	bool ready;            /* READY=1 sent */
 	time_t ready_deadline;
 	uint64_t watchdog_usec;
@@ -72,7 +78,7 @@ struct kt_daemon {
 	struct {
 		char secret[128];
 		char message[400];
-		time_t at;
+		time_t at;      /* wall clock: shown */
 	} errors[KT_LAST_ERRORS];
 	size_t error_next;
 };

@@ -103,8 +103,16 @@ static int compare_cached(const struct kt_login_state *st, const struct kt_entry
 	if (rc < 0)
 		return rc;
 	if (same_password(st, pw, len, want, wlen)) {
-		*stage = "AWSCURRENT";
-		rc = 1;
+		/* AWS moved AWSCURRENT past the value in hand (its new version
+		 * could not be fetched): the old password is a previous one now,
+		 * accepted only within previous_grace of when a check saw it move. */
+		if (!e->superseded) {
+			*stage = "AWSCURRENT";
+			rc = 1;
+		} else if (l->previous_grace > 0 && now - e->superseded_at < l->previous_grace) {
+			*stage = "AWSPREVIOUS";
+			rc = 1;
+		}
 		goto out;
 	}
 	kt_free_wiped(want, wlen);
@@ -278,7 +286,9 @@ static enum kt_op_result without_value(struct kt_daemon *d, uint64_t conn_id, st
 		kt_daemon_fetch_current(d, e);
 		return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
 	}
-	rc = kt_login_offline_check(d, e, l, conn_id, a->peer->uid, pw, len, now, msg, sizeof(msg));
+	/* Offline verifiers keep wall-clock times: they outlive the process. */
+	rc = kt_login_offline_check(d, e, l, conn_id, a->peer->uid, pw, len, time(NULL), msg,
+				    sizeof(msg));
 	if (rc == 0)
 		return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_OFFLINE, req, answer);
 	/* 1: the password cannot match, no check needed. */
@@ -387,7 +397,7 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 		return KT_OP_ANSWER;
 	}
 	if (waited == KT_WAIT_VERIFY_OFFLINE || e->cur.data == NULL ||
-	    (e->failures > 0 && now - e->last_ok > d->cfg->max_stale))
+	    !kt_entry_servable(e, now, d->cfg->max_stale))
 		return without_value(d, conn_id, req, &a, l, e, pw, len, waited, now, answer);
 	rc = compare_cached(d->login, e, l, pw, len, now, &stage, msg, sizeof(msg));
 	if (rc < 0) {

@@ -48,5 +48,11 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 void kt_login_value_changed(struct kt_daemon *d, struct kt_entry *e, time_t now);
 void kt_login_confirmed(struct kt_daemon *d, struct kt_entry *e, time_t now);
 void kt_login_gone(struct kt_daemon *d, struct kt_entry *e);
+/* A check says AWSCURRENT is now version (not fetched yet): offline
+ * verifiers of another version are removed at once (login_offline.c). */
+void kt_login_superseded(struct kt_daemon *d, struct kt_entry *e, const char *version);
+/* Once a second: tries again to write the offline verifiers that could
+ * not be written (10 s, then twice as long each time, at most 5 min). */
+void kt_login_offline_tick(struct kt_daemon *d);
 
 #endif

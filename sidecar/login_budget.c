@@ -204,7 +204,7 @@ enum kt_recheck_plan kt_login_budget_plan(struct kt_daemon *d, struct kt_entry *
 		return KT_RECHECK_NO;
 	}
 	settle(d, r, now);
-	if (d->throttled_until > time(NULL)) {
+	if (d->throttled_until > kt_sched_now()) {
 		*why = "AWS is throttling keyturnd";
 		return KT_RECHECK_NO;
 	}
@@ -380,7 +380,7 @@ void kt_login_budget_tick(struct kt_daemon *d)
 			add_credit(b, TOKEN);
 			continue;
 		}
-		if (d->throttled_until > time(NULL) || e->gone || d->stopping) {
+		if (d->throttled_until > kt_sched_now() || e->gone || d->stopping) {
 			add_credit(b, TOKEN);
 			/* r may move: resuming can add records. */
 			kt_daemon_resume(d, e);

@@ -24,6 +24,18 @@
 /* How often a confirmed value's offline verifiers are written again (so
  * their age says when AWS last confirmed them), at most. */
 #define OFFLINE_REFRESH 3600
+/* A verifier that could not be written is tried again after 10 s, then
+ * twice as long each time, at most every 5 minutes (monotonic). */
+#define OFFLINE_RETRY_FIRST 10
+#define OFFLINE_RETRY_MAX 300
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 /* A check that waits on the thread, by the job's id. conn_id is 0 once no
  * request waits for its answer any more (the connection asked something
@@ -38,6 +50,7 @@ struct pending {
 struct kt_login_hasher {
 	struct kt_hasher *h;
 	uint64_t next_id;
+	size_t unwritten; /* entries with offline_failed_at set, at the last count */
 	struct pending checks[KT_LOGIN_OFFLINE_CHECKS];
 	size_t nchecks;
 	const struct kt_hash_job *answering; /* the check being answered now */
@@ -163,6 +176,7 @@ int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
 {
 	struct kt_login_hasher *lh = d->login->hasher;
 	struct kt_hash_job *j = NULL;
+	const char *cur;
 	char err[512];
 	int rc;
 
@@ -193,6 +207,17 @@ int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
 	if (rc < 0) {
 		log_warn("login: %s", err);
 		kt_errf(msg, msglen, "the offline verifier of %s is unusable", e->cfg->id);
+		goto out;
+	}
+	/* Never a value this daemon has seen superseded, even when removing
+	 * its file failed (kt_login_superseded). */
+	cur = kt_cache_version_for_stage(e, "AWSCURRENT");
+	if (cur == NULL)
+		cur = e->cur.version_id;
+	if (cur != NULL && !kt_login_same_str(cur, j->v.cur_version)) {
+		kt_errf(msg, msglen, "the offline verifier of %s holds version %s, no longer AWSCURRENT",
+			e->cfg->id, j->v.cur_version != NULL ? j->v.cur_version : "(none)");
+		rc = -ESTALE;
 		goto out;
 	}
 	if (now - j->v.confirmed_at > l->offline_max_age) {
@@ -247,20 +272,84 @@ int kt_login_offline_result(struct kt_daemon *d, const struct kt_entry *e, uint6
 	return j->rc > 0 ? 1 : 0;
 }
 
+/* Offline logins through e are unavailable from now (msg says why) until
+ * a verifier is written: status shows it. After a failed write (failed),
+ * kt_login_offline_tick tries again, sooner at first. */
+static void unavailable(struct kt_daemon *d, struct kt_entry *e, const char *msg, bool failed)
+{
+	time_t delay = OFFLINE_RETRY_FIRST;
+
+	for (int i = 0; i < e->offline_tries && delay < OFFLINE_RETRY_MAX; i++)
+		delay *= 2;
+	if (delay > OFFLINE_RETRY_MAX)
+		delay = OFFLINE_RETRY_MAX;
+	if (e->offline_failed_at == 0) {
+		e->offline_failed_at = time(NULL);
+		d->login->hasher->unwritten++;
+	}
+	snprintf(e->offline_error, sizeof(e->offline_error), "%s", msg);
+	if (!failed)
+		return;
+	e->offline_tries++;
+	e->offline_retry_at = mono_now() + delay;
+	e->offline_written = 0;
+}
+
 /* The verifier of (secret id, key) could not be written for the value in
  * hand: the old one may hold a password that is no longer current, so it
  * goes at once (a login then needs AWS, never an outdated password). */
-static void not_written(struct kt_daemon *d, const char *user, const char *secret_id,
-			const char *key, const char *why)
+static void not_written(struct kt_daemon *d, struct kt_entry *e, const char *user,
+			const char *secret_id, const char *key, const char *why)
 {
 	int rc = kt_verifier_remove(d->cfg->state_dir, secret_id, key);
+	char msg[300];
 
+	snprintf(msg, sizeof(msg), "offline verifier for %s not written: %s", user, why);
+	unavailable(d, e, msg, true);
 	if (rc < 0)
-		log_warn("login: offline verifier for %s not written: %s; removing the old one "
-			 "failed: %s", user, why, strerror(-rc));
+		log_err("login: %s; removing the old one failed: %s; offline logins for %s are "
+			"unavailable until a write succeeds (next try in %lld s)", msg,
+			strerror(-rc), user, (long long)(e->offline_retry_at - mono_now()));
 	else
-		log_warn("login: offline verifier for %s not written: %s; the old one (if any) is "
-			 "removed", user, why);
+		log_err("login: %s; the old one (if any) is removed: offline logins for %s are "
+			"unavailable until a write succeeds (next try in %lld s)", msg, user,
+			(long long)(e->offline_retry_at - mono_now()));
+}
+
+/* Removes the verifier of (e, l) for user when it holds a version other
+ * than version (or cannot be read): that password was superseded. Unlink
+ * needs no room on the disk, so this works when writing does not. */
+static void drop_superseded(struct kt_daemon *d, struct kt_entry *e, const struct kt_login_cfg *l,
+			    const char *user, const char *version)
+{
+	struct kt_verifier v = { 0 };
+	char err[512], msg[300];
+	int rc = kt_verifier_read(d->cfg->state_dir, e->cfg->id, l->key, &v, err, sizeof(err));
+
+	if (rc == -ENOENT || (rc == 0 && kt_login_same_str(v.cur_version, version)))
+		goto out;
+	rc = kt_verifier_remove(d->cfg->state_dir, e->cfg->id, l->key);
+	snprintf(msg, sizeof(msg), "offline verifier for %s removed: AWSCURRENT of %s is now "
+		 "version %s", user, e->name, version);
+	if (rc < 0)
+		log_err("login: the offline verifier for %s holds a superseded version and cannot "
+			"be removed: %s; offline checks refuse it", user, strerror(-rc));
+	else
+		log_info("login: %s; offline logins for %s wait for its new verifier", msg, user);
+	unavailable(d, e, msg, false);
+out:
+	kt_verifier_clear(&v);
+}
+
+void kt_login_superseded(struct kt_daemon *d, struct kt_entry *e, const char *version)
+{
+	for (size_t i = 0; i < d->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &d->cfg->logins[i];
+		const char *user = kt_login_mapping_user(l, e);
+
+		if (l->offline && user != NULL && kt_login_maps_entry(d, l, user, e))
+			drop_superseded(d, e, l, user, version);
+	}
 }
 
 static bool same_file(const struct kt_hash_job *j, void *arg)
@@ -296,16 +385,22 @@ static void write_verifier(struct kt_daemon *d, struct kt_entry *e, const struct
 		kt_errf(msg, sizeof(msg), "out of memory");
 		goto fail;
 	}
+	/* The old verifier goes now if it holds another version, not when
+	 * the new one is written: that may fail, or never come. */
+	drop_superseded(d, e, l, user, e->cur.version_id);
 	if (kt_login_password(e, &e->cur, l->key, &j->pw[0], &j->pwlen[0], msg, sizeof(msg)) < 0)
 		goto fail;
-	j->v.confirmed_at = e->last_ok != 0 ? e->last_ok : now;
-	if (kt_login_previous_in_grace(e, l, now) && (prev = kt_cache_value(e, e->prev_version)) != NULL &&
+	j->v.confirmed_at = e->checked_at != 0 ? e->checked_at : now;
+	if (kt_login_previous_in_grace(e, l, kt_sched_now()) &&
+	    (prev = kt_cache_value(e, e->prev_version)) != NULL &&
 	    kt_login_password(e, prev, l->key, &j->pw[1], &j->pwlen[1], msg, sizeof(msg)) == 0) {
 		if (copy_str(&j->v.prev_version, e->prev_version) < 0) {
 			kt_errf(msg, sizeof(msg), "out of memory");
 			goto fail;
 		}
-		j->v.prev_until = e->rotated_at + l->previous_grace;
+		/* rotated_at is on the schedule clock; the file keeps wall-clock time. */
+		j->v.prev_until = kt_sched_to_wall(e->rotated_at + l->previous_grace, kt_sched_now(),
+						   now);
 	}
 	j->id = lh->next_id++;
 	j->entry_id = e->id;
@@ -313,8 +408,17 @@ static void write_verifier(struct kt_daemon *d, struct kt_entry *e, const struct
 	kt_hasher_submit(lh->h, j);
 	return;
 fail:
-	not_written(d, user, e->cfg->id, l->key, msg);
+	not_written(d, e, user, e->cfg->id, l->key, msg);
 	kt_hash_job_free(j);
+}
+
+/* Whether AWS said (at the last check) that AWSCURRENT is a version other
+ * than the value in hand: no verifier is written for that value. */
+static bool value_superseded(const struct kt_entry *e)
+{
+	const char *cur = kt_cache_version_for_stage(e, "AWSCURRENT");
+
+	return cur != NULL && !kt_login_same_str(cur, e->cur.version_id);
 }
 
 /* The mapping a verifier was hashed for, if it still stands. */
@@ -339,21 +443,27 @@ static void made(struct kt_daemon *d, struct kt_hash_job *j, time_t now)
 	struct kt_entry *e = kt_cache_by_id(&d->cache, j->entry_id);
 	char err[512];
 
-	if (e == NULL || e->cur.data == NULL ||
+	if (e == NULL || e->cur.data == NULL || value_superseded(e) ||
 	    !kt_login_same_str(e->cur.version_id, j->v.cur_version) || mapping_of(d, e, &j->v) == NULL) {
 		log_debug("login: offline verifier for %s not written: its value or mapping changed",
 			  j->v.user);
 		return;
 	}
 	if (j->rc < 0) {
-		not_written(d, j->v.user, j->v.secret_id, j->v.key, j->err);
+		not_written(d, e, j->v.user, j->v.secret_id, j->v.key, j->err);
 		return;
 	}
 	if (kt_verifier_write(d->cfg->state_dir, &j->v, err, sizeof(err)) < 0) {
-		not_written(d, j->v.user, j->v.secret_id, j->v.key, err);
+		not_written(d, e, j->v.user, j->v.secret_id, j->v.key, err);
 		return;
 	}
 	e->offline_written = now;
+	if (e->offline_failed_at != 0) {
+		log_info("login: offline logins for %s are available again", j->v.user);
+		e->offline_failed_at = 0;
+		e->offline_tries = 0;
+		e->offline_error[0] = '\0';
+	}
 	log_info("login: offline verifier for %s written (%s, version %s)", j->v.user, e->name,
 		 j->v.cur_version);
 }
@@ -390,7 +500,7 @@ void kt_login_hashed(struct kt_daemon *d)
 /* Writes the offline verifiers of every mapping that leads to e. */
 static void write_verifiers(struct kt_daemon *d, struct kt_entry *e, time_t now)
 {
-	if (e->cur.data == NULL)
+	if (e->cur.data == NULL || value_superseded(e))
 		return;
 	for (size_t i = 0; i < d->cfg->nlogins; i++) {
 		const struct kt_login_cfg *l = &d->cfg->logins[i];
@@ -399,6 +509,31 @@ static void write_verifiers(struct kt_daemon *d, struct kt_entry *e, time_t now)
 		if (l->offline && user != NULL && kt_login_maps_entry(d, l, user, e))
 			write_verifier(d, e, l, user, now);
 	}
+}
+
+void kt_login_offline_tick(struct kt_daemon *d)
+{
+	struct kt_login_hasher *lh = d->login->hasher;
+	time_t mono = mono_now(), now = kt_sched_now();
+	size_t n = 0;
+
+	/* A walk only while some verifier is unwritten; it also recounts
+	 * them, since entries come and go with reloads. */
+	if (lh == NULL || lh->unwritten == 0)
+		return;
+	for (size_t i = 0; i < d->cache.n; i++) {
+		struct kt_entry *e = d->cache.entries[i];
+
+		if (e->offline_failed_at == 0)
+			continue;
+		n++;
+		if (e->cur.data != NULL && !e->gone && mono >= e->offline_retry_at) {
+			/* The next failure (if any) sets the next try. */
+			e->offline_retry_at = mono + OFFLINE_RETRY_MAX;
+			write_verifiers(d, e, now);
+		}
+	}
+	lh->unwritten = n;
 }
 
 void kt_login_value_changed(struct kt_daemon *d, struct kt_entry *e, time_t now)
@@ -419,7 +554,7 @@ static bool refresh_confirmed(struct kt_daemon *d, struct kt_entry *e, const str
 
 	if (kt_verifier_read(d->cfg->state_dir, e->cfg->id, l->key, &v, err, sizeof(err)) == 0 &&
 	    kt_login_same_str(v.cur_version, e->cur.version_id)) {
-		v.confirmed_at = e->last_ok != 0 ? e->last_ok : now;
+		v.confirmed_at = e->checked_at != 0 ? e->checked_at : now;
 		done = kt_verifier_write(d->cfg->state_dir, &v, err, sizeof(err)) == 0;
 		if (!done)
 			log_warn("login: offline verifier not refreshed: %s", err);

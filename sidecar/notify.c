@@ -26,6 +26,9 @@
 static int notify_fd = -1;
 static struct sockaddr_un notify_addr;
 static socklen_t notify_addrlen;
+/* The last READY=1's status and a standing problem (kt_notify_problem). */
+static char notify_status[512];
+static char notify_problem[1024];
 
 /* NOTIFY_SOCKET is an absolute path or, with a leading '@', a name in the
  * abstract namespace. systemd also knows "vsock:" addresses, which a daemon
@@ -169,12 +172,29 @@ int kt_notify_ready(const char *status)
 		rc = -EINVAL;
 		goto out;
 	}
-	if (status != NULL && status[0] != '\0')
-		rc = kt_notify("READY=1\nSTATUS=%s", status);
+	snprintf(notify_status, sizeof(notify_status), "%s", status != NULL ? status : "");
+	if (notify_problem[0] != '\0')
+		rc = kt_notify("READY=1\nSTATUS=%s%s%s", notify_status,
+			       notify_status[0] != '\0' ? "; " : "", notify_problem);
+	else if (notify_status[0] != '\0')
+		rc = kt_notify("READY=1\nSTATUS=%s", notify_status);
 	else
 		rc = kt_notify("READY=1");
 out:
 	return rc;
+}
+
+int kt_notify_problem(const char *problem)
+{
+	char *nl;
+
+	snprintf(notify_problem, sizeof(notify_problem), "%s", problem != NULL ? problem : "");
+	while ((nl = strchr(notify_problem, '\n')) != NULL)
+		*nl = ' ';
+	if (notify_problem[0] == '\0')
+		return kt_notify("STATUS=%s", notify_status);
+	return kt_notify("STATUS=%s%s%s", notify_status, notify_status[0] != '\0' ? "; " : "",
+			 notify_problem);
 }
 
 /* systemd's Type=notify-reload wants the monotonic time of the reload, so

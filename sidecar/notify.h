@@ -19,8 +19,13 @@ int kt_notify_init(void);
  * is full. */
 int kt_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* status may be NULL or ""; one with a newline is refused (-EINVAL). */
+/* status may be NULL or ""; one with a newline is refused (-EINVAL). The
+ * status is kept, so that a problem set later is shown with it. */
 int kt_notify_ready(const char *status);
+/* A standing problem (NULL or "" when it is over, such as the socket's path
+ * lost; see server_listen.c): sent at once as STATUS=, and appended to the
+ * status of every later READY=1 until cleared. Newlines become blanks. */
+int kt_notify_problem(const char *problem);
 int kt_notify_reloading(void);  /* RELOADING=1 with MONOTONIC_USEC */
 int kt_notify_stopping(void);
 int kt_notify_watchdog(void);

@@ -23,6 +23,11 @@
 /* Fetches of uncached versions allowed per secret per refresh_min_interval. */
 #define VERSION_FETCHES_PER_WINDOW 5
 
+/* The most secrets, and about the most bytes of them, in one list answer
+ * (a frame holds 1 MiB). */
+#define LIST_PAGE_MAX 500
+#define LIST_PAGE_BYTES (768u * 1024u)
+
 enum op_who {
 	WHO_ANY,          /* every local user; per-secret rules apply inside */
 	WHO_ROOT_OR_SELF, /* root, or a caller asking about its own account */
@@ -33,7 +38,7 @@ struct op_ctx {
 	uint64_t conn_id;
 	const struct kt_peer *peer;
 	struct json_object *req;
-	time_t now;
+	time_t now;         /* schedule clock (kt_sched_now) */
 	struct kt_buf *out; /* where a cache hit may be written, or NULL */
 	bool replay;        /* handled again after waiting: already audited */
 	int waited;         /* the kt_wait_kind it waited on, 0 the first time */
@@ -90,9 +95,10 @@ static struct json_object *stages_json(char *const *stages, size_t n)
 	return a;
 }
 
+/* Stale: AWS fails, or AWSCURRENT moved to a version not fetched yet. */
 static bool entry_stale(const struct kt_entry *e)
 {
-	return e->failures > 0;
+	return kt_entry_stale(e);
 }
 
 /* Reads an optional string member; false when present with another type,
@@ -313,8 +319,14 @@ static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const
 	struct kt_daemon *d = x->d;
 
 	if (e->cur.data != NULL) {
-		if (entry_stale(e) && x->now - e->last_ok > d->cfg->max_stale) {
-			*answer = kt_proto_error(KT_PERR_UNAVAILABLE,
+		if (!kt_entry_servable(e, x->now, d->cfg->max_stale)) {
+			*answer = e->superseded
+				? kt_proto_error(KT_PERR_UNAVAILABLE,
+						 "%s: AWSCURRENT moved %lld s ago to a version keyturnd "
+						 "could not fetch (max_stale %ld): %s", e->name,
+						 (long long)(x->now - e->superseded_at),
+						 d->cfg->max_stale, e->last_error)
+				: kt_proto_error(KT_PERR_UNAVAILABLE,
 						 "%s: no answer from AWS for %lld s (max_stale %ld): %s",
 						 e->name, (long long)(x->now - e->last_ok),
 						 d->cfg->max_stale, e->last_error);
@@ -431,14 +443,16 @@ static struct json_object *metadata(const struct kt_entry *e, time_t now, long m
 			       ? json_object_new_string(e->cur.version_id) : NULL);
 	json_object_object_add(o, "stages", stages_json(e->cur.stages, e->cur.nstages));
 	json_object_object_add(o, "fetched_at", json_object_new_int64(e->cur.fetched_at));
-	json_object_object_add(o, "checked_at", json_object_new_int64(e->last_ok));
+	json_object_object_add(o, "checked_at", json_object_new_int64(e->checked_at));
 	json_object_object_add(o, "stale", json_object_new_boolean(entry_stale(e)));
 	json_object_object_add(o, "available", json_object_new_boolean(
-		e->cur.data != NULL && !e->gone && (!entry_stale(e) || now - e->last_ok <= max_stale)));
+		e->cur.data != NULL && !e->gone && kt_entry_servable(e, now, max_stale)));
 	json_object_object_add(o, "current_version_in_aws", cur != NULL ? json_object_new_string(cur) : NULL);
-	json_object_object_add(o, "next_check", json_object_new_int64(e->next_check));
+	/* Deadlines are kept on the schedule clock and shown as wall-clock time. */
+	json_object_object_add(o, "next_check",
+			       json_object_new_int64(kt_sched_to_wall(e->next_check, now, time(NULL))));
 	json_object_object_add(o, "rotation_enabled", json_object_new_boolean(e->rot.enabled));
-	json_object_object_add(o, "next_rotation", json_object_new_int64(e->rot.next_rotation));
+	json_object_object_add(o, "next_rotation", json_object_new_int64(e->rot.rotation_date));
 	return o;
 }
 
@@ -477,21 +491,109 @@ static enum kt_op_result op_refresh(struct op_ctx *x, struct json_object **answe
 	return KT_OP_PARKED;
 }
 
+/* One page of list: at most LIST_PAGE_MAX secrets and LIST_PAGE_BYTES of
+ * them, so that thousands of secrets never make an answer over 1 MiB. A
+ * page that stops early says where to go on ("next": the last name it
+ * holds, opaque to callers; the cache is sorted by name, so the next page
+ * starts with a binary search). */
 static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer)
 {
-	struct json_object *o = ok_object(), *arr = json_object_new_array();
+	const struct kt_cache *c = &x->d->cache;
+	struct json_object *o = NULL, *arr = NULL, *v;
+	const char *after = NULL, *last = NULL;
+	long long limit = LIST_PAGE_MAX;
+	size_t bytes = 0, n = 0, i;
 
-	audit(x, "list", "*", "allowed");
-	for (size_t i = 0; arr != NULL && i < x->d->cache.n; i++) {
-		struct kt_entry *e = x->d->cache.entries[i];
-
-		if (!e->login_only && kt_acl_may_read(e->cfg, x->peer))
-			json_object_array_add(arr, metadata(e, x->now, x->d->cfg->max_stale));
+	if (json_object_object_get_ex(x->req, "limit", &v) &&
+	    !json_object_is_type(v, json_type_null) &&
+	    (!json_object_is_type(v, json_type_int) || (limit = json_object_get_int64(v)) < 1)) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"limit\" must be a positive integer");
+		return KT_OP_ANSWER;
 	}
-	if (o != NULL)
-		json_object_object_add(o, "secrets", arr);
+	if (limit > LIST_PAGE_MAX)
+		limit = LIST_PAGE_MAX;
+	if (!opt_str(x->req, "next", &after)) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
+					 "\"next\" must be the non-empty token of the previous page");
+		return KT_OP_ANSWER;
+	}
+	audit(x, "list", "*", "allowed");
+	o = ok_object();
+	arr = json_object_new_array();
+	if (o == NULL || arr == NULL)
+		goto nomem;
+	for (i = kt_cache_after(c, after); i < c->n; i++) {
+		struct kt_entry *e = c->entries[i];
+		struct json_object *m;
+		size_t len = 0;
+
+		if (e->login_only || !kt_acl_may_read(e->cfg, x->peer))
+			continue;
+		if (n == (size_t)limit)
+			break;
+		m = metadata(e, x->now, x->d->cfg->max_stale);
+		if (m == NULL || json_object_to_json_string_length(
+					 m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+					 &len) == NULL) {
+			json_object_put(m);
+			goto nomem;
+		}
+		if (n > 0 && bytes + len + 1 > LIST_PAGE_BYTES) {
+			json_object_put(m);
+			break;
+		}
+		bytes += len + 1;
+		if (json_object_array_add(arr, m) < 0) {
+			json_object_put(m);
+			goto nomem;
+		}
+		last = e->name;
+		n++;
+	}
+	json_object_object_add(o, "secrets", arr);
+	/* Stopped at a secret this caller may read: more remain. */
+	if (i < c->n && last != NULL)
+		json_object_object_add(o, "next", json_object_new_string(last));
 	*answer = o;
 	return KT_OP_ANSWER;
+nomem:
+	json_object_put(arr);
+	json_object_put(o);
+	*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+	return KT_OP_ANSWER;
+}
+
+/* Logins whose offline verifiers could not be written, or were removed as
+ * superseded, since when and why (login_offline.c): offline checks for them
+ * fail until a write succeeds. Root sees every one, others those of the
+ * secrets they may read; the first 32 are listed, all are counted. */
+static struct json_object *offline_unavailable(const struct op_ctx *x)
+{
+	struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	int64_t n = 0;
+
+	for (size_t i = 0; arr != NULL && i < x->d->cache.n; i++) {
+		const struct kt_entry *e = x->d->cache.entries[i];
+		struct json_object *eo;
+
+		if (e->offline_failed_at == 0 ||
+		    (x->peer->uid != 0 && (e->login_only || !kt_acl_may_read(e->cfg, x->peer))))
+			continue;
+		if (n++ >= 32)
+			continue;
+		eo = json_object_new_object();
+		json_object_object_add(eo, "secret", json_object_new_string(e->name));
+		json_object_object_add(eo, "since", json_object_new_int64(e->offline_failed_at));
+		json_object_object_add(eo, "message", json_object_new_string(e->offline_error));
+		json_object_array_add(arr, eo);
+	}
+	if (o != NULL) {
+		json_object_object_add(o, "count", json_object_new_int64(n));
+		json_object_object_add(o, "secrets", arr);
+	} else {
+		json_object_put(arr);
+	}
+	return o;
 }
 
 static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer)
@@ -522,7 +624,8 @@ static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer
 	json_object_object_add(b, "region", json_object_new_string(aws_client_region(d->aws)));
 	json_object_object_add(b, "endpoint", json_object_new_string(aws_client_endpoint(d->aws)));
 	json_object_object_add(b, "aws_requests", json_object_new_int64((int64_t)aws_client_requests_sent(d->aws)));
-	json_object_object_add(b, "throttled_until", json_object_new_int64(d->throttled_until));
+	json_object_object_add(b, "throttled_until", json_object_new_int64(
+		d->throttled_until > x->now ? kt_sched_to_wall(d->throttled_until, x->now, time(NULL)) : 0));
 	json_object_object_add(s, "configured", json_object_new_int64((int64_t)d->cache.n));
 	json_object_object_add(s, "cached", json_object_new_int64((int64_t)cached));
 	json_object_object_add(s, "stale", json_object_new_int64((int64_t)stale));
@@ -555,11 +658,15 @@ static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer
 	json_object_object_add(m, "used", json_object_new_int64((int64_t)sec.used));
 	json_object_object_add(m, "refused", json_object_new_int64((int64_t)sec.refused));
 	json_object_object_add(o, "locked_memory", m);
+	json_object_object_add(o, "unsent_bytes",
+			       json_object_new_int64((int64_t)kt_server_unsent(d->server)));
 	json_object_object_add(o, "refused_connections",
 			       json_object_new_int64((int64_t)kt_server_refused(d->server)));
 	json_object_object_add(o, "requests", json_object_new_int64((int64_t)d->requests));
 	json_object_object_add(o, "denied", json_object_new_int64((int64_t)d->denied));
 	json_object_object_add(o, "last_errors", errs);
+	json_object_object_add(o, "socket", kt_server_socket_json(d->server));
+	json_object_object_add(o, "offline_unavailable", offline_unavailable(x));
 	*answer = o;
 	return KT_OP_ANSWER;
 }
@@ -584,7 +691,7 @@ static enum kt_op_result handle(struct kt_daemon *d, uint64_t conn_id, const str
 				struct json_object *req, struct json_object **answer,
 				struct kt_buf *out, bool replay, int waited)
 {
-	struct op_ctx x = { d, conn_id, peer, req, time(NULL), out, replay, waited };
+	struct op_ctx x = { d, conn_id, peer, req, kt_sched_now(), out, replay, waited };
 	struct json_object *v;
 	const char *op = kt_json_str(req, "op"), *bad;
 	char shown[80];
@@ -665,7 +772,7 @@ enum kt_op_result kt_ops_resume(struct kt_daemon *d, struct kt_parked *p, struct
 			*answer = aws_failure(e->name, &job->err);
 			return KT_OP_ANSWER;
 		}
-		o = metadata(e, time(NULL), d->cfg->max_stale);
+		o = metadata(e, kt_sched_now(), d->cfg->max_stale);
 		if (o != NULL)
 			json_object_object_add(o, "ok", json_object_new_boolean(true));
 		*answer = o;

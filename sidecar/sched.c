@@ -1,6 +1,7 @@
 /* When keyturnd checks a secret again: rotation windows from DescribeSecret,
- * jittered quiet-time checks and jittered exponential backoff. Everything is
- * a pure function of its arguments, so tests can run a simulated clock. */
+ * jittered quiet-time checks and jittered exponential backoff, and how long
+ * a stale value may be served. Everything but kt_sched_now() is a pure
+ * function of its arguments, so tests can run a simulated clock. */
 
 #include "config.h"
 
@@ -8,6 +9,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "sched.h"
 
@@ -51,6 +53,89 @@ static time_t time_add(time_t t, long d)
 	if (d < 0 && t < tmin - d)
 		return tmin;
 	return t + d;
+}
+
+/* t - u for two times that may be anywhere in time_t, stuck at the ends;
+ * a NextRotationDate of year 9999 against a clock of 1970 must not wrap. */
+static time_t time_diff(time_t t, time_t u)
+{
+	const time_t tmax = (time_t)(((uint64_t)1 << (sizeof(time_t) * CHAR_BIT - 1)) - 1);
+	const time_t tmin = -tmax - 1;
+
+	if (u < 0 && t > tmax + u)
+		return tmax;
+	if (u > 0 && t < tmin + u)
+		return tmin;
+	return t - u;
+}
+
+/* d may be as wide as time_t; time_add takes a long, which is as wide on
+ * every platform keyturnd builds for (LP64), but say so rather than assume. */
+_Static_assert(sizeof(long) >= sizeof(time_t), "time_add takes time_t differences as long");
+
+time_t kt_sched_now(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_BOOTTIME exists since Linux 2.6.39; a failure here means the
+	 * process is broken beyond repair, and CLOCK_MONOTONIC is the next
+	 * best answer. */
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) != 0)
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+void kt_sched_anchor(struct kt_rotation_info *r, time_t now, time_t wall_now)
+{
+	if (r->rotation_date == 0) {
+		r->next_rotation = 0;
+		return;
+	}
+	r->next_rotation = time_add(now, (long)time_diff(r->rotation_date, wall_now));
+	/* 0 means "unknown"; a real date that lands there is a second off. */
+	if (r->next_rotation == 0)
+		r->next_rotation = -1;
+}
+
+time_t kt_sched_to_wall(time_t t, time_t now, time_t wall_now)
+{
+	if (t == 0)
+		return 0;
+	return time_add(wall_now, (long)time_diff(t, now));
+}
+
+bool kt_sched_clock_stepped(time_t *offset, time_t now, time_t wall_now, time_t *step)
+{
+	time_t cur = time_diff(wall_now, now);
+	time_t d = time_diff(cur, *offset);
+
+	if (d >= -KT_SCHED_STEP_SLACK && d <= KT_SCHED_STEP_SLACK)
+		return false;
+	*offset = cur;
+	*step = d;
+	return true;
+}
+
+bool kt_sched_stale_since(const struct kt_staleness *s, time_t *since)
+{
+	if (s->superseded) {
+		*since = s->superseded_at;
+		return true;
+	}
+	if (s->failing) {
+		*since = s->last_ok;
+		return true;
+	}
+	return false;
+}
+
+bool kt_sched_servable(const struct kt_staleness *s, time_t now, long max_stale)
+{
+	time_t since;
+
+	if (!kt_sched_stale_since(s, &since))
+		return true;
+	return max_stale >= 0 && time_diff(now, since) <= max_stale;
 }
 
 /* Maps rnd evenly onto the whole seconds 0..v: 0 gives 0 and UINT32_MAX

@@ -1,7 +1,12 @@
 /* When to check a secret again: pure functions of the secret's state and the
  * clock, so the daemon's timing can be tested without waiting. Quiet times
  * check every check_interval (jittered), rotation windows every
- * window_interval, and failures back off exponentially. */
+ * window_interval, and failures back off exponentially.
+ *
+ * Every time here is on one clock, the schedule clock (kt_sched_now(),
+ * CLOCK_BOOTTIME), except what AWS dates and what is shown: NextRotationDate
+ * is wall-clock time and is anchored to the schedule clock (kt_sched_anchor)
+ * when it arrives and again whenever the wall clock steps. */
 #ifndef KT_SCHED_H
 #define KT_SCHED_H
 
@@ -22,13 +27,55 @@ struct kt_sched_cfg {
 	long backoff_cap;     /* s; default min(check_interval, 900) */
 };
 
+/* A wall-clock step larger than this (s) re-anchors NextRotationDate; NTP
+ * slewing and the second boundaries of two clock reads stay below it. */
+#define KT_SCHED_STEP_SLACK 2L
+
 /* What the last DescribeSecret said about rotation. */
 struct kt_rotation_info {
 	bool enabled;
-	time_t next_rotation; /* NextRotationDate, 0 when unknown */
+	time_t rotation_date; /* NextRotationDate (wall clock, as AWS says), 0 when unknown */
+	time_t next_rotation; /* the same instant on the schedule clock (kt_sched_anchor);
+	                       * 0 when unknown. The functions below use this one. */
 	long window_s;        /* RotationRules.Duration in s, 0 when absent */
 	long schedule_days;   /* AutomaticallyAfterDays, 0 when absent */
 };
+
+/* What makes a cached AWSCURRENT value stale. */
+struct kt_staleness {
+	bool failing;          /* the last check or fetch failed */
+	time_t last_ok;        /* the last answer from AWS (schedule clock) */
+	bool superseded;       /* AWS moved AWSCURRENT to a version not fetched */
+	time_t superseded_at;  /* when this daemon first saw that (schedule clock) */
+};
+
+/* The schedule clock, in seconds: CLOCK_BOOTTIME, which never steps and
+ * keeps counting while the host or VM is suspended, so that a value ages,
+ * a grace period ends and a due check runs after a resume as they would
+ * have without the suspend. */
+time_t kt_sched_now(void);
+
+/* Anchors r->rotation_date to the schedule clock: r->next_rotation becomes
+ * the schedule-clock time as far ahead of (or behind) now as rotation_date
+ * is of wall_now. Call it when a DescribeSecret answers and after a step. */
+void kt_sched_anchor(struct kt_rotation_info *r, time_t now, time_t wall_now);
+
+/* The wall-clock time of schedule-clock time t, for display; 0 stays 0. */
+time_t kt_sched_to_wall(time_t t, time_t now, time_t wall_now);
+
+/* Whether the wall clock stepped since *offset (wall minus schedule clock)
+ * was taken: true when it moved by more than KT_SCHED_STEP_SLACK, and then
+ * *offset is taken anew and *step says by how much it moved. */
+bool kt_sched_clock_stepped(time_t *offset, time_t now, time_t wall_now, time_t *step);
+
+/* Whether the value is stale, and since when: from superseded_at once AWS
+ * moved AWSCURRENT away from it (whatever later checks say), else from the
+ * last answer from AWS while checks fail. */
+bool kt_sched_stale_since(const struct kt_staleness *s, time_t *since);
+
+/* Whether the value may still be served: fresh, or stale for at most
+ * max_stale seconds. */
+bool kt_sched_servable(const struct kt_staleness *s, time_t now, long max_stale);
 
 /* Parses a RotationRules Duration ("3h", "90m", "1d", "2h30m"). Returns 0 and
  * seconds, or -EINVAL. */

@@ -36,6 +36,8 @@
 #define OUT_HIGH (KT_PROTO_MAX_FRAME + KT_PROTO_HDR)
 #define OUT_MAX (2 * OUT_HIGH)
 #define UID_OUT_SHARE (1024u * 1024u)
+/* An emptied output buffer up to this size is kept for the next answer. */
+#define OUT_KEEP 65536
 /* Work one connection gets per loop turn: a busy connection waits for the
  * next turn, so others are served in between. */
 #define REQUESTS_PER_TURN 4
@@ -75,6 +77,7 @@ struct kt_server {
 	time_t last_fd_warning;
 	time_t accept_paused_until; /* out of descriptors: accepting waits */
 	unsigned long refused;
+	struct kt_sockwatch *watch; /* the socket's path (server_listen.c) */
 };
 
 static time_t mono_now(void)
@@ -91,9 +94,12 @@ int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path,
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct kt_server *s = calloc(1, sizeof(*s));
 
-	if (s == NULL || (s->path = kt_strdup(path)) == NULL || (s->uids = kt_uidtab_new()) == NULL) {
-		if (s != NULL)
+	if (s == NULL || (s->path = kt_strdup(path)) == NULL || (s->uids = kt_uidtab_new()) == NULL ||
+	    kt_sockwatch_new(path, &s->watch) < 0) {
+		if (s != NULL) {
+			kt_uidtab_free(s->uids);
 			free(s->path);
+		}
 		free(s);
 		return -ENOMEM;
 	}
@@ -106,6 +112,7 @@ int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path,
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
 		int rc = -errno;
 
+		kt_sockwatch_free(s->watch);
 		kt_uidtab_free(s->uids);
 		free(s->path);
 		free(s);
@@ -195,8 +202,11 @@ void kt_server_free(struct kt_server *s, bool unlink_socket)
 			epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 		close(s->fd);
 	}
-	if (unlink_socket)
+	/* Only the socket this daemon bound: another file at the path (see
+	 * kt_sockwatch_check) is not keyturnd's to remove. */
+	if (unlink_socket && kt_sockwatch_ours(s->watch))
 		unlink(s->path);
+	kt_sockwatch_free(s->watch);
 	kt_uidtab_free(s->uids);
 	free(s->path);
 	free(s);
@@ -220,6 +230,16 @@ unsigned long kt_server_refused(const struct kt_server *s)
 	return s->refused;
 }
 
+size_t kt_server_unsent(const struct kt_server *s)
+{
+	return s->out_total;
+}
+
+struct json_object *kt_server_socket_json(const struct kt_server *s)
+{
+	return kt_sockwatch_json(s->watch);
+}
+
 /* Whether the uid's unsent answers keep its connections from reading. */
 static bool over_share(const struct kt_conn *c)
 {
@@ -238,7 +258,7 @@ static void out_changed(struct kt_server *s, struct kt_conn *c, size_t before)
 		/* Rare (a uid that does not read its answers); a walk is fine. */
 		c->use->stalled = false;
 		for (struct kt_conn *o = s->conns; o != NULL; o = o->next) {
-			if (o->use == c->use && o->in.len > 0)
+			if (o->use == c->use)
 				ready_add(s, o);
 		}
 	}
@@ -253,8 +273,11 @@ static void conn_update_events(struct kt_server *s, struct kt_conn *c)
 
 	if (c->closed)
 		return;
-	if (!c->busy && !c->hangup && !c->ready && c->out.len < OUT_HIGH && !over_share(c) &&
-	    c->in.len < IN_MAX)
+	/* A connection kept from reading by its uid's share is woken when
+	 * the share has room again (out_changed). */
+	if (over_share(c))
+		c->use->stalled = true;
+	else if (!c->busy && !c->hangup && !c->ready && c->out.len < OUT_HIGH && c->in.len < IN_MAX)
 		ev.events |= EPOLLIN;
 	if (c->out.len > 0)
 		ev.events |= EPOLLOUT;
@@ -422,11 +445,13 @@ static int conn_answer(struct kt_server *s, struct kt_conn *c, struct json_objec
 	return rc;
 }
 
-/* Gives back a buffer's storage once it is empty and larger than an
- * everyday request needs, so a thousand idle connections stay small. */
-static void buf_trim(struct kt_buf *b)
+/* Gives back a buffer's storage once it is empty and larger than everyday
+ * traffic needs (keep is that size), so a thousand idle connections stay
+ * small; a buffer that everyday traffic fills is kept, not made anew for
+ * every request. */
+static void buf_trim(struct kt_buf *b, size_t keep)
 {
-	if (b->len == 0 && b->cap > READ_AHEAD + 1)
+	if (b->len == 0 && b->cap > keep)
 		kt_buf_free(b);
 }
 
@@ -435,18 +460,7 @@ static void buf_trim(struct kt_buf *b)
  * -EMSGSIZE / -EBADMSG for a length keyturnd never accepts. */
 static int frame_need(const struct kt_conn *c, size_t *need)
 {
-	const unsigned char *u = (const unsigned char *)c->in.data;
-	uint32_t n;
-
-	if (c->in.len < KT_PROTO_HDR)
-		return 0;
-	n = (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
-	if (n == 0)
-		return -EBADMSG;
-	if (n > KT_PROTO_MAX_REQUEST)
-		return -EMSGSIZE;
-	*need = KT_PROTO_HDR + (size_t)n;
-	return 1;
+	return kt_proto_frame_len(c->in.data, c->in.len, KT_PROTO_MAX_REQUEST, need);
 }
 
 static void complain_frame(struct kt_server *s, struct kt_conn *c, int rc)
@@ -487,7 +501,7 @@ static bool conn_process(struct kt_server *s, struct kt_conn *c)
 		kt_buf_consume(&c->in, need);
 		/* What is left is the start of the next frame. */
 		c->frame_start = mono_now();
-		buf_trim(&c->in);
+		buf_trim(&c->in, 2 * READ_AHEAD);
 		if (req == NULL || !json_object_is_type(req, json_type_object)) {
 			kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_REQUEST, c->frame_start,
 					   "uid %lu pid %ld sent a request that is not a JSON object",
@@ -575,7 +589,7 @@ static bool conn_write(struct kt_server *s, struct kt_conn *c)
 		ok = false;
 		break;
 	}
-	buf_trim(&c->out);
+	buf_trim(&c->out, OUT_KEEP);
 	out_changed(s, c, before);
 	return ok;
 }
@@ -662,10 +676,34 @@ void kt_server_set_limits(struct kt_server *s, const struct kt_server_limits *li
 	s->lim = *lim;
 }
 
+/* A socket bound again at the path (its file had gone): whoever still
+ * waits in the old one's backlog is taken first, then the old one is
+ * closed (nobody can reach it by path any more) and the new one takes its
+ * place in epoll. Open connections are not touched. */
+static void listen_swap(struct kt_server *s, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
+
+	if (s->accept_paused_until == 0)
+		conn_accept(s);
+	if (s->accept_paused_until == 0)
+		epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	close(s->fd);
+	s->fd = fd;
+	s->accept_paused_until = 0;
+	/* Else the tick tries again, as after a pause for descriptors. */
+	if (epoll_ctl(s->d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		s->accept_paused_until = mono_now() + 1;
+}
+
 void kt_server_tick(struct kt_server *s)
 {
 	time_t now = mono_now();
 	struct kt_conn *c = s->conns, *next;
+	int fd;
+
+	if (s->fd >= 0 && (fd = kt_sockwatch_check(s->watch, now)) >= 0)
+		listen_swap(s, fd);
 
 	if (s->accept_paused_until != 0 && now >= s->accept_paused_until && s->fd >= 0) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };

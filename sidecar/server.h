@@ -22,6 +22,28 @@ struct kt_server;
  * Returns the listening fd or a negative errno with err set. */
 int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size_t errlen);
 
+/* The watch on the socket's path (server_listen.c): the file bound is known
+ * by st_dev/st_ino; the path is looked at every few seconds. */
+enum kt_sock_state {
+	KT_SOCK_OK,       /* the path is the socket this daemon bound */
+	KT_SOCK_MISSING,  /* gone, and not (yet) bound again */
+	KT_SOCK_REPLACED, /* another file is there; left alone */
+};
+struct kt_sockwatch;
+/* Remembers the socket now at path. 0 or -ENOMEM. */
+int kt_sockwatch_new(const char *path, struct kt_sockwatch **out);
+void kt_sockwatch_free(struct kt_sockwatch *w);
+/* Whether the path still is the socket this daemon bound. */
+bool kt_sockwatch_ours(const struct kt_sockwatch *w);
+/* Called once a second (now monotonic); looks at the path when due. A
+ * loss or replacement is logged once and told to systemd (STATUS=); a
+ * missing socket is bound again as the user the daemon runs as (its
+ * directory made again when the parent allows): then the new listening fd
+ * is returned for the server to take in place of the old one; else -1. */
+int kt_sockwatch_check(struct kt_sockwatch *w, time_t now);
+/* For status: {path, state, since, detail, rebound}. */
+struct json_object *kt_sockwatch_json(const struct kt_sockwatch *w);
+
 struct kt_server_limits {
 	long max_conns;       /* for every uid together (max_connections) */
 	long reserve;         /* more, for root and uids that may read a secret */
@@ -68,5 +90,9 @@ bool kt_server_flushing(const struct kt_server *s);
 size_t kt_server_connections(const struct kt_server *s);
 /* Connections refused by a quota or the cap since start. */
 unsigned long kt_server_refused(const struct kt_server *s);
+/* Bytes of answers queued on every connection and not yet sent. */
+size_t kt_server_unsent(const struct kt_server *s);
+/* The socket's state for status (kt_sockwatch_json). */
+struct json_object *kt_server_socket_json(const struct kt_server *s);
 
 #endif

@@ -18,7 +18,10 @@ Control endpoints share the port (requests under /__proxy/ are never AWS ones):
                          values and the actions applied.
     POST /__proxy/reset  forgets plan and statistics.
 Actions: "pass", "throttle", {"status":500|503}, {"delay":SECONDS}, "reset",
-"truncate", "malformed", {"oversize":BYTES}, "tamper", {"skew":SECONDS}.
+"truncate", "malformed", {"oversize":BYTES}, "tamper", {"skew":SECONDS},
+"decryption_failure" (a GetSecretValue that names a VersionId gets KMS's
+DecryptionFailure, as when the new version's key is unusable; every other
+request passes).
 """
 
 import argparse
@@ -39,7 +42,8 @@ import urllib.parse
 HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
                "transfer-encoding", "upgrade", "expect", "content-length"}
 AWS_JSON = "application/x-amz-json-1.1"
-SIMPLE_ACTIONS = {"pass", "throttle", "reset", "truncate", "malformed", "tamper"}
+SIMPLE_ACTIONS = {"pass", "throttle", "reset", "truncate", "malformed", "tamper",
+                  "decryption_failure"}
 NUMERIC_ACTIONS = {"status": int, "delay": (int, float), "oversize": int,
                    "skew": (int, float)}
 
@@ -226,6 +230,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.forward(tamper(body))
         elif key == "skew":
             self.send_skew(val)
+        elif key == "decryption_failure":
+            self.decryption_failure(body)
+
+    def decryption_failure(self, body):
+        target = self.headers.get("X-Amz-Target") or ""
+        try:
+            named = bool(json.loads(body or b"{}").get("VersionId"))
+        except (ValueError, AttributeError):
+            named = False
+        if target.endswith(".GetSecretValue") and named:
+            self.aws_error(400, "DecryptionFailure",
+                           "Secrets Manager can't decrypt the protected secret text "
+                           "using the provided KMS key.")
+        else:
+            self.forward(body)
 
     def reset_connection(self):
         """Aborts the TCP connection with RST instead of FIN: SO_LINGER with a

@@ -77,6 +77,8 @@ static int setup(void **state)
 		f->entries[i] = &f->e[i];
 	}
 	f->d.cache.entries = f->entries;
+	/* Sorted by name and by id alike: one array serves as both indexes. */
+	f->d.cache.by_id = f->entries;
 	f->d.cache.n = 2;
 	*state = f;
 	return 0;

@@ -1,6 +1,7 @@
 /* Unit tests for the check schedule: Duration parsing, the rotation window's
- * edges, the jittered next check and the backoff, run on a simulated clock
- * with chosen and pseudo-random values for the 32 random bits. */
+ * edges, the jittered next check and the backoff, NextRotationDate anchored
+ * to the schedule clock across wall-clock steps, and staleness, run on a
+ * simulated clock with chosen and pseudo-random values for the 32 random bits. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -371,6 +373,135 @@ static void test_backoff_base_above_cap(void **state)
 	assert_true(kt_sched_next_check(&huge, NULL, T0, UINT32_MAX) > T0);
 }
 
+/* A monotonic "now" far from the wall clock, as after a long uptime. */
+#define M0 ((time_t)123456)
+
+/* NextRotationDate lands as far ahead on the schedule clock as on the wall
+ * clock, and moves with the wall clock when it steps. */
+static void test_anchor(void **state)
+{
+	struct kt_rotation_info r = { .enabled = true, .rotation_date = T0 + 7200, .window_s = 3600 };
+
+	(void)state;
+	kt_sched_anchor(&r, M0, T0);
+	assert_true(r.next_rotation == M0 + 7200);
+	assert_true(r.rotation_date == T0 + 7200);
+	/* The window is one hour ahead: not in it, and the quiet check lands on its start. */
+	assert_false(kt_sched_in_window(&r, M0));
+	assert_true(kt_sched_next_check(NULL, &r, M0, UINT32_MAX) == M0 + 3600);
+	/* The wall clock steps back an hour (it was an hour fast): the date is
+	 * two hours away again, seen from the same schedule-clock moment. */
+	kt_sched_anchor(&r, M0, T0 - 3600);
+	assert_true(r.next_rotation == M0 + 3 * 3600);
+	/* It steps forward two days: the window is behind, and so is the date. */
+	kt_sched_anchor(&r, M0, T0 + 2 * 86400);
+	assert_true(r.next_rotation == M0 + 7200 - 2 * 86400);
+	assert_false(kt_sched_in_window(&r, M0));
+	/* Forward into the window: checks every window_interval from now on. */
+	kt_sched_anchor(&r, M0, T0 + 5400);
+	assert_true(kt_sched_in_window(&r, M0));
+	assert_true(kt_sched_next_check(NULL, &r, M0, 0) == M0 + 27);
+}
+
+/* Unknown dates stay unknown; a date that would anchor at 0 does not read
+ * as unknown; extreme dates stick at the ends instead of wrapping. */
+static void test_anchor_edges(void **state)
+{
+	const time_t tmax = (time_t)(((uint64_t)1 << (sizeof(time_t) * 8 - 1)) - 1);
+	const time_t tmin = -tmax - 1;
+	struct kt_rotation_info r = { .enabled = true, .rotation_date = 0, .next_rotation = 99 };
+
+	(void)state;
+	kt_sched_anchor(&r, M0, T0);
+	assert_true(r.next_rotation == 0);
+	assert_false(kt_sched_in_window(&r, M0));
+	r.rotation_date = T0 - M0;
+	kt_sched_anchor(&r, M0, T0);
+	assert_true(r.next_rotation == -1);
+	r.rotation_date = tmax;
+	kt_sched_anchor(&r, M0, tmin + 5);
+	assert_true(r.next_rotation == tmax);
+	r.rotation_date = tmin + 1;
+	kt_sched_anchor(&r, M0, tmax);
+	/* The difference sticks at tmin; added to M0 it is still far in the past. */
+	assert_true(r.next_rotation == tmin + M0);
+	assert_false(kt_sched_in_window(&r, M0));
+}
+
+static void test_to_wall(void **state)
+{
+	(void)state;
+	assert_true(kt_sched_to_wall(M0 + 30, M0, T0) == T0 + 30);
+	assert_true(kt_sched_to_wall(M0 - 30, M0, T0) == T0 - 30);
+	assert_true(kt_sched_to_wall(0, M0, T0) == 0);
+	/* A deadline keeps its distance from now whatever the wall clock says. */
+	assert_true(kt_sched_to_wall(M0 + 30, M0, T0 - 3600) == T0 - 3600 + 30);
+}
+
+/* Steps beyond the slack are reported once, with their size and sign;
+ * drift within it is not. */
+static void test_clock_stepped(void **state)
+{
+	time_t off = T0 - M0, step = 0;
+
+	(void)state;
+	assert_false(kt_sched_clock_stepped(&off, M0 + 10, T0 + 10, &step));
+	assert_false(kt_sched_clock_stepped(&off, M0 + 10, T0 + 10 + KT_SCHED_STEP_SLACK, &step));
+	assert_false(kt_sched_clock_stepped(&off, M0 + 10, T0 + 10 - KT_SCHED_STEP_SLACK, &step));
+	assert_int_equal(step, 0);
+	assert_true(kt_sched_clock_stepped(&off, M0 + 20, T0 + 20 - 3600, &step));
+	assert_true(step == -3600);
+	assert_true(off == T0 - M0 - 3600);
+	/* The new offset is the reference from now on. */
+	assert_false(kt_sched_clock_stepped(&off, M0 + 30, T0 + 30 - 3600, &step));
+	assert_true(kt_sched_clock_stepped(&off, M0 + 40, T0 + 40 + 2 * 86400, &step));
+	assert_true(step == 3600 + 2 * 86400);
+}
+
+/* Stale from the last answer while AWS fails; from the move once AWSCURRENT
+ * moved past the value, whatever later answers say; servable for max_stale. */
+static void test_staleness(void **state)
+{
+	struct kt_staleness fresh = { .last_ok = M0 };
+	struct kt_staleness failing = { .failing = true, .last_ok = M0 };
+	struct kt_staleness moved = { .last_ok = M0 + 500, .superseded = true, .superseded_at = M0 };
+	struct kt_staleness both = { .failing = true, .last_ok = M0 + 500, .superseded = true,
+		                     .superseded_at = M0 };
+	time_t since = 0;
+
+	(void)state;
+	assert_false(kt_sched_stale_since(&fresh, &since));
+	assert_true(kt_sched_servable(&fresh, M0 + 10 * 86400, 60));
+	assert_true(kt_sched_stale_since(&failing, &since));
+	assert_true(since == M0);
+	assert_true(kt_sched_servable(&failing, M0 + 60, 60));
+	assert_false(kt_sched_servable(&failing, M0 + 61, 60));
+	/* Checks that work after the move (last_ok later) do not reset the clock. */
+	assert_true(kt_sched_stale_since(&moved, &since));
+	assert_true(since == M0);
+	assert_true(kt_sched_servable(&moved, M0 + 60, 60));
+	assert_false(kt_sched_servable(&moved, M0 + 61, 60));
+	assert_false(kt_sched_servable(&moved, M0 + 500, 60));
+	assert_true(kt_sched_stale_since(&both, &since));
+	assert_true(since == M0);
+	/* max_stale 0: a stale value is served only within its first second. */
+	assert_true(kt_sched_servable(&failing, M0, 0));
+	assert_false(kt_sched_servable(&failing, M0 + 1, 0));
+}
+
+/* The schedule clock moves forward with real time and never jumps. */
+static void test_now(void **state)
+{
+	time_t a = kt_sched_now(), b;
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	(void)state;
+	nanosleep(&ts, NULL);
+	b = kt_sched_now();
+	assert_true(a >= 0);
+	assert_true(b >= a && b - a <= 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -392,6 +523,12 @@ int main(void)
 		cmocka_unit_test(test_backoff_defaults),
 		cmocka_unit_test(test_backoff_huge_failures),
 		cmocka_unit_test(test_backoff_base_above_cap),
+		cmocka_unit_test(test_anchor),
+		cmocka_unit_test(test_anchor_edges),
+		cmocka_unit_test(test_to_wall),
+		cmocka_unit_test(test_clock_stepped),
+		cmocka_unit_test(test_staleness),
+		cmocka_unit_test(test_now),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
