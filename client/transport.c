@@ -475,7 +475,7 @@ int kt_transport_init(struct kt_transport *t, const char *path)
 
 int kt_transport_call(struct kt_transport *t, const char *req, size_t len, struct kt_buf *answer)
 {
-	struct kt_buf frame = KT_BUF_INIT(KT_PROTO_HDR + KT_PROTO_MAX_FRAME);
+	struct kt_buf frame = KT_BUF_INIT(KT_PROTO_HDR + KT_PROTO_MAX_REQUEST);
 	struct timespec d;
 	bool reused;
 	int rc;
@@ -488,7 +488,8 @@ int kt_transport_call(struct kt_transport *t, const char *req, size_t len, struc
 		goto out;
 	}
 	if (rc < 0) {
-		rc = fail(t, -EMSGSIZE, "the request is larger than %u bytes", KT_PROTO_MAX_FRAME);
+		/* The daemon would close the connection at the header. */
+		rc = fail(t, -EMSGSIZE, "the request is larger than %u bytes", KT_PROTO_MAX_REQUEST);
 		goto out;
 	}
 	deadline_set(&d, t->timeout_ms);
