@@ -35,9 +35,6 @@
 #define READY_WAIT 10      /* s to wait for the first fetches before READY=1 */
 #define FIRST_CHECK_MIN 5  /* s: first DescribeSecret comes this soon ... */
 #define FIRST_CHECK_SPAN 55 /* ... plus up to this much jitter */
-/* A get or refresh waits on AWS this long at most, then is answered
- * `unavailable`; the once-a-second tick makes that 3 to 4 s, inside
- * libkeyturn's default 5 s timeout (client/transport.h). */
 /* Background work (checks, first fetches) queued or running per worker at
  * most, so that a caller's own fetch never waits behind more than that. */
 #define SCHED_JOBS_PER_WORKER 2
@@ -595,7 +592,9 @@ static void clock_watch(struct kt_daemon *d, bool cancelled)
 		reanchor(d, now, step);
 }
 
-/* Answers the gets and refreshes that have waited on AWS for max_wait:
+/* Answers the gets and refreshes that have waited on AWS for max_wait
+ * (default 3 s; the once-a-second tick makes that 3 to 4 s, inside
+ * libkeyturn's default 5 s timeout):
  * a slow or failing AWS (retries, a long queue after a reload) must not
  * outlast the caller's timeout, after which the answer would be lost. The
  * AWS call goes on and fills the cache for the next try. */
