@@ -58,7 +58,8 @@ struct kt_conn {
 	time_t frame_start;  /* first byte of the frame being assembled (monotonic) */
 	uint32_t events;     /* epoll interest now registered */
 	struct kt_conn *prev, *next;
-	struct kt_conn *ready_next; /* ready list, or the list of closed ones */
+	struct kt_conn *ready_next;  /* ready list */
+	struct kt_conn *closed_next; /* list of closed ones, freed by kt_server_reap */
 };
 
 struct kt_server {
@@ -176,7 +177,10 @@ static void conn_close(struct kt_server *s, struct kt_conn *c, const char *why)
 			*pp = c->ready_next;
 		c->ready = false;
 	}
-	c->ready_next = s->closed;
+	/* A separate link: a connection closed while kt_server_run_ready()
+	 * walks its taken list is still on that list, and its ready_next must
+	 * stay as it is until the walk has passed it. */
+	c->closed_next = s->closed;
 	s->closed = c;
 }
 
@@ -185,7 +189,7 @@ void kt_server_reap(struct kt_server *s)
 	while (s->closed != NULL) {
 		struct kt_conn *c = s->closed;
 
-		s->closed = c->ready_next;
+		s->closed = c->closed_next;
 		free(c);
 	}
 }
