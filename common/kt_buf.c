@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,10 @@ void kt_buf_init(struct kt_buf *b, size_t max)
 	b->max = max;
 }
 
-/* Makes room for need more bytes plus the terminator. realloc() is not used
- * because it may leave a copy of the old contents in freed memory. */
-static int buf_reserve(struct kt_buf *b, size_t need)
+/* Makes room for need more bytes plus the terminator: exactly that much
+ * when exact, else by doubling. realloc() is not used because it may leave
+ * a copy of the old contents in freed memory. */
+static int buf_grow(struct kt_buf *b, size_t need, bool exact)
 {
 	size_t want, ncap;
 	char *n;
@@ -29,7 +31,7 @@ static int buf_reserve(struct kt_buf *b, size_t need)
 	want = b->len + need + 1;
 	if (want <= b->cap)
 		return 0;
-	ncap = b->cap ? b->cap : 64;
+	ncap = exact ? want : b->cap ? b->cap : 64;
 	while (ncap < want)
 		ncap = ncap > ((size_t)-1) / 2 ? want : ncap * 2;
 	n = malloc(ncap);
@@ -38,34 +40,22 @@ static int buf_reserve(struct kt_buf *b, size_t need)
 	if (b->data != NULL) {
 		memcpy(n, b->data, b->len + 1);
 		kt_free_wiped(b->data, b->cap);
+	} else {
+		n[0] = '\0';
 	}
 	b->data = n;
 	b->cap = ncap;
 	return 0;
 }
 
+static int buf_reserve(struct kt_buf *b, size_t need)
+{
+	return buf_grow(b, need, false);
+}
+
 int kt_buf_reserve(struct kt_buf *b, size_t n)
 {
-	size_t want;
-	char *nd;
-
-	if (n > b->max - b->len)
-		return -E2BIG;
-	want = b->len + n + 1;
-	if (want <= b->cap)
-		return 0;
-	nd = malloc(want);
-	if (nd == NULL)
-		return -ENOMEM;
-	if (b->data != NULL) {
-		memcpy(nd, b->data, b->len + 1);
-		kt_free_wiped(b->data, b->cap);
-	} else {
-		nd[0] = '\0';
-	}
-	b->data = nd;
-	b->cap = want;
-	return 0;
+	return buf_grow(b, n, true);
 }
 
 int kt_buf_append(struct kt_buf *b, const void *p, size_t n)
