@@ -149,6 +149,22 @@ aws_cli() {
 	"$PYTHON3" -m awscli --region us-east-1 --endpoint-url "$MOTO_URL" --output json "$@"
 }
 
+# rotate_secret SECRET_ID NEW_STRING: plays a rotation Lambda's steps against
+# moto (MOTO_URL): the new value as AWSPENDING, then AWSCURRENT moved to it
+# from the version that had it. Prints the new VersionId.
+rotate_secret() {
+	"$PYTHON3" - "$MOTO_URL" "$1" "$2" <<'PY'
+import sys, boto3
+sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=sys.argv[1])
+sid, value = sys.argv[2], sys.argv[3]
+cur = [v for v, s in sm.describe_secret(SecretId=sid)["VersionIdsToStages"].items() if "AWSCURRENT" in s][0]
+new = sm.put_secret_value(SecretId=sid, SecretString=value, VersionStages=["AWSPENDING"])["VersionId"]
+sm.update_secret_version_stage(SecretId=sid, VersionStage="AWSCURRENT", MoveToVersionId=new,
+                               RemoveFromVersionId=cur)
+print(new)
+PY
+}
+
 # kt_aws ARGS...: the keyturn AWS client against moto, quick retries.
 kt_aws() {
 	"$KT_AWS" --endpoint "$MOTO_URL" --retry-base-ms 10 "$@"

@@ -185,15 +185,8 @@ plan '{}'
 a=$(verify ktbg typo-"$OLD")
 expect_eq "a typo does not match" "mismatch cache" "$(verdict "$a")"
 typo=$(date +%s.%N)
-"$PYTHON3" - "$AWS_URL" "$HOST" >"$T/rotate.out" 2>&1 <<'PY'
-import json, sys, boto3
-sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=sys.argv[1])
-sid = "hosts/%s/breakglass" % sys.argv[2]
-cur = [v for v, s in sm.describe_secret(SecretId=sid)["VersionIdsToStages"].items() if "AWSCURRENT" in s][0]
-new = sm.put_secret_value(SecretId=sid, SecretString=json.dumps({"username": "ktbg", "password": "New-pass-0002"}),
-                          VersionStages=["AWSPENDING"])["VersionId"]
-sm.update_secret_version_stage(SecretId=sid, VersionStage="AWSCURRENT", MoveToVersionId=new, RemoveFromVersionId=cur)
-PY
+MOTO_URL=$AWS_URL rotate_secret "hosts/$HOST/breakglass" \
+	'{"username": "ktbg", "password": "New-pass-0002"}' >"$T/rotate.out" 2>&1
 # The user types the new password 1.5 s after the typo's answer, so the
 # next check allowed (4 s after the typo's) is within the 3 s keyturnd waits.
 sleep "$("$PYTHON3" -c "print(max(0, 1.5 - ($(date +%s.%N) - $typo)))")"

@@ -132,15 +132,8 @@ expect_pam l-def kt-def ktbg PAM_SUCCESS "the module's default timeout: the righ
 expect_pam l-typo kt-def ktbg PAM_AUTH_ERR "... a typo" "$T/pw.bad"
 typo=$(date +%s.%N)
 written=$(grep -c 'offline verifier for ktbg written' "$KT_LOG")
-"$PYTHON3" - "$AWS_URL" "$HOST" >"$T/rotate.out" 2>&1 <<'PY'
-import json, sys, boto3
-sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=sys.argv[1])
-sid = "hosts/%s/breakglass" % sys.argv[2]
-cur = [v for v, s in sm.describe_secret(SecretId=sid)["VersionIdsToStages"].items() if "AWSCURRENT" in s][0]
-new = sm.put_secret_value(SecretId=sid, SecretString=json.dumps({"username": "ktbg", "password": "New-pass-0003"}),
-                          VersionStages=["AWSPENDING"])["VersionId"]
-sm.update_secret_version_stage(SecretId=sid, VersionStage="AWSCURRENT", MoveToVersionId=new, RemoveFromVersionId=cur)
-PY
+MOTO_URL=$AWS_URL rotate_secret "hosts/$HOST/breakglass" \
+	'{"username": "ktbg", "password": "New-pass-0003"}' >"$T/rotate.out" 2>&1
 # The user types the new password: 1.5 s after the typo's answer, so that
 # the next check allowed (4 s after the typo's) is at most 3 s away, which
 # keyturnd waits for (see SECURITY.md for what a closer one gets).
