@@ -20,10 +20,10 @@
 
 #include <json-c/json.h>
 
-#include "kt_buf.h"
-#include "kt_json.h"
-#include "proto.h"
-#include "secmem.h"
+#include "common/kt_buf.h"
+#include "common/kt_json.h"
+#include "common/proto.h"
+#include "common/secmem.h"
 
 #define READ_CHUNK 65536
 #define MAX_EVENTS 256

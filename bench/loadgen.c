@@ -23,9 +23,9 @@
 
 #include <json-c/json.h>
 
-#include "kt_buf.h"
-#include "kt_json.h"
-#include "proto.h"
+#include "common/kt_buf.h"
+#include "common/kt_json.h"
+#include "common/proto.h"
 
 #define MAX_CONNECTIONS   10000
 #define MAX_THREADS       64

@@ -10,7 +10,7 @@
 #include <json-c/json.h>
 
 #include "ctl_show.h"
-#include "kt_json.h"
+#include "common/kt_json.h"
 
 /* A member as printable text ("-" when absent or null). */
 static const char *jstr(struct json_object *o, const char *key, char *buf, size_t n)

@@ -23,8 +23,8 @@
 
 #include "ctl_show.h"
 #include "keyturn.h"
-#include "kt_json.h"
-#include "secmem.h"
+#include "common/kt_json.h"
+#include "common/secmem.h"
 
 /* Exit codes, as DESIGN.md and keyturnctl(1) give them. */
 enum {

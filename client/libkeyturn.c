@@ -13,12 +13,12 @@
 #include <json-c/json.h>
 
 #include "keyturn.h"
-#include "kt_base64.h"
-#include "kt_buf.h"
-#include "kt_json.h"
+#include "common/kt_base64.h"
+#include "common/kt_buf.h"
+#include "common/kt_json.h"
 #include "private.h"
-#include "proto.h"
-#include "secmem.h"
+#include "common/proto.h"
+#include "common/secmem.h"
 #include "transport.h"
 #include "value.h"
 

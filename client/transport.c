@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proto.h"
-#include "secmem.h"
+#include "common/proto.h"
+#include "common/secmem.h"
 #include "transport.h"
 
 #define SERVICE_USER "keyturn"

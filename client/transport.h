@@ -10,7 +10,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-#include "kt_buf.h"
+#include "common/kt_buf.h"
 
 #define KT_TRANSPORT_DEFAULT_TIMEOUT_MS 5000
 

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "secmem.h"
+#include "common/secmem.h"
 #include "value.h"
 
 const void *keyturn_value_data(const keyturn_value_t *v, size_t *len)

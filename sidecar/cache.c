@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "cache.h"
-#include "log.h"
-#include "secmem.h"
+#include "common/log.h"
+#include "common/secmem.h"
 
 void kt_value_clear(struct kt_value *v)
 {

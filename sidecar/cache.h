@@ -12,7 +12,7 @@
 
 #include "conf.h"
 #include "sched.h"
-#include "sm.h"
+#include "aws/sm.h"
 
 #define KT_CACHE_OTHER_VERSIONS 4
 

@@ -20,7 +20,7 @@
 
 #include "conf.h"
 #include "conf_values.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 #define DAY  (24L * 3600)
 #define WEEK (7 * DAY)

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "log.h"
+#include "common/log.h"
 
 #define KT_DEFAULT_CONFIG SYSCONFDIR "/keyturn/keyturnd.conf"
 #define KT_DEFAULT_SOCKET RUNSTATEDIR "/keyturn/keyturnd.sock"

@@ -22,14 +22,14 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "kt_json.h"
-#include "log.h"
+#include "common/kt_json.h"
+#include "common/log.h"
 #include "login.h"
 #include "notify.h"
 #include "ops.h"
 #include "privdrop.h"
-#include "proto.h"
-#include "secmem.h"
+#include "common/proto.h"
+#include "common/secmem.h"
 #include "server.h"
 
 #define READY_WAIT 10      /* s to wait for the first fetches before READY=1 */

@@ -11,7 +11,7 @@
 
 #include "acl.h"
 #include "cache.h"
-#include "client.h"
+#include "aws/client.h"
 #include "conf.h"
 #include "sched.h"
 #include "worker.h"

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "hasher.h"
-#include "kt_efd.h"
-#include "log.h"
-#include "secmem.h"
+#include "common/kt_efd.h"
+#include "common/log.h"
+#include "common/secmem.h"
 
 struct queue {
 	struct kt_hash_job *head, *tail;

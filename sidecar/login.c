@@ -17,12 +17,12 @@
 
 #include "cache.h"
 #include "daemon.h"
-#include "kt_json.h"
-#include "log.h"
+#include "common/kt_json.h"
+#include "common/log.h"
 #include "login.h"
 #include "login_int.h"
-#include "proto.h"
-#include "secmem.h"
+#include "common/proto.h"
+#include "common/secmem.h"
 
 /* What an attempt's audit line says. */
 struct attempt {

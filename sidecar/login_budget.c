@@ -26,10 +26,10 @@
 
 #include "cache.h"
 #include "daemon.h"
-#include "log.h"
+#include "common/log.h"
 #include "login.h"
 #include "login_int.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 #define BURST 3
 #define FAILURES_PER_TOKEN 200

@@ -12,11 +12,11 @@
 
 #include "cache.h"
 #include "daemon.h"
-#include "kt_json.h"
-#include "log.h"
+#include "common/kt_json.h"
+#include "common/log.h"
 #include "login.h"
 #include "login_int.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 /* Login entries of their own (not named by a [secret:] section); with
  * [login:*] and %u there is one per account that tried to log in. */

@@ -15,10 +15,10 @@
 #include "cache.h"
 #include "daemon.h"
 #include "hasher.h"
-#include "log.h"
+#include "common/log.h"
 #include "login.h"
 #include "login_int.h"
-#include "secmem.h"
+#include "common/secmem.h"
 #include "verifier.h"
 
 /* How often a confirmed value's offline verifiers are written again (so

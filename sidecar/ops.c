@@ -11,13 +11,13 @@
 
 #include "cache.h"
 #include "daemon.h"
-#include "kt_base64.h"
-#include "kt_json.h"
-#include "log.h"
+#include "common/kt_base64.h"
+#include "common/kt_json.h"
+#include "common/log.h"
 #include "login.h"
 #include "ops.h"
-#include "proto.h"
-#include "secmem.h"
+#include "common/proto.h"
+#include "common/secmem.h"
 #include "server.h"
 
 /* Fetches of uncached versions allowed per secret per refresh_min_interval. */

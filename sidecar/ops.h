@@ -20,7 +20,7 @@ enum kt_op_result {
 	KT_OP_PARKED,  /* the request waits on AWS; the daemon answers later */
 };
 
-#include "kt_buf.h"
+#include "common/kt_buf.h"
 
 /* Handles one decoded request from a peer. out may be NULL; when it is
  * not, a cache hit may be written there directly, already framed. */

@@ -18,9 +18,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "privdrop.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 /* A capability set is 64 bits wide in every kernel ABI so far; the kernel
  * answers EINVAL for numbers past its own last capability, which ends the

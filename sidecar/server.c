@@ -15,12 +15,12 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "kt_buf.h"
-#include "kt_json.h"
-#include "log.h"
+#include "common/kt_buf.h"
+#include "common/kt_json.h"
+#include "common/log.h"
 #include "ops.h"
-#include "proto.h"
-#include "secmem.h"
+#include "common/proto.h"
+#include "common/secmem.h"
 #include "server.h"
 #include "uidtab.h"
 

@@ -15,9 +15,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "notify.h"
-#include "secmem.h"
+#include "common/secmem.h"
 #include "server.h"
 
 /* How often the path is looked at (monotonic seconds): one stat(), so a

@@ -21,9 +21,9 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
-#include "kt_json.h"
-#include "log.h"
-#include "secmem.h"
+#include "common/kt_json.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "verifier.h"
 
 #define VF_PREFIX     "verifier-"

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "secmem.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "verifier.h"
 
 /* The characters of crypt(3) output: the salt/hash alphabet "./0-9A-Za-z",

@@ -13,9 +13,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "kt_efd.h"
-#include "log.h"
-#include "secmem.h"
+#include "common/kt_efd.h"
+#include "common/log.h"
+#include "common/secmem.h"
 #include "worker.h"
 
 /* More threads than this would only queue up on the account's API quota. */

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "awserr.h"
-#include "client.h"
-#include "sm.h"
+#include "aws/awserr.h"
+#include "aws/client.h"
+#include "aws/sm.h"
 
 enum kt_job_kind {
 	KT_JOB_BATCH_GET, /* BatchGetSecretValue of ids[0..nids) */

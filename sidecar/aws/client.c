@@ -16,10 +16,10 @@
 #include "creds.h"
 #include "endpoint.h"
 #include "http.h"
-#include "kt_json.h"
-#include "log.h"
+#include "common/kt_json.h"
+#include "common/log.h"
 #include "retry.h"
-#include "secmem.h"
+#include "common/secmem.h"
 #include "sigv4.h"
 
 #define CLIENT_POOL_MAX 4

@@ -17,9 +17,9 @@
 
 #include "creds.h"
 #include "creds_int.h"
-#include "log.h"
+#include "common/log.h"
 #include "profile.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 #define CREDS_DEFAULT_REFRESH_AHEAD_S 300
 /* While the cached credentials still work, a renewal is tried at most once a

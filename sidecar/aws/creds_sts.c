@@ -13,10 +13,10 @@
 #include "creds_int.h"
 #include "endpoint.h"
 #include "http.h"
-#include "kt_buf.h"
-#include "log.h"
+#include "common/kt_buf.h"
+#include "common/log.h"
 #include "profile.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 #define WHAT "web identity"
 

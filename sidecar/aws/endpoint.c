@@ -12,7 +12,7 @@
 #include "creds.h"
 #include "endpoint.h"
 #include "profile.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 const char *aws_source_name(enum aws_source s)
 {

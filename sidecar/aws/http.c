@@ -14,7 +14,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 struct kt_http {
 	CURL *curl;

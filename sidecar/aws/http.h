@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "kt_buf.h"
+#include "common/kt_buf.h"
 
 #define KT_HTTP_DEFAULT_MAX_BODY (2u * 1024 * 1024)
 

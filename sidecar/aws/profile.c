@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "profile.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 /* No sane profile line is this long; a longer one is a sign of the wrong
  * file, and refusing it keeps memory use bounded. */

@@ -12,8 +12,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "kt_buf.h"
-#include "secmem.h"
+#include "common/kt_buf.h"
+#include "common/secmem.h"
 #include "sigv4.h"
 
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kt_base64.h"
-#include "kt_json.h"
-#include "secmem.h"
+#include "common/kt_base64.h"
+#include "common/kt_json.h"
+#include "common/secmem.h"
 #include "sm.h"
 #include "sm_json.h"
 

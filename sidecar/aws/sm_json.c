@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "secmem.h"
+#include "common/secmem.h"
 #include "sm_json.h"
 
 /* Turns a failure to read an answer into an error: out of memory, or an

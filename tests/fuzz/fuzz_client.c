@@ -13,9 +13,9 @@
 #include <string.h>
 
 #include "keyturn.h"
-#include "kt_buf.h"
-#include "kt_json.h"
-#include "proto.h"
+#include "common/kt_buf.h"
+#include "common/kt_json.h"
+#include "common/proto.h"
 #include "transport.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

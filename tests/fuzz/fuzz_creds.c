@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "profile.h"
+#include "aws/profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kt_buf.h"
-#include "kt_json.h"
-#include "proto.h"
-#include "secmem.h"
+#include "common/kt_buf.h"
+#include "common/kt_json.h"
+#include "common/proto.h"
+#include "common/secmem.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,10 +10,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "awserr.h"
-#include "client.h"
-#include "kt_json.h"
-#include "sm.h"
+#include "aws/awserr.h"
+#include "aws/client.h"
+#include "common/kt_json.h"
+#include "aws/sm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -14,13 +14,13 @@
 
 #include <json-c/json.h>
 
-#include "client.h"
-#include "kt_base64.h"
-#include "kt_buf.h"
-#include "kt_json.h"
-#include "log.h"
-#include "secmem.h"
-#include "sm.h"
+#include "aws/client.h"
+#include "common/kt_base64.h"
+#include "common/kt_buf.h"
+#include "common/kt_json.h"
+#include "common/log.h"
+#include "common/secmem.h"
+#include "aws/sm.h"
 
 static unsigned long attempts_seen;
 

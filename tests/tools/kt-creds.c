@@ -15,9 +15,9 @@
 
 #include <json-c/json.h>
 
-#include "awserr.h"
-#include "creds.h"
-#include "log.h"
+#include "aws/awserr.h"
+#include "aws/creds.h"
+#include "common/log.h"
 
 static void usage(FILE *f)
 {

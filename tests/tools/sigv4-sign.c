@@ -11,8 +11,8 @@
 
 #include <json-c/json.h>
 
-#include "kt_base64.h"
-#include "sigv4.h"
+#include "common/kt_base64.h"
+#include "aws/sigv4.h"
 
 /* A request line that names more headers than this is a broken test input. */
 #define MAX_HEADERS 64

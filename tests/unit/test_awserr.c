@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "awserr.h"
+#include "aws/awserr.h"
 
 static void parse(long status, const char *body, const char *hdr, struct aws_error *e)
 {

@@ -16,7 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "cache.h"
-#include "secmem.h"
+#include "common/secmem.h"
 
 /* Two configurations' worth of sections: a sync compares the new one with
  * the old, which (as in the daemon's reload) is still alive then. */

@@ -20,9 +20,9 @@
 
 #include "kt_tmp.h"
 
-#include "creds.c"
-#include "creds_meta.c"
-#include "creds_sts.c"
+#include "aws/creds.c"
+#include "aws/creds_meta.c"
+#include "aws/creds_sts.c"
 
 static char dir[64];
 static char cred_path[300], conf_path[300];

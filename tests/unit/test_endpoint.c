@@ -16,7 +16,7 @@
 
 #include "kt_tmp.h"
 
-#include "endpoint.h"
+#include "aws/endpoint.h"
 
 static char cfgpath[64];
 

@@ -11,10 +11,10 @@
 
 #include <cmocka.h>
 
-#include "kt_base64.h"
-#include "kt_buf.h"
-#include "kt_json.h"
-#include "secmem.h"
+#include "common/kt_base64.h"
+#include "common/kt_buf.h"
+#include "common/kt_json.h"
+#include "common/secmem.h"
 
 static void test_append_and_limit(void **state)
 {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "kt_json.h"
+#include "common/kt_json.h"
 
 /* Parses a NUL-terminated text; the NUL is not part of it. */
 static struct json_object *parse(const char *s)

@@ -17,7 +17,7 @@
 
 #include "kt_tmp.h"
 
-#include "profile.h"
+#include "aws/profile.h"
 
 static char dir[64];
 static char path[256];

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "kt_json.h"
-#include "proto.h"
+#include "common/kt_json.h"
+#include "common/proto.h"
 
 static void test_frame_round_trip(void **state)
 {

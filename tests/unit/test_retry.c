@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "retry.h"
+#include "aws/retry.h"
 
 /* The largest double below 1: the top of rnd's range [0,1). */
 #define ALMOST_ONE (1.0 - DBL_EPSILON / 2)

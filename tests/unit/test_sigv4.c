@@ -20,7 +20,7 @@
 #include <json-c/json.h>
 
 /* The module under test, with its static functions in reach. */
-#include "sigv4.c"
+#include "aws/sigv4.c"
 
 #define SUITE_SUBDIR "aws-sigv4-test-suite"
 #define MAX_HEADERS 32

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "kt_json.h"
-#include "sm.h"
+#include "common/kt_json.h"
+#include "aws/sm.h"
 
 /* The script: each call pops one answer and records its request. */
 static const char *answers[8];

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "uidtab.h"
 
 static FILE *captured;

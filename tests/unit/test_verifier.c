@@ -23,7 +23,7 @@
 
 #include "kt_tmp.h"
 
-#include "secmem.h"
+#include "common/secmem.h"
 #include "verifier.h"
 
 #define ARN "arn:aws:secretsmanager:us-east-1:123456789012:secret:hosts/web1/breakglass-AbCdEf"
