@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /* Overwrites n bytes at p with zeros in a way the compiler cannot elide. */
 void kt_wipe(void *p, size_t n);
@@ -24,6 +25,13 @@ bool kt_ct_equal(const void *a, const void *b, size_t n);
 char *kt_strdup(const char *s);
 char *kt_strndup(const char *s, size_t n);
 void *kt_memdup(const void *p, size_t n);
+
+/* Whether two optional strings are equal: both NULL, or the same text. Not
+ * constant time: for names and settings, never for secrets. */
+static inline bool kt_str_eq(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
 
 /* Bounds of the locked arena's size (a power of two). */
 #define KT_SECURE_MIN 4096

@@ -1,37 +1,59 @@
 /* The requests keyturnd answers, dispatched from one table of
- * {op, who may call, handler} (in the manner of SSSD's sss_cmd_table). */
+ * {op, who may call, handler} (in the manner of SSSD's sss_cmd_table). The
+ * ops turn a request into engine calls and an answer; they own no socket:
+ * a front door hands them a struct kt_request, and answers to requests
+ * that waited go back through the reply callback. */
 #ifndef KT_OPS_H
 #define KT_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
-#include "acl.h"
-#include "worker.h"
+#include "aws/client.h"
+#include "conf.h"
+#include "engine.h"
+#include "login/login.h"
+#include "request.h"
 
-struct kt_daemon;
-struct kt_entry;
-struct kt_parked;
+struct kt_ops;
 
-enum kt_op_result {
-	KT_OP_ANSWER,  /* *answer holds the answer */
-	KT_OP_WRITTEN, /* the answer's frame was appended to out (cache hits) */
-	KT_OP_PARKED,  /* the request waits on AWS; the daemon answers later */
+/* The front door's figures for status. */
+struct kt_door_stats {
+	size_t connections;
+	size_t unsent;          /* bytes of answers queued and not yet sent */
+	unsigned long refused;  /* connections refused by a quota or the cap */
+	unsigned long requests; /* request frames read */
+	struct json_object *socket; /* the socket's state (taken), or NULL */
 };
 
-#include "common/kt_buf.h"
+/* What the ops work with; the pointers must outlive the ops. */
+struct kt_ops_env {
+	struct kt_engine *eng;
+	struct kt_login *login;
+	struct aws_client *aws; /* region, endpoint and calls made, for status */
+	time_t started;         /* schedule clock: uptime for status */
+	/* Fills the door's figures (status). */
+	void (*door_stats)(void *ctx, struct kt_door_stats *out);
+	/* Delivers the answer (taken) of a request that waited. */
+	void (*reply)(void *ctx, uint64_t conn_id, struct json_object *answer);
+	void *ctx;
+};
 
-/* Handles one decoded request from a peer. out may be NULL; when it is
- * not, a cache hit may be written there directly, already framed. */
-enum kt_op_result kt_ops_handle(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
-				struct json_object *req, struct json_object **answer,
-				struct kt_buf *out);
+/* Makes the ops for env and cfg (as for kt_ops_configure), and takes the
+ * engine's resume callback: parked requests come back here. 0 or -ENOMEM. */
+int kt_ops_new(const struct kt_ops_env *env, const struct kt_config *cfg, struct kt_ops **out);
+void kt_ops_free(struct kt_ops *ops);
 
-/* Answers a parked request now that the job of its entry ended (job is
- * NULL when the entry went away on reload): either handles it again or turns
- * the job's failure into an answer. */
-enum kt_op_result kt_ops_resume(struct kt_daemon *d, struct kt_parked *p, struct kt_entry *e,
-				const struct kt_job *job, struct json_object **answer);
+/* The configuration in effect (start, reload); it must stay valid until
+ * the next call. */
+void kt_ops_configure(struct kt_ops *ops, const struct kt_config *cfg);
+
+/* Handles one decoded request (r->now is set here). When r->out is not
+ * NULL, a cache hit may be written there directly, already framed. */
+enum kt_op_result kt_ops_handle(struct kt_ops *ops, struct kt_request *r,
+				struct json_object **answer);
 
 #endif

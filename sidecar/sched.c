@@ -287,3 +287,22 @@ time_t kt_sched_backoff(const struct kt_sched_cfg *c, int failures, time_t now, 
 	delay = scale(ceiling, rnd);
 	return time_add(now, delay < 1 ? 1 : delay);
 }
+
+#define FIRST_CHECK_MIN 5   /* s: the first DescribeSecret comes this soon ... */
+#define FIRST_CHECK_SPAN 55 /* ... plus up to this much jitter */
+
+time_t kt_sched_first_check(const struct kt_sched_cfg *c, time_t now, uint32_t rnd)
+{
+	long check = clamp_interval(c != NULL ? c->check_interval : 0, KT_SCHED_DEFAULT_CHECK);
+	long delay = FIRST_CHECK_MIN + (long)(rnd % FIRST_CHECK_SPAN);
+
+	return time_add(now, delay < check ? delay : check);
+}
+
+struct kt_sched_cfg kt_sched_cfg_from(long check_interval, long window_interval)
+{
+	struct kt_sched_cfg c = { .check_interval = check_interval,
+				  .window_interval = window_interval };
+
+	return c;
+}

@@ -96,4 +96,14 @@ time_t kt_sched_next_check(const struct kt_sched_cfg *c, const struct kt_rotatio
  * as 1): full jitter on min(cap, base * 2^(failures-1)), at least 1 s. */
 time_t kt_sched_backoff(const struct kt_sched_cfg *c, int failures, time_t now, uint32_t rnd);
 
+/* The first check after a secret's first value arrived at now: soon (5 s
+ * plus up to 55 s of jitter, so a fleet started together does not check
+ * together), never later than one check_interval. */
+time_t kt_sched_first_check(const struct kt_sched_cfg *c, time_t now, uint32_t rnd);
+
+/* The schedule's settings from check_interval and window_interval (s) of a
+ * configuration; the rest take their defaults. The one place a
+ * configuration becomes a kt_sched_cfg. */
+struct kt_sched_cfg kt_sched_cfg_from(long check_interval, long window_interval);
+
 #endif

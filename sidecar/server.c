@@ -1,9 +1,13 @@
-/* keyturnd's socket server. Connections are non-blocking and level-triggered
- * in the daemon's epoll. Every local user may connect, so every cost is
- * bounded per uid (uidtab.c): connections, bytes held for a request that
- * is still arriving, answers not yet read, complaint log lines. A
- * connection handles one request at a time: while a request waits on AWS
- * nothing more is read from it, which keeps answers in order. */
+/* keyturnd's socket server, a front door: the listening socket, admission
+ * of connections and the once-a-second tick (this file), the life of each
+ * connection (server_conn.c). Connections are non-blocking and
+ * level-triggered in the event loop (loop.c); requests go to the handler it
+ * was given, and the server knows nothing else of the daemon. Every local
+ * user may connect, so every cost is bounded per uid (uidtab.c):
+ * connections, bytes held for a request that is still arriving, answers not
+ * yet read, complaint log lines. A connection handles one request at a
+ * time: while a request waits on AWS nothing more is read from it, which
+ * keeps answers in order. */
 #include "config.h"
 
 #include <errno.h>
@@ -14,184 +18,69 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "common/kt_buf.h"
 #include "common/kt_json.h"
 #include "common/log.h"
-#include "ops.h"
 #include "common/proto.h"
 #include "common/secmem.h"
-#include "server.h"
-#include "uidtab.h"
+#include "server_int.h"
 
-#define EV_LISTEN 0x4c49u /* tags at the start of what data.ptr points to */
-#define EV_CONN 0x434fu
-/* Bytes read ahead of the frame being assembled: enough for a few small
- * pipelined requests in one recv(), small enough not to matter per
- * connection. */
-#define READ_AHEAD 4096
-#define IN_MAX (KT_PROTO_HDR + KT_PROTO_MAX_REQUEST + READ_AHEAD)
-/* A connection's own unsent output above which it reads no more requests;
- * a uid's share of unsent output above which none of its connections do. */
-#define OUT_HIGH (KT_PROTO_MAX_FRAME + KT_PROTO_HDR)
-#define OUT_MAX (2 * OUT_HIGH)
-#define UID_OUT_SHARE (1024u * 1024u)
-/* An emptied output buffer up to this size is kept for the next answer. */
-#define OUT_KEEP 65536
-/* Work one connection gets per loop turn: a busy connection waits for the
- * next turn, so others are served in between. */
-#define REQUESTS_PER_TURN 4
+static void conn_accept(struct kt_server *s);
+static void tick(void *ctx);
+static bool turn_end(void *ctx);
 
-struct kt_conn {
-	unsigned tag;
-	uint64_t id;
-	int fd;
-	struct kt_peer peer;
-	struct kt_uid_use *use; /* NULL for root, which has no quota */
-	struct kt_buf in;
-	struct kt_buf out;
-	bool busy;           /* a request is parked */
-	bool hangup;         /* peer closed its side; close once output is sent */
-	bool closed;         /* off epoll and the list; freed at the end of the turn */
-	bool ready;          /* on the ready list */
-	time_t last_active;  /* connect, or the last request answered (monotonic) */
-	time_t frame_start;  /* first byte of the frame being assembled (monotonic) */
-	uint32_t events;     /* epoll interest now registered */
-	struct kt_conn *prev, *next;
-	struct kt_conn *ready_next;  /* ready list */
-	struct kt_conn *closed_next; /* list of closed ones, freed by kt_server_reap */
-};
-
-struct kt_server {
-	unsigned tag;
-	struct kt_daemon *d;
-	int fd;
-	char *path;
-	struct kt_server_limits lim;
-	size_t nconns;
-	size_t out_total; /* unsent output of every connection */
-	uint64_t next_id;
-	struct kt_conn *conns;
-	struct kt_conn *ready;  /* connections with whole requests left to handle */
-	struct kt_conn *closed; /* freed by kt_server_reap() */
-	struct kt_uidtab *uids;
-	time_t last_fd_warning;
-	time_t accept_paused_until; /* out of descriptors: accepting waits */
-	unsigned long refused;
-	struct kt_sockwatch *watch; /* the socket's path (server_listen.c) */
-};
-
-static time_t mono_now(void)
+static void listen_event(void *ctx, uint32_t events)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	(void)events;
+	conn_accept(ctx);
 }
 
-int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path,
-		  const struct kt_server_limits *lim, struct kt_server **out)
+/* Watches the listening socket again; on failure the tick retries. */
+static void listen_watch(struct kt_server *s)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	if (kt_loop_io_add(s->loop, s->fd, EPOLLIN, listen_event, s, &s->listen_io) < 0) {
+		s->listen_io = NULL;
+		s->accept_paused_until = kt_server_mono_now() + 1;
+	}
+}
+
+static void listen_unwatch(struct kt_server *s)
+{
+	kt_loop_io_del(s->loop, s->listen_io);
+	s->listen_io = NULL;
+}
+
+int kt_server_new(struct kt_loop *loop, int listen_fd, const char *path,
+		  const struct kt_server_limits *lim, const struct kt_server_handler *h,
+		  struct kt_server **out)
+{
 	struct kt_server *s = calloc(1, sizeof(*s));
+	int rc = -ENOMEM;
 
 	if (s == NULL || (s->path = kt_strdup(path)) == NULL || (s->uids = kt_uidtab_new()) == NULL ||
-	    kt_sockwatch_new(path, &s->watch) < 0) {
-		if (s != NULL) {
-			kt_uidtab_free(s->uids);
-			free(s->path);
-		}
-		free(s);
-		return -ENOMEM;
-	}
-	s->tag = EV_LISTEN;
-	s->d = d;
+	    kt_sockwatch_new(path, &s->watch) < 0)
+		goto fail;
+	s->loop = loop;
+	s->h = *h;
 	s->fd = listen_fd;
 	s->lim = *lim;
 	s->next_id = 1;
-	ev.data.ptr = s;
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
-		int rc = -errno;
-
+	if ((rc = kt_loop_io_add(loop, listen_fd, EPOLLIN, listen_event, s, &s->listen_io)) < 0 ||
+	    (rc = kt_loop_every(loop, 1000, tick, s, &s->tick)) < 0 ||
+	    (rc = kt_loop_on_turn_end(loop, turn_end, s)) < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	if (s != NULL) {
+		kt_loop_io_del(loop, s->listen_io);
+		kt_loop_timer_del(loop, s->tick);
 		kt_sockwatch_free(s->watch);
 		kt_uidtab_free(s->uids);
 		free(s->path);
-		free(s);
-		return rc;
 	}
-	*out = s;
-	return 0;
-}
-
-/* Counts a change of a connection's unsent output for its uid and the
- * whole server. A uid that drops back under its share wakes its
- * connections that waited for that. */
-static void out_changed(struct kt_server *s, struct kt_conn *c, size_t before);
-
-static void ready_add(struct kt_server *s, struct kt_conn *c)
-{
-	if (c->ready || c->closed)
-		return;
-	c->ready = true;
-	c->ready_next = s->ready;
-	s->ready = c;
-}
-
-/* Takes a connection off epoll and the list at once; the memory stays
- * until the end of the loop turn, since the same epoll batch may still
- * hold an event for it. A request it had parked is dropped. */
-static void conn_close(struct kt_server *s, struct kt_conn *c, const char *why)
-{
-	size_t before = c->out.len;
-
-	if (c->closed)
-		return;
-	log_debug("connection %llu (uid %lu pid %ld) closed: %s", (unsigned long long)c->id,
-		  (unsigned long)c->peer.uid, (long)c->peer.pid, why);
-	epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	c->fd = -1;
-	c->closed = true;
-	if (c->busy)
-		kt_daemon_drop_parked(s->d, c->id);
-	c->busy = false;
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	kt_buf_free(&c->in);
-	kt_buf_free(&c->out);
-	out_changed(s, c, before);
-	if (c->use != NULL)
-		c->use->conns--;
-	s->nconns--;
-	/* Off the ready list too (it is short: only connections with work). */
-	if (c->ready) {
-		struct kt_conn **pp = &s->ready;
-
-		while (*pp != NULL && *pp != c)
-			pp = &(*pp)->ready_next;
-		if (*pp == c)
-			*pp = c->ready_next;
-		c->ready = false;
-	}
-	/* A separate link: a connection closed while kt_server_run_ready()
-	 * walks its taken list is still on that list, and its ready_next must
-	 * stay as it is until the walk has passed it. */
-	c->closed_next = s->closed;
-	s->closed = c;
-}
-
-void kt_server_reap(struct kt_server *s)
-{
-	while (s->closed != NULL) {
-		struct kt_conn *c = s->closed;
-
-		s->closed = c->closed_next;
-		free(c);
-	}
+	free(s);
+	return rc;
 }
 
 void kt_server_free(struct kt_server *s, bool unlink_socket)
@@ -199,11 +88,11 @@ void kt_server_free(struct kt_server *s, bool unlink_socket)
 	if (s == NULL)
 		return;
 	while (s->conns != NULL)
-		conn_close(s, s->conns, "daemon stopping");
-	kt_server_reap(s);
+		kt_conn_close(s, s->conns, "daemon stopping");
+	kt_conn_reap(s);
+	kt_loop_timer_del(s->loop, s->tick);
 	if (s->fd >= 0) {
-		if (s->accept_paused_until == 0)
-			epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+		listen_unwatch(s);
 		close(s->fd);
 	}
 	/* Only the socket this daemon bound: another file at the path (see
@@ -214,14 +103,6 @@ void kt_server_free(struct kt_server *s, bool unlink_socket)
 	kt_uidtab_free(s->uids);
 	free(s->path);
 	free(s);
-}
-
-bool kt_server_owns(const struct kt_server *s, const void *ptr)
-{
-	unsigned tag = *(const unsigned *)ptr;
-
-	(void)s;
-	return tag == EV_LISTEN || tag == EV_CONN;
 }
 
 size_t kt_server_connections(const struct kt_server *s)
@@ -239,71 +120,14 @@ size_t kt_server_unsent(const struct kt_server *s)
 	return s->out_total;
 }
 
+unsigned long kt_server_requests(const struct kt_server *s)
+{
+	return s->requests;
+}
+
 struct json_object *kt_server_socket_json(const struct kt_server *s)
 {
 	return kt_sockwatch_json(s->watch);
-}
-
-/* Whether the uid's unsent answers keep its connections from reading. */
-static bool over_share(const struct kt_conn *c)
-{
-	return c->use != NULL && c->use->out >= UID_OUT_SHARE;
-}
-
-static void out_changed(struct kt_server *s, struct kt_conn *c, size_t before)
-{
-	size_t after = c->out.len;
-
-	s->out_total = s->out_total - before + after;
-	if (c->use == NULL)
-		return;
-	c->use->out = c->use->out - before + after;
-	if (c->use->stalled && c->use->out < UID_OUT_SHARE) {
-		/* Rare (a uid that does not read its answers); a walk is fine. */
-		c->use->stalled = false;
-		for (struct kt_conn *o = s->conns; o != NULL; o = o->next) {
-			if (o->use == c->use)
-				ready_add(s, o);
-		}
-	}
-}
-
-/* Registers what the connection wants now: input unless it is waiting on
- * AWS, holds a whole frame it has not handled yet, or has too much unsent
- * output; output while any is pending. */
-static void conn_update_events(struct kt_server *s, struct kt_conn *c)
-{
-	struct epoll_event ev = { .data.ptr = c };
-
-	if (c->closed)
-		return;
-	/* A connection kept from reading by its uid's share is woken when
-	 * the share has room again (out_changed). */
-	if (over_share(c))
-		c->use->stalled = true;
-	else if (!c->busy && !c->hangup && !c->ready && c->out.len < OUT_HIGH && c->in.len < IN_MAX)
-		ev.events |= EPOLLIN;
-	if (c->out.len > 0)
-		ev.events |= EPOLLOUT;
-	if (ev.events == c->events)
-		return;
-	c->events = ev.events;
-	epoll_ctl(s->d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-}
-
-/* Whether a uid is one that the reserve is kept for: root, or a uid that
- * may read at least one configured secret. */
-static bool in_reserve(const struct kt_server *s, const struct kt_peer *p)
-{
-	const struct kt_config *cfg = s->d->cfg;
-
-	if (p->uid == 0)
-		return true;
-	for (size_t i = 0; i < cfg->nsecrets; i++) {
-		if (kt_acl_may_read(&cfg->secrets[i], p))
-			return true;
-	}
-	return false;
 }
 
 /* Says why to a refused connection before closing it, so its client
@@ -325,14 +149,13 @@ static void refuse(struct kt_server *s, int fd, const char *why)
 /* Decides on one accepted socket. Returns the new connection or NULL. */
 static struct kt_conn *conn_admit(struct kt_server *s, int fd, time_t now)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct kt_uid_use *use = NULL;
 	struct kt_conn *c = NULL;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	char why[160];
 
-	if (s->d->stopping) {
+	if (s->stopping) {
 		close(fd);
 		return NULL;
 	}
@@ -367,7 +190,7 @@ static struct kt_conn *conn_admit(struct kt_server *s, int fd, time_t now)
 		return NULL;
 	}
 	if ((long)s->nconns >= s->lim.max_conns &&
-	    ((long)s->nconns >= s->lim.max_conns + s->lim.reserve || !in_reserve(s, &c->peer))) {
+	    ((long)s->nconns >= s->lim.max_conns + s->lim.reserve || !s->h.reserved(s->h.ctx, &c->peer))) {
 		snprintf(why, sizeof(why), "keyturnd has %zu connections open (max_connections)",
 			 s->nconns);
 		kt_uidtab_complain(s->uids, cred.uid, KT_COMPLAINT_FULL, now,
@@ -377,16 +200,15 @@ static struct kt_conn *conn_admit(struct kt_server *s, int fd, time_t now)
 		refuse(s, fd, why);
 		return NULL;
 	}
-	c->tag = EV_CONN;
+	c->s = s;
 	c->fd = fd;
 	c->id = s->next_id++;
 	c->use = use;
 	kt_buf_init(&c->in, IN_MAX);
 	kt_buf_init(&c->out, OUT_MAX);
 	c->last_active = now;
-	ev.data.ptr = c;
 	c->events = EPOLLIN;
-	if (epoll_ctl(s->d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (kt_loop_io_add(s->loop, fd, EPOLLIN, kt_conn_io_event, c, &c->io) < 0) {
 		close(fd);
 		free(c);
 		return NULL;
@@ -403,7 +225,7 @@ static struct kt_conn *conn_admit(struct kt_server *s, int fd, time_t now)
 
 static void conn_accept(struct kt_server *s)
 {
-	time_t now = mono_now();
+	time_t now = kt_server_mono_now();
 	struct kt_conn *c;
 	int fd;
 
@@ -416,7 +238,7 @@ static void conn_accept(struct kt_server *s)
 	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 		/* The pending connection stays pending and the socket stays
 		 * readable: without a pause the loop would spin on it. */
-		epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+		listen_unwatch(s);
 		s->accept_paused_until = now + 1;
 		if (now - s->last_fd_warning >= KT_COMPLAINT_WINDOW) {
 			log_warn("refusing connections for now: %s (%zu open)", strerror(errno),
@@ -427,252 +249,6 @@ static void conn_accept(struct kt_server *s)
 		   errno != ECONNABORTED) {
 		log_warn("accept on %s: %s", s->path, strerror(errno));
 	}
-}
-
-/* Appends an answer (reference taken). A failure to serialise is answered
- * as an internal error, so the client is never left waiting. */
-static int conn_answer(struct kt_server *s, struct kt_conn *c, struct json_object *answer)
-{
-	size_t before = c->out.len;
-	int rc = answer != NULL ? kt_proto_send_json(&c->out, answer) : -ENOMEM;
-
-	kt_json_put_wiped(answer);
-	if (rc == -EMSGSIZE) {
-		struct json_object *e = kt_proto_error(KT_PERR_INTERNAL,
-						       "the answer would be larger than 1 MiB");
-
-		rc = e != NULL ? kt_proto_send_json(&c->out, e) : -ENOMEM;
-		kt_json_put_wiped(e);
-	}
-	out_changed(s, c, before);
-	c->last_active = mono_now();
-	return rc;
-}
-
-/* Gives back a buffer's storage once it is empty and larger than everyday
- * traffic needs (keep is that size), so a thousand idle connections stay
- * small; a buffer that everyday traffic fills is kept, not made anew for
- * every request. */
-static void buf_trim(struct kt_buf *b, size_t keep)
-{
-	if (b->len == 0 && b->cap > keep)
-		kt_buf_free(b);
-}
-
-/* The length a frame's header announces, once the header is in. Returns
- * 1 with *need (the whole frame's bytes), 0 before the header is in, or
- * -EMSGSIZE / -EBADMSG for a length keyturnd never accepts. */
-static int frame_need(const struct kt_conn *c, size_t *need)
-{
-	return kt_proto_frame_len(c->in.data, c->in.len, KT_PROTO_MAX_REQUEST, need);
-}
-
-static void complain_frame(struct kt_server *s, struct kt_conn *c, int rc)
-{
-	kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_FRAME, mono_now(),
-			   "closing connection of uid %lu pid %ld: %s", (unsigned long)c->peer.uid,
-			   (long)c->peer.pid,
-			   rc == -EMSGSIZE ? "request frame longer than 64 KiB" : "frame of length 0");
-}
-
-/* Handles whole frames in the input buffer, at most REQUESTS_PER_TURN, until
- * a request parks or output backs up. Returns false when the connection
- * must be closed (a frame keyturnd never accepts). */
-static bool conn_process(struct kt_server *s, struct kt_conn *c)
-{
-	for (int turn = 0; !c->busy && c->out.len < OUT_HIGH; turn++) {
-		struct json_object *req, *answer = NULL;
-		bool written = false;
-		size_t need = 0, before;
-		int rc = frame_need(c, &need);
-
-		if (rc < 0) {
-			complain_frame(s, c, rc);
-			return false;
-		}
-		if (rc == 0 || c->in.len < need)
-			return true;
-		if (over_share(c)) {
-			c->use->stalled = true;
-			return true;
-		}
-		if (turn == REQUESTS_PER_TURN) {
-			ready_add(s, c);
-			return true;
-		}
-		s->d->requests++;
-		req = kt_json_parse(c->in.data + KT_PROTO_HDR, need - KT_PROTO_HDR);
-		kt_buf_consume(&c->in, need);
-		/* What is left is the start of the next frame. */
-		c->frame_start = mono_now();
-		buf_trim(&c->in, 2 * READ_AHEAD);
-		if (req == NULL || !json_object_is_type(req, json_type_object)) {
-			kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_REQUEST, c->frame_start,
-					   "uid %lu pid %ld sent a request that is not a JSON object",
-					   (unsigned long)c->peer.uid, (long)c->peer.pid);
-			answer = kt_proto_error(KT_PERR_BAD_REQUEST, "the request is not a JSON object");
-		} else {
-			before = c->out.len;
-			switch (kt_ops_handle(s->d, c->id, &c->peer, req, &answer, &c->out)) {
-			case KT_OP_PARKED:
-				c->busy = true;
-				break;
-			case KT_OP_WRITTEN:
-				c->last_active = mono_now();
-				out_changed(s, c, before);
-				written = true;
-				break;
-			case KT_OP_ANSWER:
-				break;
-			}
-		}
-		/* A parked request is still held (and later wiped) by the daemon;
-		 * only the last holder may wipe it. */
-		if (c->busy)
-			json_object_put(req);
-		else
-			kt_json_put_wiped(req);
-		if (!c->busy && !written && conn_answer(s, c, answer) < 0)
-			return false;
-	}
-	return true;
-}
-
-/* Reads what has arrived, straight into the input buffer: at most the rest
- * of the frame being assembled plus READ_AHEAD, and never more than the
- * frame's header allows. One recv() a turn: a connection that sends more
- * is read again at the next turn, after the others. */
-static bool conn_read(struct kt_server *s, struct kt_conn *c)
-{
-	size_t need = 0, room;
-	ssize_t n;
-	int rc = frame_need(c, &need);
-
-	if (rc < 0) {
-		complain_frame(s, c, rc);
-		return false;
-	}
-	if (rc == 0 || c->in.len >= need)
-		need = c->in.len < KT_PROTO_HDR ? KT_PROTO_HDR : c->in.len;
-	room = need - c->in.len + READ_AHEAD;
-	if (room > c->in.max - c->in.len)
-		room = c->in.max - c->in.len;
-	if (room == 0)
-		return true;
-	if (kt_buf_reserve(&c->in, room) < 0)
-		return false;
-	n = recv(c->fd, c->in.data + c->in.len, room, 0);
-	if (n > 0) {
-		if (c->in.len == 0)
-			c->frame_start = mono_now();
-		c->in.len += (size_t)n;
-		c->in.data[c->in.len] = '\0';
-		return true;
-	}
-	if (n == 0)
-		c->hangup = true;
-	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-		return false;
-	return true;
-}
-
-static bool conn_write(struct kt_server *s, struct kt_conn *c)
-{
-	size_t before = c->out.len;
-	bool ok = true;
-
-	while (c->out.len > 0) {
-		ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n > 0) {
-			kt_buf_consume(&c->out, (size_t)n);
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			break;
-		ok = false;
-		break;
-	}
-	buf_trim(&c->out, OUT_KEEP);
-	out_changed(s, c, before);
-	return ok;
-}
-
-static void conn_event(struct kt_server *s, struct kt_conn *c, uint32_t events)
-{
-	if (c->closed)
-		return;
-	/* A peer that hung up cannot read an answer: whatever it waits for
-	 * is dropped now, not when AWS answers (epoll would report the
-	 * hang-up at every turn until then). */
-	if (events & (EPOLLERR | EPOLLHUP)) {
-		conn_close(s, c, "peer went away");
-		return;
-	}
-	if ((events & EPOLLIN) && !conn_read(s, c)) {
-		conn_close(s, c, "read error or bad frame");
-		return;
-	}
-	if (!c->ready && !conn_process(s, c)) {
-		conn_close(s, c, "bad frame");
-		return;
-	}
-	if (c->out.len > 0 && !conn_write(s, c)) {
-		conn_close(s, c, "peer went away");
-		return;
-	}
-	/* The peer is done sending: finish what it asked, then close. */
-	if (c->hangup && !c->busy && !c->ready && c->out.len == 0) {
-		conn_close(s, c, "peer closed");
-		return;
-	}
-	conn_update_events(s, c);
-}
-
-void kt_server_event(struct kt_server *s, void *ptr, uint32_t events)
-{
-	if (ptr == s)
-		conn_accept(s);
-	else
-		conn_event(s, ptr, events);
-}
-
-bool kt_server_run_ready(struct kt_server *s)
-{
-	struct kt_conn *list = s->ready;
-
-	/* Connections that come back while this runs wait for the next turn. */
-	s->ready = NULL;
-	while (list != NULL) {
-		struct kt_conn *c = list;
-
-		list = c->ready_next;
-		c->ready = false;
-		conn_event(s, c, 0);
-	}
-	return s->ready != NULL;
-}
-
-void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *answer)
-{
-	struct kt_conn *c;
-
-	for (c = s->conns; c != NULL; c = c->next) {
-		if (c->id == conn_id)
-			break;
-	}
-	if (c == NULL || !c->busy) {
-		/* The client left while its request waited on AWS. */
-		kt_json_put_wiped(answer);
-		return;
-	}
-	c->busy = false;
-	if (conn_answer(s, c, answer) < 0) {
-		conn_close(s, c, "cannot queue the answer");
-		return;
-	}
-	/* More requests may have arrived behind the parked one. */
-	ready_add(s, c);
 }
 
 void kt_server_set_limits(struct kt_server *s, const struct kt_server_limits *lim)
@@ -686,23 +262,23 @@ void kt_server_set_limits(struct kt_server *s, const struct kt_server_limits *li
  * place in epoll. Open connections are not touched. */
 static void listen_swap(struct kt_server *s, int fd)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
-
 	if (s->accept_paused_until == 0)
 		conn_accept(s);
-	if (s->accept_paused_until == 0)
-		epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	listen_unwatch(s);
 	close(s->fd);
 	s->fd = fd;
 	s->accept_paused_until = 0;
 	/* Else the tick tries again, as after a pause for descriptors. */
-	if (epoll_ctl(s->d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		s->accept_paused_until = mono_now() + 1;
+	listen_watch(s);
 }
 
-void kt_server_tick(struct kt_server *s)
+/* Once a second (the loop's timer): closes idle connections and requests
+ * past their deadline, resumes a paused accept, watches the socket's path
+ * and logs complaint summaries. */
+static void tick(void *ctx)
 {
-	time_t now = mono_now();
+	struct kt_server *s = ctx;
+	time_t now = kt_server_mono_now();
 	struct kt_conn *c = s->conns, *next;
 	int fd;
 
@@ -710,10 +286,8 @@ void kt_server_tick(struct kt_server *s)
 		listen_swap(s, fd);
 
 	if (s->accept_paused_until != 0 && now >= s->accept_paused_until && s->fd >= 0) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
-
 		s->accept_paused_until = 0;
-		epoll_ctl(s->d->epfd, EPOLL_CTL_ADD, s->fd, &ev);
+		listen_watch(s);
 	}
 	for (; c != NULL; c = next) {
 		size_t need = 0;
@@ -723,16 +297,16 @@ void kt_server_tick(struct kt_server *s)
 			continue;
 		/* A frame that is still arriving has request_timeout from its
 		 * first byte, whatever trickles in meanwhile. */
-		if (c->in.len > 0 && (frame_need(c, &need) <= 0 || c->in.len < need) &&
-		    !over_share(c) && now - c->frame_start > s->lim.request_timeout) {
+		if (c->in.len > 0 && (kt_conn_frame_need(c, &need) <= 0 || c->in.len < need) &&
+		    !kt_conn_over_share(c) && now - c->frame_start > s->lim.request_timeout) {
 			kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_DEADLINE, now,
 					   "closing connection of uid %lu pid %ld: request incomplete "
 					   "after %ld s (request_timeout)", (unsigned long)c->peer.uid,
 					   (long)c->peer.pid, s->lim.request_timeout);
-			conn_close(s, c, "request timeout");
+			kt_conn_close(s, c, "request timeout");
 		} else if (c->in.len == 0 && c->out.len == 0 &&
 			   now - c->last_active > s->lim.idle_timeout) {
-			conn_close(s, c, "idle timeout");
+			kt_conn_close(s, c, "idle timeout");
 		}
 	}
 	kt_uidtab_tick(s->uids, now);
@@ -740,10 +314,10 @@ void kt_server_tick(struct kt_server *s)
 
 void kt_server_stop_accepting(struct kt_server *s)
 {
+	s->stopping = true;
 	if (s->fd < 0)
 		return;
-	if (s->accept_paused_until == 0)
-		epoll_ctl(s->d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	listen_unwatch(s);
 	close(s->fd);
 	s->fd = -1;
 }
@@ -755,4 +329,16 @@ bool kt_server_flushing(const struct kt_server *s)
 			return true;
 	}
 	return false;
+}
+
+/* The end of every loop turn: work left from this turn, then the frees it
+ * deferred. True when work is left for the next turn (the loop must not
+ * sleep then). */
+static bool turn_end(void *ctx)
+{
+	struct kt_server *s = ctx;
+	bool more = kt_conn_run_ready(s);
+
+	kt_conn_reap(s);
+	return more;
 }

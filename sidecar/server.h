@@ -1,4 +1,5 @@
-/* keyturnd's Unix-socket server: connections and buffers bounded per uid
+/* keyturnd's Unix-socket server, a front door that knows nothing of the
+ * daemon: it takes the loop and a request handler. Its rules: connections and buffers bounded per uid
  * (with a reserve for root and uids that may read a secret), framing with
  * partial reads and writes, one request at a time per connection (so
  * answers stay in order), deadlines, and the peer's credentials. */
@@ -13,7 +14,10 @@
 
 #include <json-c/json.h>
 
-struct kt_daemon;
+#include "acl.h"
+#include "request.h"
+
+struct kt_loop;
 struct kt_server;
 
 /* Creates the socket's directory (0755) when missing, removes a stale
@@ -52,25 +56,30 @@ struct kt_server_limits {
 	long request_timeout; /* s a request frame may take from its first byte */
 };
 
-int kt_server_new(struct kt_daemon *d, int listen_fd, const char *path,
-		  const struct kt_server_limits *lim, struct kt_server **out);
+/* What the server calls; ctx is passed back. */
+struct kt_server_handler {
+	/* One decoded request object (r->conn_id, peer, req and out set):
+	 * answer it in *answer (taken), append a framed answer to r->out
+	 * (KT_OP_WRITTEN), or park it (KT_OP_PARKED, a reference to r->req
+	 * taken) and answer later with kt_server_reply. */
+	enum kt_op_result (*request)(void *ctx, struct kt_request *r, struct json_object **answer);
+	/* Connection conn_id went away with a request parked: forget it. */
+	void (*gone)(void *ctx, uint64_t conn_id);
+	/* Whether peer (not root) is one the reserve is kept for. */
+	bool (*reserved)(void *ctx, const struct kt_peer *peer);
+	void *ctx;
+};
+
+/* Serves listen_fd (taken) in loop: its events, a once-a-second timer
+ * (idle connections, deadlines, the socket's path, complaint summaries)
+ * and an end-of-turn hook (connections with work left, deferred frees).
+ * 0 or -errno. */
+int kt_server_new(struct kt_loop *loop, int listen_fd, const char *path,
+		  const struct kt_server_limits *lim, const struct kt_server_handler *h,
+		  struct kt_server **out);
 
 /* Removes the socket file (on a clean stop) and frees everything. */
 void kt_server_free(struct kt_server *s, bool unlink_socket);
-
-/* Handles an epoll event whose data.ptr is the server or one of its
- * connections (see kt_server_owns). */
-void kt_server_event(struct kt_server *s, void *ptr, uint32_t events);
-bool kt_server_owns(const struct kt_server *s, const void *ptr);
-
-/* Handles connections that had more whole requests than one loop turn
- * allows, and those whose parked request was answered. Returns true when
- * some are left for the next turn (the loop should not sleep then). */
-bool kt_server_run_ready(struct kt_server *s);
-
-/* Frees connections closed during this loop turn; call after the turn's
- * last event, when no epoll event can point at them any more. */
-void kt_server_reap(struct kt_server *s);
 
 /* Delivers the answer of a parked request (taking the reference); drops it
  * when the connection has gone. */
@@ -79,10 +88,6 @@ void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *
 /* New limits after a reload; open connections beyond them stay. */
 void kt_server_set_limits(struct kt_server *s, const struct kt_server_limits *lim);
 
-/* Closes idle connections and requests past their deadline, resumes a
- * paused accept, logs complaint summaries; called once a second. */
-void kt_server_tick(struct kt_server *s);
-
 /* Stops accepting (stop) and reports whether output is still pending. */
 void kt_server_stop_accepting(struct kt_server *s);
 bool kt_server_flushing(const struct kt_server *s);
@@ -90,6 +95,8 @@ bool kt_server_flushing(const struct kt_server *s);
 size_t kt_server_connections(const struct kt_server *s);
 /* Connections refused by a quota or the cap since start. */
 unsigned long kt_server_refused(const struct kt_server *s);
+/* Request frames read since start. */
+unsigned long kt_server_requests(const struct kt_server *s);
 /* Bytes of answers queued on every connection and not yet sent. */
 size_t kt_server_unsent(const struct kt_server *s);
 /* The socket's state for status (kt_sockwatch_json). */

@@ -1,13 +1,12 @@
-/* Unit tests for sidecar/login_budget.c, included here and built with
+/* Unit tests for sidecar/login/budget.c, included here and built with
  * KT_UNIT_TEST so that the test sets its monotonic clock: the per-secret
  * back-off (doubling from refresh_min_interval up to check_interval, reset
  * by a match or a rotation), the daemon-wide budget (3 calls, one more per
  * 200 wrong passwords and per check_interval), the deferred check made by
- * the tick, and the negative cache of [login:*] secrets. The daemon's
- * kt_daemon_check and kt_daemon_resume are fakes that count their calls;
- * login_map.c's mapping helpers are fakes too (no entry here is a [login:*]
- * one), so that the test links neither the daemon nor the maps. */
-#include "login_budget.c"
+ * the tick, and the negative cache of [login:*] secrets. The engine's
+ * functions it calls are fakes that count their calls or say what the test
+ * set, so that the test links neither the engine nor the maps. */
+#include "login/budget.c"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,42 +20,48 @@
 #define START   1000000 /* ms on the test clock at the start */
 
 static int checks, resumes;
+static uint64_t waiting_on;      /* the entry a request waits on (0: none) */
+static time_t throttled_until;   /* the engine's throttle */
 
-void kt_daemon_check(struct kt_daemon *d, struct kt_entry *e)
+void kt_engine_check(struct kt_engine *eng, struct kt_entry *e, enum kt_check_reason why)
 {
-	(void)d;
+	(void)eng;
 	(void)e;
+	assert_int_equal(why, KT_WHY_LOGIN);
 	checks++;
 }
 
-void kt_daemon_resume(struct kt_daemon *d, struct kt_entry *e)
+void kt_engine_resume(struct kt_engine *eng, struct kt_entry *e)
 {
-	(void)d;
+	(void)eng;
 	(void)e;
 	resumes++;
 }
 
-bool kt_login_pattern_has_user(const char *p)
+bool kt_engine_has_waiter(const struct kt_engine *eng, uint64_t entry_id)
 {
-	(void)p;
-	return false;
+	(void)eng;
+	return waiting_on != 0 && waiting_on == entry_id;
 }
 
-bool kt_login_maps_to(const struct kt_login_cfg *l, const char *user, const char *id)
+time_t kt_engine_throttled_until(const struct kt_engine *eng)
 {
-	(void)l;
-	(void)user;
-	(void)id;
+	(void)eng;
+	return throttled_until;
+}
+
+bool kt_engine_stopping(const struct kt_engine *eng)
+{
+	(void)eng;
 	return false;
 }
 
 struct fixture {
-	struct kt_daemon d;
+	struct kt_login d;
 	struct kt_config cfg;
-	struct kt_login_state st;
+	struct kt_cache cache;
 	struct kt_entry e[2];
 	struct kt_entry *entries[2];
-	struct kt_parked waiter;
 };
 
 static int setup(void **state)
@@ -66,20 +71,22 @@ static int setup(void **state)
 	assert_non_null(f);
 	kt_test_mono_ms = START;
 	checks = resumes = 0;
+	waiting_on = 0;
+	throttled_until = 0;
 	f->cfg.refresh_min_interval = REFRESH;
 	f->cfg.check_interval = CHECK;
 	f->d.cfg = &f->cfg;
-	f->d.login = &f->st;
-	assert_int_equal(kt_login_budget_new(&f->st.budget), 0);
+	f->d.cache = &f->cache;
+	assert_int_equal(kt_login_budget_new(&f->d.budget), 0);
 	for (size_t i = 0; i < 2; i++) {
 		f->e[i].id = i + 1;
 		f->e[i].name = (char *)(i == 0 ? "login:a" : "login:b");
 		f->entries[i] = &f->e[i];
 	}
-	f->d.cache.entries = f->entries;
+	f->cache.entries = f->entries;
 	/* Sorted by name and by id alike: one array serves as both indexes. */
-	f->d.cache.by_id = f->entries;
-	f->d.cache.n = 2;
+	f->cache.by_id = f->entries;
+	f->cache.n = 2;
 	*state = f;
 	return 0;
 }
@@ -88,7 +95,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	kt_login_budget_free(f->st.budget);
+	kt_login_budget_free(f->d.budget);
 	free(f);
 	return 0;
 }
@@ -268,9 +275,7 @@ static void test_deferred_check_made_by_tick(void **state)
 	assert_int_equal(plan(f, &f->e[1], true), KT_RECHECK_NOW);
 	assert_false(kt_login_budget_can_pay(&f->d));
 
-	f->waiter.entry_id = f->e[0].id;
-	f->waiter.kind = KT_WAIT_VERIFY_DEFER;
-	f->d.parked = &f->waiter;
+	waiting_on = f->e[0].id;
 	at(REFRESH * 1000 - 1);
 	kt_login_budget_tick(&f->d);
 	assert_int_equal(checks, 0);
@@ -311,10 +316,8 @@ static void test_deferred_check_dropped_or_resumed(void **state)
 	assert_int_equal(plan(f, &f->e[0], false), KT_RECHECK_NOW); /* next at 49 s */
 	at(48000);
 	assert_int_equal(plan(f, &f->e[0], false), KT_RECHECK_LATER);
-	f->waiter.entry_id = f->e[0].id;
-	f->waiter.kind = KT_WAIT_VERIFY_DEFER;
-	f->d.parked = &f->waiter;
-	f->d.throttled_until = time(NULL) + 60;
+	waiting_on = f->e[0].id;
+	throttled_until = time(NULL) + 60;
 	at(49000);
 	kt_login_budget_tick(&f->d);
 	assert_int_equal(checks, 0);
@@ -329,10 +332,10 @@ static void test_tick_forgets_removed_entries(void **state)
 
 	at(0);
 	assert_int_equal(plan(f, &f->e[1], true), KT_RECHECK_NOW);
-	assert_int_equal(f->st.budget->n, 1);
-	f->d.cache.n = 1; /* e[1] removed by a reload */
+	assert_int_equal(f->d.budget->n, 1);
+	f->cache.n = 1; /* e[1] removed by a reload */
 	kt_login_budget_tick(&f->d);
-	assert_int_equal(f->st.budget->n, 0);
+	assert_int_equal(f->d.budget->n, 0);
 }
 
 /* [login:*] secrets known not to exist are remembered for check_interval. */

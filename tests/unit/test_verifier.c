@@ -24,7 +24,7 @@
 #include "kt_tmp.h"
 
 #include "common/secmem.h"
-#include "verifier.h"
+#include "login/verifier.h"
 
 #define ARN "arn:aws:secretsmanager:us-east-1:123456789012:secret:hosts/web1/breakglass-AbCdEf"
 

@@ -25,7 +25,7 @@
 #include <time.h>
 
 #include "cache.h"
-#include "daemon.h"
+#include "engine.h"
 #include "common/log.h"
 #include "login.h"
 #include "login_int.h"
@@ -103,16 +103,16 @@ void kt_login_budget_free(struct kt_login_budget *b)
 	free(b);
 }
 
-static int64_t base_ms(const struct kt_daemon *d)
+static int64_t base_ms(const struct kt_login *lg)
 {
-	return (int64_t)d->cfg->refresh_min_interval * 1000;
+	return (int64_t)lg->cfg->refresh_min_interval * 1000;
 }
 
-static int64_t cap_ms(const struct kt_daemon *d)
+static int64_t cap_ms(const struct kt_login *lg)
 {
-	int64_t c = (int64_t)d->cfg->check_interval * 1000;
+	int64_t c = (int64_t)lg->cfg->check_interval * 1000;
 
-	return c > base_ms(d) ? c : base_ms(d);
+	return c > base_ms(lg) ? c : base_ms(lg);
 }
 
 static void add_credit(struct kt_login_budget *b, int64_t units)
@@ -125,10 +125,10 @@ static void add_credit(struct kt_login_budget *b, int64_t units)
 }
 
 /* One token per check_interval of time. */
-static void refill(const struct kt_daemon *d, struct kt_login_budget *b, int64_t now)
+static void refill(const struct kt_login *lg, struct kt_login_budget *b, int64_t now)
 {
 	if (now > b->credit_at_ms)
-		add_credit(b, (now - b->credit_at_ms) * (TOKEN / 1000) / d->cfg->check_interval);
+		add_credit(b, (now - b->credit_at_ms) * (TOKEN / 1000) / lg->cfg->check_interval);
 	b->credit_at_ms = now;
 }
 
@@ -157,23 +157,23 @@ static struct recheck *rec_of(struct kt_login_budget *b, uint64_t entry_id, bool
 
 /* Keeps the interval within the settings in effect (a reload may change
  * them), and starts it over after check_interval without a failure. */
-static void settle(const struct kt_daemon *d, struct recheck *r, int64_t now)
+static void settle(const struct kt_login *lg, struct recheck *r, int64_t now)
 {
-	if (r->interval_ms < base_ms(d) ||
-	    (r->last_fail_ms != 0 && now - r->last_fail_ms >= cap_ms(d)))
-		r->interval_ms = base_ms(d);
-	if (r->interval_ms > cap_ms(d))
-		r->interval_ms = cap_ms(d);
+	if (r->interval_ms < base_ms(lg) ||
+	    (r->last_fail_ms != 0 && now - r->last_fail_ms >= cap_ms(lg)))
+		r->interval_ms = base_ms(lg);
+	if (r->interval_ms > cap_ms(lg))
+		r->interval_ms = cap_ms(lg);
 }
 
 /* A call is made now: the next one for this secret waits a longer time. */
-static void called(const struct kt_daemon *d, struct recheck *r, int64_t now)
+static void called(const struct kt_login *lg, struct recheck *r, int64_t now)
 {
 	r->last_call_ms = now;
 	r->next_ms = now + r->interval_ms;
 	r->interval_ms *= 2;
-	if (r->interval_ms > cap_ms(d))
-		r->interval_ms = cap_ms(d);
+	if (r->interval_ms > cap_ms(lg))
+		r->interval_ms = cap_ms(lg);
 }
 
 static void note_empty(struct kt_login_budget *b)
@@ -186,10 +186,10 @@ static void note_empty(struct kt_login_budget *b)
 		 "from the values in hand until then", BURST, FAILURES_PER_TOKEN);
 }
 
-enum kt_recheck_plan kt_login_budget_plan(struct kt_daemon *d, struct kt_entry *e, bool fetch,
+enum kt_recheck_plan kt_login_budget_plan(struct kt_login *lg, struct kt_entry *e, bool fetch,
 					  const char **why)
 {
-	struct kt_login_budget *b = d->login->budget;
+	struct kt_login_budget *b = lg->budget;
 	int64_t now = mono_ms();
 	struct recheck *r;
 	const char *dummy;
@@ -197,14 +197,14 @@ enum kt_recheck_plan kt_login_budget_plan(struct kt_daemon *d, struct kt_entry *
 	if (why == NULL)
 		why = &dummy;
 	*why = NULL;
-	refill(d, b, now);
+	refill(lg, b, now);
 	r = rec_of(b, e->id, true);
 	if (r == NULL) {
 		*why = "out of memory";
 		return KT_RECHECK_NO;
 	}
-	settle(d, r, now);
-	if (d->throttled_until > kt_sched_now()) {
+	settle(lg, r, now);
+	if (kt_engine_throttled_until(lg->eng) > kt_sched_now()) {
 		*why = "AWS is throttling keyturnd";
 		return KT_RECHECK_NO;
 	}
@@ -217,7 +217,7 @@ enum kt_recheck_plan kt_login_budget_plan(struct kt_daemon *d, struct kt_entry *
 	}
 	if (now >= r->next_ms) {
 		b->credit -= TOKEN;
-		called(d, r, now);
+		called(lg, r, now);
 		return KT_RECHECK_NOW;
 	}
 	if (!fetch && r->next_ms - now <= DEFER_MAX_MS) {
@@ -233,26 +233,26 @@ enum kt_recheck_plan kt_login_budget_plan(struct kt_daemon *d, struct kt_entry *
 	return KT_RECHECK_NO;
 }
 
-bool kt_login_budget_deferred(struct kt_daemon *d, const struct kt_entry *e)
+bool kt_login_budget_deferred(struct kt_login *lg, const struct kt_entry *e)
 {
-	const struct recheck *r = rec_of(d->login->budget, e->id, false);
+	const struct recheck *r = rec_of(lg->budget, e->id, false);
 
 	return r != NULL && r->deferred;
 }
 
-bool kt_login_budget_can_pay(struct kt_daemon *d)
+bool kt_login_budget_can_pay(struct kt_login *lg)
 {
-	struct kt_login_budget *b = d->login->budget;
+	struct kt_login_budget *b = lg->budget;
 
-	refill(d, b, mono_ms());
+	refill(lg, b, mono_ms());
 	if (b->credit < TOKEN)
 		note_empty(b);
 	return b->credit >= TOKEN;
 }
 
-void kt_login_budget_failed(struct kt_daemon *d, const struct kt_entry *e)
+void kt_login_budget_failed(struct kt_login *lg, const struct kt_entry *e)
 {
-	struct kt_login_budget *b = d->login->budget;
+	struct kt_login_budget *b = lg->budget;
 	struct recheck *r = e != NULL ? rec_of(b, e->id, true) : NULL;
 
 	add_credit(b, TOKEN / FAILURES_PER_TOKEN);
@@ -260,20 +260,20 @@ void kt_login_budget_failed(struct kt_daemon *d, const struct kt_entry *e)
 		r->last_fail_ms = mono_ms();
 }
 
-void kt_login_budget_reset(struct kt_daemon *d, const struct kt_entry *e)
+void kt_login_budget_reset(struct kt_login *lg, const struct kt_entry *e)
 {
-	struct recheck *r = rec_of(d->login->budget, e->id, false);
+	struct recheck *r = rec_of(lg->budget, e->id, false);
 
 	if (r == NULL)
 		return;
-	r->interval_ms = base_ms(d);
-	if (r->last_call_ms != 0 && r->next_ms > r->last_call_ms + base_ms(d))
-		r->next_ms = r->last_call_ms + base_ms(d);
+	r->interval_ms = base_ms(lg);
+	if (r->last_call_ms != 0 && r->next_ms > r->last_call_ms + base_ms(lg))
+		r->next_ms = r->last_call_ms + base_ms(lg);
 }
 
-void kt_login_absent_add(struct kt_daemon *d, const char *id)
+void kt_login_absent_add(struct kt_login *lg, const char *id)
 {
-	struct kt_login_budget *b = d->login->budget;
+	struct kt_login_budget *b = lg->budget;
 	struct absent *slot = &b->absent[0];
 	int64_t now = mono_ms();
 	char *copy = kt_strdup(id);
@@ -292,12 +292,12 @@ void kt_login_absent_add(struct kt_daemon *d, const char *id)
 	}
 	free(slot->id);
 	slot->id = copy;
-	slot->until_ms = now + (int64_t)d->cfg->check_interval * 1000;
+	slot->until_ms = now + (int64_t)lg->cfg->check_interval * 1000;
 }
 
-bool kt_login_absent(struct kt_daemon *d, const char *id)
+bool kt_login_absent(struct kt_login *lg, const char *id)
 {
-	struct kt_login_budget *b = d->login->budget;
+	struct kt_login_budget *b = lg->budget;
 	int64_t now = mono_ms();
 
 	for (size_t i = 0; i < ABSENT_MAX; i++) {
@@ -314,56 +314,15 @@ bool kt_login_absent(struct kt_daemon *d, const char *id)
 	return false;
 }
 
-static bool has_waiter(const struct kt_daemon *d, const struct kt_entry *e)
+void kt_login_budget_tick(struct kt_login *lg)
 {
-	for (const struct kt_parked *p = d->parked; p != NULL; p = p->next) {
-		if (p->entry_id == e->id)
-			return true;
-	}
-	return false;
-}
-
-/* Whether a section other than [login:*] with %u maps to SecretId id. */
-static bool fixed_mapping(const struct kt_daemon *d, const char *id)
-{
-	for (size_t i = 0; i < d->cfg->nlogins; i++) {
-		const struct kt_login_cfg *l = &d->cfg->logins[i];
-
-		if (strcmp(l->user, "*") == 0 && kt_login_pattern_has_user(l->secret))
-			continue;
-		if (kt_login_maps_to(l, l->user, id))
-			return true;
-	}
-	return false;
-}
-
-/* [login:*] entries of secrets AWS says do not exist are dropped into the
- * negative cache: no scheduled check keeps asking about them, and the slot
- * is free for another account. */
-static void drop_absent(struct kt_daemon *d)
-{
-	for (size_t i = d->cache.n; i-- > 0;) {
-		struct kt_entry *e = d->cache.entries[i];
-
-		if (!e->login_only || e->login_user == NULL || !e->gone || e->in_flight ||
-		    has_waiter(d, e) || fixed_mapping(d, e->cfg->id))
-			continue;
-		kt_login_absent_add(d, e->cfg->id);
-		log_info("login: %s does not exist in AWS; not asking again for %ld s", e->name,
-			 d->cfg->check_interval);
-		kt_cache_remove(&d->cache, e);
-	}
-}
-
-void kt_login_budget_tick(struct kt_daemon *d)
-{
-	struct kt_login_budget *b = d->login->budget;
+	struct kt_login_budget *b = lg->budget;
 	int64_t now = mono_ms();
 
-	refill(d, b, now);
+	refill(lg, b, now);
 	for (size_t i = b->n; i-- > 0;) {
 		struct recheck *r = &b->r[i];
-		struct kt_entry *e = kt_cache_by_id(&d->cache, r->entry_id);
+		struct kt_entry *e = kt_cache_by_id(lg->cache, r->entry_id);
 
 		if (e == NULL) {
 			if (r->deferred)
@@ -376,19 +335,18 @@ void kt_login_budget_tick(struct kt_daemon *d)
 		r->deferred = false;
 		/* Nobody waits any more (they hung up), or a job for the secret
 		 * is running already and its end answers them: no call. */
-		if (!has_waiter(d, e) || e->in_flight) {
+		if (!kt_engine_has_waiter(lg->eng, e->id) || e->in_flight) {
 			add_credit(b, TOKEN);
 			continue;
 		}
-		if (d->throttled_until > kt_sched_now() || e->gone || d->stopping) {
+		if (kt_engine_throttled_until(lg->eng) > kt_sched_now() || e->gone || kt_engine_stopping(lg->eng)) {
 			add_credit(b, TOKEN);
 			/* r may move: resuming can add records. */
-			kt_daemon_resume(d, e);
+			kt_engine_resume(lg->eng, e);
 			continue;
 		}
-		called(d, r, now);
+		called(lg, r, now);
 		log_info("login: %s: checking with AWS for the failed passwords that waited", e->name);
-		kt_daemon_check(d, e);
+		kt_engine_check(lg->eng, e, KT_WHY_LOGIN);
 	}
-	drop_absent(d);
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "cache.h"
-#include "daemon.h"
+#include "engine.h"
 #include "hasher.h"
 #include "common/log.h"
 #include "login.h"
@@ -46,7 +46,7 @@ struct pending {
 	uid_t uid;
 };
 
-/* d->login->hasher: the loop's side of the hashing thread. */
+/* lg->hasher: the loop's side of the hashing thread. */
 struct kt_login_hasher {
 	struct kt_hasher *h;
 	uint64_t next_id;
@@ -56,7 +56,7 @@ struct kt_login_hasher {
 	const struct kt_hash_job *answering; /* the check being answered now */
 };
 
-int kt_login_offline_start(struct kt_daemon *d)
+int kt_login_offline_start(struct kt_login *lg)
 {
 	struct kt_login_hasher *lh = calloc(1, sizeof(*lh));
 	int rc;
@@ -69,24 +69,24 @@ int kt_login_offline_start(struct kt_daemon *d)
 		return rc;
 	}
 	lh->next_id = 1;
-	d->login->hasher = lh;
+	lg->hasher = lh;
 	return 0;
 }
 
-void kt_login_offline_stop(struct kt_daemon *d)
+void kt_login_offline_stop(struct kt_login *lg)
 {
-	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_login_hasher *lh = lg->hasher;
 
 	if (lh == NULL)
 		return;
 	kt_hasher_stop(lh->h);
 	free(lh);
-	d->login->hasher = NULL;
+	lg->hasher = NULL;
 }
 
-int kt_login_fd(struct kt_daemon *d)
+int kt_login_fd(struct kt_login *lg)
 {
-	return kt_hasher_fd(d->login->hasher->h);
+	return kt_hasher_fd(lg->hasher->h);
 }
 
 static struct pending *pending_by_job(struct kt_login_hasher *lh, uint64_t job_id)
@@ -103,9 +103,9 @@ static void pending_remove(struct kt_login_hasher *lh, struct pending *p)
 	*p = lh->checks[--lh->nchecks];
 }
 
-void kt_login_offline_detach(struct kt_daemon *d, uint64_t conn_id)
+void kt_login_offline_detach(struct kt_login *lg, uint64_t conn_id)
 {
-	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_login_hasher *lh = lg->hasher;
 
 	for (size_t i = 0; i < lh->nchecks; i++) {
 		if (lh->checks[i].conn_id == conn_id)
@@ -113,26 +113,17 @@ void kt_login_offline_detach(struct kt_daemon *d, uint64_t conn_id)
 	}
 }
 
-static bool parked_offline(const struct kt_daemon *d, uint64_t conn_id)
-{
-	for (const struct kt_parked *p = d->parked; p != NULL; p = p->next) {
-		if (p->conn_id == conn_id && p->kind == KT_WAIT_VERIFY_OFFLINE)
-			return true;
-	}
-	return false;
-}
-
 /* A queued check nobody waits for any more: its connection closed (and
- * kt_daemon_drop_parked forgot the request) or asked something else. */
+ * kt_engine_drop_waiters forgot the request) or asked something else. */
 static bool unwanted(const struct kt_hash_job *j, void *arg)
 {
-	struct kt_daemon *d = arg;
+	struct kt_login *lg = arg;
 	const struct pending *p;
 
 	if (j->kind != KT_HASH_CHECK)
 		return false;
-	p = pending_by_job(d->login->hasher, j->id);
-	return p == NULL || p->conn_id == 0 || !parked_offline(d, p->conn_id);
+	p = pending_by_job(lg->hasher, j->id);
+	return p == NULL || p->conn_id == 0 || !kt_engine_waits(lg->eng, p->conn_id, KT_WAIT_VERIFY_OFFLINE);
 }
 
 static size_t checks_of(const struct kt_login_hasher *lh, uid_t uid)
@@ -147,9 +138,9 @@ static size_t checks_of(const struct kt_login_hasher *lh, uid_t uid)
 /* Whether uid may queue another check: KT_LOGIN_OFFLINE_CHECKS for every
  * caller together, KT_LOGIN_OFFLINE_PER_UID for each uid but root. When
  * full, the checks nobody waits for are dropped from the queue first. */
-static bool room_for(struct kt_daemon *d, uid_t uid)
+static bool room_for(struct kt_login *lg, uid_t uid)
 {
-	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_login_hasher *lh = lg->hasher;
 	struct kt_hash_job *gone, *next;
 
 	for (int pass = 0; pass < 2; pass++) {
@@ -158,7 +149,7 @@ static bool room_for(struct kt_daemon *d, uid_t uid)
 			return true;
 		if (pass == 1)
 			break;
-		for (gone = kt_hasher_cancel(lh->h, unwanted, d); gone != NULL; gone = next) {
+		for (gone = kt_hasher_cancel(lh->h, unwanted, lg); gone != NULL; gone = next) {
 			struct pending *p = pending_by_job(lh, gone->id);
 
 			next = gone->next;
@@ -170,11 +161,11 @@ static bool room_for(struct kt_daemon *d, uid_t uid)
 	return false;
 }
 
-int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
+int kt_login_offline_check(struct kt_login *lg, const struct kt_entry *e,
 			   const struct kt_login_cfg *l, uint64_t conn_id, uid_t uid, const char *pw,
 			   size_t len, time_t now, char *msg, size_t msglen)
 {
-	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_login_hasher *lh = lg->hasher;
 	struct kt_hash_job *j = NULL;
 	const char *cur;
 	char err[512];
@@ -188,7 +179,7 @@ int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
 	 * there (and must not reach it cut short). */
 	if (memchr(pw, '\0', len) != NULL)
 		return 1;
-	if (!room_for(d, uid)) {
+	if (!room_for(lg, uid)) {
 		kt_errf(msg, msglen, "busy: %zu offline checks wait already (at most %d, and %d for "
 			"each uid but root)", lh->nchecks, KT_LOGIN_OFFLINE_CHECKS,
 			KT_LOGIN_OFFLINE_PER_UID);
@@ -199,7 +190,7 @@ int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
 		kt_errf(msg, msglen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = kt_verifier_read(d->cfg->state_dir, e->cfg->id, l->key, &j->v, err, sizeof(err));
+	rc = kt_verifier_read(lg->cfg->state_dir, e->cfg->id, l->key, &j->v, err, sizeof(err));
 	if (rc == -ENOENT) {
 		kt_errf(msg, msglen, "no offline verifier is kept for %s", e->cfg->id);
 		goto out;
@@ -214,7 +205,7 @@ int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
 	cur = kt_cache_version_for_stage(e, "AWSCURRENT");
 	if (cur == NULL)
 		cur = e->cur.version_id;
-	if (cur != NULL && !kt_login_same_str(cur, j->v.cur_version)) {
+	if (cur != NULL && !kt_str_eq(cur, j->v.cur_version)) {
 		kt_errf(msg, msglen, "the offline verifier of %s holds version %s, no longer AWSCURRENT",
 			e->cfg->id, j->v.cur_version != NULL ? j->v.cur_version : "(none)");
 		rc = -ESTALE;
@@ -239,7 +230,7 @@ int kt_login_offline_check(struct kt_daemon *d, const struct kt_entry *e,
 	j->entry_id = e->id;
 	j->uid = uid;
 	/* An earlier check of this connection answers nothing now. */
-	kt_login_offline_detach(d, conn_id);
+	kt_login_offline_detach(lg, conn_id);
 	lh->checks[lh->nchecks++] = (struct pending){ j->id, conn_id, uid };
 	kt_hasher_submit(lh->h, j);
 	j = NULL;
@@ -249,10 +240,10 @@ out:
 	return rc;
 }
 
-int kt_login_offline_result(struct kt_daemon *d, const struct kt_entry *e, uint64_t conn_id,
+int kt_login_offline_result(struct kt_login *lg, const struct kt_entry *e, uint64_t conn_id,
 			    const char **stage, char *msg, size_t msglen)
 {
-	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_login_hasher *lh = lg->hasher;
 	const struct kt_hash_job *j = lh->answering;
 
 	if (j == NULL || j->conn_id != conn_id) {
@@ -275,7 +266,7 @@ int kt_login_offline_result(struct kt_daemon *d, const struct kt_entry *e, uint6
 /* Offline logins through e are unavailable from now (msg says why) until
  * a verifier is written: status shows it. After a failed write (failed),
  * kt_login_offline_tick tries again, sooner at first. */
-static void unavailable(struct kt_daemon *d, struct kt_entry *e, const char *msg, bool failed)
+static void unavailable(struct kt_login *lg, struct kt_entry *e, const char *msg, bool failed)
 {
 	time_t delay = OFFLINE_RETRY_FIRST;
 
@@ -285,7 +276,7 @@ static void unavailable(struct kt_daemon *d, struct kt_entry *e, const char *msg
 		delay = OFFLINE_RETRY_MAX;
 	if (e->offline_failed_at == 0) {
 		e->offline_failed_at = time(NULL);
-		d->login->hasher->unwritten++;
+		lg->hasher->unwritten++;
 	}
 	snprintf(e->offline_error, sizeof(e->offline_error), "%s", msg);
 	if (!failed)
@@ -298,14 +289,14 @@ static void unavailable(struct kt_daemon *d, struct kt_entry *e, const char *msg
 /* The verifier of (secret id, key) could not be written for the value in
  * hand: the old one may hold a password that is no longer current, so it
  * goes at once (a login then needs AWS, never an outdated password). */
-static void not_written(struct kt_daemon *d, struct kt_entry *e, const char *user,
+static void not_written(struct kt_login *lg, struct kt_entry *e, const char *user,
 			const char *secret_id, const char *key, const char *why)
 {
-	int rc = kt_verifier_remove(d->cfg->state_dir, secret_id, key);
+	int rc = kt_verifier_remove(lg->cfg->state_dir, secret_id, key);
 	char msg[300];
 
 	snprintf(msg, sizeof(msg), "offline verifier for %s not written: %s", user, why);
-	unavailable(d, e, msg, true);
+	unavailable(lg, e, msg, true);
 	if (rc < 0)
 		log_err("login: %s; removing the old one failed: %s; offline logins for %s are "
 			"unavailable until a write succeeds (next try in %lld s)", msg,
@@ -319,16 +310,16 @@ static void not_written(struct kt_daemon *d, struct kt_entry *e, const char *use
 /* Removes the verifier of (e, l) for user when it holds a version other
  * than version (or cannot be read): that password was superseded. Unlink
  * needs no room on the disk, so this works when writing does not. */
-static void drop_superseded(struct kt_daemon *d, struct kt_entry *e, const struct kt_login_cfg *l,
+static void drop_superseded(struct kt_login *lg, struct kt_entry *e, const struct kt_login_cfg *l,
 			    const char *user, const char *version)
 {
 	struct kt_verifier v = { 0 };
 	char err[512], msg[300];
-	int rc = kt_verifier_read(d->cfg->state_dir, e->cfg->id, l->key, &v, err, sizeof(err));
+	int rc = kt_verifier_read(lg->cfg->state_dir, e->cfg->id, l->key, &v, err, sizeof(err));
 
-	if (rc == -ENOENT || (rc == 0 && kt_login_same_str(v.cur_version, version)))
+	if (rc == -ENOENT || (rc == 0 && kt_str_eq(v.cur_version, version)))
 		goto out;
-	rc = kt_verifier_remove(d->cfg->state_dir, e->cfg->id, l->key);
+	rc = kt_verifier_remove(lg->cfg->state_dir, e->cfg->id, l->key);
 	snprintf(msg, sizeof(msg), "offline verifier for %s removed: AWSCURRENT of %s is now "
 		 "version %s", user, e->name, version);
 	if (rc < 0)
@@ -336,19 +327,19 @@ static void drop_superseded(struct kt_daemon *d, struct kt_entry *e, const struc
 			"be removed: %s; offline checks refuse it", user, strerror(-rc));
 	else
 		log_info("login: %s; offline logins for %s wait for its new verifier", msg, user);
-	unavailable(d, e, msg, false);
+	unavailable(lg, e, msg, false);
 out:
 	kt_verifier_clear(&v);
 }
 
-void kt_login_superseded(struct kt_daemon *d, struct kt_entry *e, const char *version)
+void kt_login_offline_superseded(struct kt_login *lg, struct kt_entry *e, const char *version)
 {
-	for (size_t i = 0; i < d->cfg->nlogins; i++) {
-		const struct kt_login_cfg *l = &d->cfg->logins[i];
+	for (size_t i = 0; i < lg->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &lg->cfg->logins[i];
 		const char *user = kt_login_mapping_user(l, e);
 
-		if (l->offline && user != NULL && kt_login_maps_entry(d, l, user, e))
-			drop_superseded(d, e, l, user, version);
+		if (l->offline && user != NULL && kt_login_maps_entry(lg, l, user, e))
+			drop_superseded(lg, e, l, user, version);
 	}
 }
 
@@ -357,7 +348,7 @@ static bool same_file(const struct kt_hash_job *j, void *arg)
 	const struct kt_hash_job *n = arg;
 
 	return j->kind == KT_HASH_MAKE && strcmp(j->v.secret_id, n->v.secret_id) == 0 &&
-	       kt_login_same_str(j->v.key, n->v.key);
+	       kt_str_eq(j->v.key, n->v.key);
 }
 
 static int copy_str(char **dst, const char *src)
@@ -372,10 +363,10 @@ static int copy_str(char **dst, const char *src)
 /* Queues the hashing of the offline verifier of (e, l) for account user;
  * the loop writes it when the hashes come back (made()). A job still
  * queued for the same file is replaced by this newer one. */
-static void write_verifier(struct kt_daemon *d, struct kt_entry *e, const struct kt_login_cfg *l,
+static void write_verifier(struct kt_login *lg, struct kt_entry *e, const struct kt_login_cfg *l,
 			   const char *user, time_t now)
 {
-	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_login_hasher *lh = lg->hasher;
 	struct kt_hash_job *j = kt_hash_job_new(KT_HASH_MAKE);
 	const struct kt_value *prev;
 	char msg[400];
@@ -387,7 +378,7 @@ static void write_verifier(struct kt_daemon *d, struct kt_entry *e, const struct
 	}
 	/* The old verifier goes now if it holds another version, not when
 	 * the new one is written: that may fail, or never come. */
-	drop_superseded(d, e, l, user, e->cur.version_id);
+	drop_superseded(lg, e, l, user, e->cur.version_id);
 	if (kt_login_password(e, &e->cur, l->key, &j->pw[0], &j->pwlen[0], msg, sizeof(msg)) < 0)
 		goto fail;
 	j->v.confirmed_at = e->checked_at != 0 ? e->checked_at : now;
@@ -408,7 +399,7 @@ static void write_verifier(struct kt_daemon *d, struct kt_entry *e, const struct
 	kt_hasher_submit(lh->h, j);
 	return;
 fail:
-	not_written(d, e, user, e->cfg->id, l->key, msg);
+	not_written(lg, e, user, e->cfg->id, l->key, msg);
 	kt_hash_job_free(j);
 }
 
@@ -418,19 +409,19 @@ static bool value_superseded(const struct kt_entry *e)
 {
 	const char *cur = kt_cache_version_for_stage(e, "AWSCURRENT");
 
-	return cur != NULL && !kt_login_same_str(cur, e->cur.version_id);
+	return cur != NULL && !kt_str_eq(cur, e->cur.version_id);
 }
 
 /* The mapping a verifier was hashed for, if it still stands. */
-static const struct kt_login_cfg *mapping_of(struct kt_daemon *d, const struct kt_entry *e,
+static const struct kt_login_cfg *mapping_of(struct kt_login *lg, const struct kt_entry *e,
 					     const struct kt_verifier *v)
 {
-	for (size_t i = 0; i < d->cfg->nlogins; i++) {
-		const struct kt_login_cfg *l = &d->cfg->logins[i];
+	for (size_t i = 0; i < lg->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &lg->cfg->logins[i];
 
-		if (l->offline && kt_login_same_str(l->key, v->key) &&
-		    kt_login_same_str(kt_login_mapping_user(l, e), v->user) &&
-		    kt_login_maps_entry(d, l, v->user, e))
+		if (l->offline && kt_str_eq(l->key, v->key) &&
+		    kt_str_eq(kt_login_mapping_user(l, e), v->user) &&
+		    kt_login_maps_entry(lg, l, v->user, e))
 			return l;
 	}
 	return NULL;
@@ -438,23 +429,23 @@ static const struct kt_login_cfg *mapping_of(struct kt_daemon *d, const struct k
 
 /* New hashes came back: written unless the value or the mapping changed
  * meanwhile (a newer job is queued then, or the verifier is not wanted). */
-static void made(struct kt_daemon *d, struct kt_hash_job *j, time_t now)
+static void made(struct kt_login *lg, struct kt_hash_job *j, time_t now)
 {
-	struct kt_entry *e = kt_cache_by_id(&d->cache, j->entry_id);
+	struct kt_entry *e = kt_cache_by_id(lg->cache, j->entry_id);
 	char err[512];
 
 	if (e == NULL || e->cur.data == NULL || value_superseded(e) ||
-	    !kt_login_same_str(e->cur.version_id, j->v.cur_version) || mapping_of(d, e, &j->v) == NULL) {
+	    !kt_str_eq(e->cur.version_id, j->v.cur_version) || mapping_of(lg, e, &j->v) == NULL) {
 		log_debug("login: offline verifier for %s not written: its value or mapping changed",
 			  j->v.user);
 		return;
 	}
 	if (j->rc < 0) {
-		not_written(d, e, j->v.user, j->v.secret_id, j->v.key, j->err);
+		not_written(lg, e, j->v.user, j->v.secret_id, j->v.key, j->err);
 		return;
 	}
-	if (kt_verifier_write(d->cfg->state_dir, &j->v, err, sizeof(err)) < 0) {
-		not_written(d, e, j->v.user, j->v.secret_id, j->v.key, err);
+	if (kt_verifier_write(lg->cfg->state_dir, &j->v, err, sizeof(err)) < 0) {
+		not_written(lg, e, j->v.user, j->v.secret_id, j->v.key, err);
 		return;
 	}
 	e->offline_written = now;
@@ -468,9 +459,9 @@ static void made(struct kt_daemon *d, struct kt_hash_job *j, time_t now)
 		 j->v.cur_version);
 }
 
-void kt_login_hashed(struct kt_daemon *d)
+void kt_login_hashed(struct kt_login *lg)
 {
-	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_login_hasher *lh = lg->hasher;
 	struct kt_hash_job *j = kt_hasher_take_done(lh->h), *next;
 	time_t now = time(NULL);
 
@@ -480,7 +471,7 @@ void kt_login_hashed(struct kt_daemon *d)
 
 		next = j->next;
 		if (j->kind == KT_HASH_MAKE) {
-			made(d, j, now);
+			made(lg, j, now);
 		} else if ((p = pending_by_job(lh, j->id)) != NULL) {
 			conn_id = p->conn_id;
 			pending_remove(lh, p);
@@ -489,7 +480,7 @@ void kt_login_hashed(struct kt_daemon *d)
 			 * away has no parked request: nothing is answered. */
 			if (conn_id != 0) {
 				lh->answering = j;
-				kt_daemon_resume_conn(d, conn_id, KT_WAIT_VERIFY_OFFLINE);
+				kt_engine_resume_conn(lg->eng, conn_id, KT_WAIT_VERIFY_OFFLINE);
 				lh->answering = NULL;
 			}
 		}
@@ -498,22 +489,22 @@ void kt_login_hashed(struct kt_daemon *d)
 }
 
 /* Writes the offline verifiers of every mapping that leads to e. */
-static void write_verifiers(struct kt_daemon *d, struct kt_entry *e, time_t now)
+static void write_verifiers(struct kt_login *lg, struct kt_entry *e, time_t now)
 {
 	if (e->cur.data == NULL || value_superseded(e))
 		return;
-	for (size_t i = 0; i < d->cfg->nlogins; i++) {
-		const struct kt_login_cfg *l = &d->cfg->logins[i];
+	for (size_t i = 0; i < lg->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &lg->cfg->logins[i];
 		const char *user = kt_login_mapping_user(l, e);
 
-		if (l->offline && user != NULL && kt_login_maps_entry(d, l, user, e))
-			write_verifier(d, e, l, user, now);
+		if (l->offline && user != NULL && kt_login_maps_entry(lg, l, user, e))
+			write_verifier(lg, e, l, user, now);
 	}
 }
 
-void kt_login_offline_tick(struct kt_daemon *d)
+void kt_login_offline_tick(struct kt_login *lg)
 {
-	struct kt_login_hasher *lh = d->login->hasher;
+	struct kt_login_hasher *lh = lg->hasher;
 	time_t mono = mono_now(), now = kt_sched_now();
 	size_t n = 0;
 
@@ -521,8 +512,8 @@ void kt_login_offline_tick(struct kt_daemon *d)
 	 * them, since entries come and go with reloads. */
 	if (lh == NULL || lh->unwritten == 0)
 		return;
-	for (size_t i = 0; i < d->cache.n; i++) {
-		struct kt_entry *e = d->cache.entries[i];
+	for (size_t i = 0; i < lg->cache->n; i++) {
+		struct kt_entry *e = lg->cache->entries[i];
 
 		if (e->offline_failed_at == 0)
 			continue;
@@ -530,32 +521,30 @@ void kt_login_offline_tick(struct kt_daemon *d)
 		if (e->cur.data != NULL && !e->gone && mono >= e->offline_retry_at) {
 			/* The next failure (if any) sets the next try. */
 			e->offline_retry_at = mono + OFFLINE_RETRY_MAX;
-			write_verifiers(d, e, now);
+			write_verifiers(lg, e, now);
 		}
 	}
 	lh->unwritten = n;
 }
 
-void kt_login_value_changed(struct kt_daemon *d, struct kt_entry *e, time_t now)
+void kt_login_offline_changed(struct kt_login *lg, struct kt_entry *e, time_t now)
 {
-	/* A rotation seen: failed passwords' checks start over. */
-	kt_login_budget_reset(d, e);
-	write_verifiers(d, e, now);
+	write_verifiers(lg, e, now);
 }
 
 /* Whether the verifier of (e, l) holds e's current version: then a
  * confirmation only needs a new confirmed_at, not new hashes. */
-static bool refresh_confirmed(struct kt_daemon *d, struct kt_entry *e, const struct kt_login_cfg *l,
+static bool refresh_confirmed(struct kt_login *lg, struct kt_entry *e, const struct kt_login_cfg *l,
 			      time_t now)
 {
 	struct kt_verifier v = { 0 };
 	char err[512];
 	bool done = false;
 
-	if (kt_verifier_read(d->cfg->state_dir, e->cfg->id, l->key, &v, err, sizeof(err)) == 0 &&
-	    kt_login_same_str(v.cur_version, e->cur.version_id)) {
+	if (kt_verifier_read(lg->cfg->state_dir, e->cfg->id, l->key, &v, err, sizeof(err)) == 0 &&
+	    kt_str_eq(v.cur_version, e->cur.version_id)) {
 		v.confirmed_at = e->checked_at != 0 ? e->checked_at : now;
-		done = kt_verifier_write(d->cfg->state_dir, &v, err, sizeof(err)) == 0;
+		done = kt_verifier_write(lg->cfg->state_dir, &v, err, sizeof(err)) == 0;
 		if (!done)
 			log_warn("login: offline verifier not refreshed: %s", err);
 	}
@@ -563,27 +552,27 @@ static bool refresh_confirmed(struct kt_daemon *d, struct kt_entry *e, const str
 	return done;
 }
 
-void kt_login_confirmed(struct kt_daemon *d, struct kt_entry *e, time_t now)
+void kt_login_offline_confirmed(struct kt_login *lg, struct kt_entry *e, time_t now)
 {
 	long every = OFFLINE_REFRESH;
 	bool stale = false;
 
-	for (size_t i = 0; i < d->cfg->nlogins; i++) {
-		if (d->cfg->logins[i].offline && d->cfg->logins[i].offline_max_age / 2 < every)
-			every = d->cfg->logins[i].offline_max_age / 2;
+	for (size_t i = 0; i < lg->cfg->nlogins; i++) {
+		if (lg->cfg->logins[i].offline && lg->cfg->logins[i].offline_max_age / 2 < every)
+			every = lg->cfg->logins[i].offline_max_age / 2;
 	}
 	if (e->cur.data == NULL || (e->offline_written != 0 && now - e->offline_written < every))
 		return;
-	for (size_t i = 0; i < d->cfg->nlogins; i++) {
-		const struct kt_login_cfg *l = &d->cfg->logins[i];
+	for (size_t i = 0; i < lg->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &lg->cfg->logins[i];
 		const char *user = kt_login_mapping_user(l, e);
 
-		if (l->offline && user != NULL && kt_login_maps_entry(d, l, user, e) &&
-		    !refresh_confirmed(d, e, l, now))
+		if (l->offline && user != NULL && kt_login_maps_entry(lg, l, user, e) &&
+		    !refresh_confirmed(lg, e, l, now))
 			stale = true;
 	}
 	if (stale)
-		write_verifiers(d, e, now);
+		write_verifiers(lg, e, now);
 	else
 		e->offline_written = now;
 }
@@ -593,9 +582,9 @@ static bool keep_other_secret(const struct kt_verifier *v, void *arg)
 	return strcmp(v->secret_id, (const char *)arg) != 0;
 }
 
-void kt_login_gone(struct kt_daemon *d, struct kt_entry *e)
+void kt_login_offline_gone(struct kt_login *lg, struct kt_entry *e)
 {
-	int n = kt_verifier_prune(d->cfg->state_dir, keep_other_secret, e->cfg->id);
+	int n = kt_verifier_prune(lg->cfg->state_dir, keep_other_secret, e->cfg->id);
 
 	if (n > 0)
 		log_info("login: %s is gone; %d offline verifier(s) removed", e->name, n);
@@ -605,16 +594,16 @@ void kt_login_gone(struct kt_daemon *d, struct kt_entry *e)
  * the same secret and key. */
 static bool keep_mapped(const struct kt_verifier *v, void *arg)
 {
-	const struct kt_config *cfg = arg;
-	const struct kt_login_cfg *l = v->user != NULL ? kt_config_login(cfg, v->user) : NULL;
+	const struct kt_login *lg = arg;
+	const struct kt_login_cfg *l = v->user != NULL ? kt_config_login(lg->cfg, v->user) : NULL;
 
-	return l != NULL && l->offline && kt_login_same_str(l->key, v->key) &&
+	return l != NULL && l->offline && kt_str_eq(l->key, v->key) &&
 	       kt_login_maps_to(l, v->user, v->secret_id);
 }
 
-void kt_login_offline_prune(struct kt_daemon *d)
+void kt_login_offline_prune(struct kt_login *lg)
 {
-	int n = kt_verifier_prune(d->cfg->state_dir, keep_mapped, d->cfg);
+	int n = kt_verifier_prune(lg->cfg->state_dir, keep_mapped, lg);
 
 	if (n > 0)
 		log_info("login: %d offline verifier(s) no mapping uses were removed", n);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cache.h"
-#include "daemon.h"
+#include "engine.h"
 #include "common/kt_json.h"
 #include "common/log.h"
 #include "login.h"
@@ -62,11 +62,11 @@ bool kt_login_maps_to(const struct kt_login_cfg *l, const char *user, const char
 }
 
 /* Whether mapping l, for user, leads to entry e. */
-bool kt_login_maps_entry(struct kt_daemon *d, const struct kt_login_cfg *l, const char *user,
+bool kt_login_maps_entry(struct kt_login *lg, const struct kt_login_cfg *l, const char *user,
 			 const struct kt_entry *e)
 {
 	char *id = secret_id(l, user);
-	bool same = id != NULL && kt_cache_find(&d->cache, id) == e;
+	bool same = id != NULL && kt_cache_find(lg->cache, id) == e;
 
 	free(id);
 	return same;
@@ -101,7 +101,7 @@ static void login_defs_value(const char *line, const char *name, uid_t *out)
 		*out = (uid_t)v;
 }
 
-void kt_login_read_login_defs(struct kt_login_state *st, const char *path)
+void kt_login_read_login_defs(struct kt_login *st, const char *path)
 {
 	FILE *f = fopen(path, "re");
 	char line[512];
@@ -140,24 +140,24 @@ static bool section_names(const struct kt_config *cfg, const char *id)
 }
 
 /* The entry for a SecretId a login maps to, made when there is none. */
-static struct kt_entry *entry_for(struct kt_daemon *d, const char *id)
+static struct kt_entry *entry_for(struct kt_login *lg, const char *id)
 {
-	struct kt_entry *e = kt_cache_find(&d->cache, id);
+	struct kt_entry *e = kt_cache_find(lg->cache, id);
 
 	if (e != NULL)
 		return e;
-	if (login_entries(&d->cache) >= LOGIN_ENTRIES_MAX) {
+	if (login_entries(lg->cache) >= LOGIN_ENTRIES_MAX) {
 		log_warn("login: %d login secrets are cached already; not adding %s",
 			 LOGIN_ENTRIES_MAX, id);
 		return NULL;
 	}
-	return kt_cache_add_login(&d->cache, id);
+	return kt_cache_add_login(lg->cache, id);
 }
 
-int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_login_cfg **lp,
+int kt_login_resolve(struct kt_login *lg, const char *user, const struct kt_login_cfg **lp,
 		   struct kt_entry **ep, char *msg, size_t msglen)
 {
-	const struct kt_login_cfg *l = kt_config_login(d->cfg, user);
+	const struct kt_login_cfg *l = kt_config_login(lg->cfg, user);
 	char shown[96];
 	struct kt_entry *e;
 	char *id = NULL;
@@ -178,7 +178,7 @@ int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_logi
 		kt_errf(msg, msglen, "%s is not a local account", shown);
 		return -ENOENT;
 	}
-	if (star && (uid < d->login->uid_min || uid > d->login->uid_max)) {
+	if (star && (uid < lg->uid_min || uid > lg->uid_max)) {
 		kt_errf(msg, msglen, "%s is a system account (uid %lu, outside UID_MIN..UID_MAX); "
 			"[login:*] does not serve it", shown, (unsigned long)uid);
 		return -ENOENT;
@@ -188,26 +188,26 @@ int kt_login_resolve(struct kt_daemon *d, const char *user, const struct kt_logi
 		kt_errf(msg, msglen, "the account name %s cannot be part of a SecretId", shown);
 		return -ENOENT;
 	}
-	if (star && kt_login_absent(d, id)) {
+	if (star && kt_login_absent(lg, id)) {
 		kt_errf(msg, msglen, "the secret of %s does not exist in AWS", shown);
 		rc = -ENODATA;
 		goto out;
 	}
 	/* A new entry costs a fetch: only within the budget of AWS calls that
 	 * failed passwords may cause (login_budget.c). */
-	if (kt_cache_find(&d->cache, id) == NULL && !kt_login_budget_can_pay(d)) {
+	if (kt_cache_find(lg->cache, id) == NULL && !kt_login_budget_can_pay(lg)) {
 		kt_errf(msg, msglen, "the secret of %s is not cached, and AWS calls caused by failed "
 			"passwords are over budget", shown);
 		rc = -EAGAIN;
 		goto out;
 	}
-	e = entry_for(d, id);
+	e = entry_for(lg, id);
 	if (e == NULL) {
 		kt_errf(msg, msglen, "cannot cache the secret of %s now", shown);
 		rc = -EAGAIN;
 		goto out;
 	}
-	if (star && kt_login_pattern_has_user(l->secret) && !kt_login_same_str(e->login_user, user)) {
+	if (star && kt_login_pattern_has_user(l->secret) && !kt_str_eq(e->login_user, user)) {
 		free(e->login_user);
 		e->login_user = kt_strdup(user);
 	}
@@ -262,7 +262,7 @@ bool kt_login_previous_in_grace(const struct kt_entry *e, const struct kt_login_
 	    now - e->rotated_at >= l->previous_grace)
 		return false;
 	prev = kt_cache_version_for_stage(e, "AWSPREVIOUS");
-	return e->stages_map == NULL || kt_login_same_str(prev, e->prev_version);
+	return e->stages_map == NULL || kt_str_eq(prev, e->prev_version);
 }
 
 /* Whether some mapping still needs login entry e. */
@@ -280,27 +280,25 @@ static bool entry_wanted(const struct kt_config *cfg, const struct kt_entry *e)
 	return false;
 }
 
-void kt_login_sync(struct kt_daemon *d)
+void kt_login_map_sync(struct kt_login *lg)
 {
-	for (size_t i = d->cache.n; i-- > 0;) {
-		struct kt_entry *e = d->cache.entries[i];
+	for (size_t i = lg->cache->n; i-- > 0;) {
+		struct kt_entry *e = lg->cache->entries[i];
 
-		if (e->login_only && !entry_wanted(d->cfg, e))
-			kt_cache_remove(&d->cache, e);
+		if (e->login_only && !entry_wanted(lg->cfg, e))
+			kt_engine_remove(lg->eng, e);
 	}
 	/* Logins whose secret does not depend on the user are fetched at
 	 * start, so their offline verifiers exist before the first login. */
-	for (size_t i = 0; i < d->cfg->nlogins; i++) {
-		const struct kt_login_cfg *l = &d->cfg->logins[i];
+	for (size_t i = 0; i < lg->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &lg->cfg->logins[i];
 		char *id;
 
 		if (kt_login_pattern_has_user(l->secret) && strcmp(l->user, "*") == 0)
 			continue;
 		id = secret_id(l, l->user);
-		if (id != NULL && entry_for(d, id) == NULL)
+		if (id != NULL && entry_for(lg, id) == NULL)
 			log_warn("login: cannot cache %s for [login:%s]", id, l->user);
 		free(id);
 	}
-	kt_login_offline_prune(d);
-	kt_login_read_login_defs(d->login, KT_LOGIN_DEFS);
 }

@@ -16,7 +16,6 @@
 #include <openssl/hmac.h>
 
 #include "cache.h"
-#include "daemon.h"
 #include "common/kt_json.h"
 #include "common/log.h"
 #include "login.h"
@@ -26,53 +25,125 @@
 
 /* What an attempt's audit line says. */
 struct attempt {
+	const struct kt_request *r; /* the verify request */
 	const struct kt_peer *peer;
 	const char *user, *service, *rhost, *tty;
 	const char *secret;
 };
-int kt_login_init(struct kt_daemon *d)
+/* What the engine says changes the login side: a new value gets offline
+ * verifiers (and failed passwords' checks start over), a confirmed one
+ * keeps them fresh, a superseded one loses them, a gone secret loses
+ * them all. */
+static void news(void *ctx, enum kt_news what, struct kt_entry *e, const char *version)
 {
-	struct kt_login_state *st = calloc(1, sizeof(*st));
+	struct kt_login *lg = ctx;
 
-	if (st == NULL)
+	switch (what) {
+	case KT_NEWS_CHANGED:
+		kt_login_budget_reset(lg, e);
+		kt_login_offline_changed(lg, e, time(NULL));
+		break;
+	case KT_NEWS_CONFIRMED:
+		kt_login_offline_confirmed(lg, e, time(NULL));
+		break;
+	case KT_NEWS_SUPERSEDED:
+		kt_login_offline_superseded(lg, e, version);
+		break;
+	case KT_NEWS_GONE:
+		kt_login_offline_gone(lg, e);
+		break;
+	case KT_NEWS_FAILED:
+	case KT_NEWS_RECOVERED:
+		break;
+	}
+}
+
+int kt_login_new(struct kt_engine *eng, const struct kt_config *cfg, struct kt_login **out)
+{
+	struct kt_login *lg = calloc(1, sizeof(*lg));
+
+	if (lg == NULL)
 		return -ENOMEM;
-	if (getrandom(st->key, sizeof(st->key), 0) != (ssize_t)sizeof(st->key)) {
-		free(st);
+	lg->eng = eng;
+	lg->cache = kt_engine_cache(eng);
+	lg->cfg = cfg;
+	if (getrandom(lg->key, sizeof(lg->key), 0) != (ssize_t)sizeof(lg->key)) {
+		free(lg);
 		return -EIO;
 	}
-	if (kt_login_budget_new(&st->budget) < 0) {
-		kt_free_wiped(st, sizeof(*st));
+	if (kt_login_budget_new(&lg->budget) < 0) {
+		kt_free_wiped(lg, sizeof(*lg));
 		return -ENOMEM;
 	}
-	kt_login_read_login_defs(st, KT_LOGIN_DEFS);
-	d->login = st;
-	if (kt_login_offline_start(d) < 0) {
-		kt_login_free(d);
+	kt_login_read_login_defs(lg, KT_LOGIN_DEFS);
+	if (kt_login_offline_start(lg) < 0 || kt_engine_subscribe(eng, news, lg) < 0) {
+		kt_login_free(lg);
 		return -ENOMEM;
 	}
+	*out = lg;
 	return 0;
 }
 
-void kt_login_free(struct kt_daemon *d)
+void kt_login_free(struct kt_login *lg)
 {
-	if (d->login == NULL)
+	if (lg == NULL)
 		return;
-	kt_login_offline_stop(d);
-	kt_login_budget_free(d->login->budget);
-	kt_free_wiped(d->login, sizeof(*d->login));
-	d->login = NULL;
+	kt_login_offline_stop(lg);
+	kt_login_budget_free(lg->budget);
+	kt_free_wiped(lg, sizeof(*lg));
 }
 
-void kt_login_tick(struct kt_daemon *d)
+void kt_login_configure(struct kt_login *lg, const struct kt_config *cfg)
 {
-	if (d->login != NULL)
-		kt_login_budget_tick(d);
+	lg->cfg = cfg;
+	kt_login_map_sync(lg);
+	kt_login_offline_prune(lg);
+	kt_login_read_login_defs(lg, KT_LOGIN_DEFS);
+}
+
+/* Whether a section other than [login:*] with %u maps to SecretId id. */
+static bool fixed_mapping(const struct kt_login *lg, const char *id)
+{
+	for (size_t i = 0; i < lg->cfg->nlogins; i++) {
+		const struct kt_login_cfg *l = &lg->cfg->logins[i];
+
+		if (strcmp(l->user, "*") == 0 && kt_login_pattern_has_user(l->secret))
+			continue;
+		if (kt_login_maps_to(l, l->user, id))
+			return true;
+	}
+	return false;
+}
+
+/* [login:*] entries of secrets AWS says do not exist are dropped into the
+ * negative cache: no scheduled check keeps asking about them, and the slot
+ * is free for another account. */
+static void drop_absent(struct kt_login *lg)
+{
+	for (size_t i = lg->cache->n; i-- > 0;) {
+		struct kt_entry *e = lg->cache->entries[i];
+
+		if (!e->login_only || e->login_user == NULL || !e->gone || e->in_flight ||
+		    kt_engine_has_waiter(lg->eng, e->id) || fixed_mapping(lg, e->cfg->id))
+			continue;
+		kt_login_absent_add(lg, e->cfg->id);
+		log_info("login: %s does not exist in AWS; not asking again for %ld s", e->name,
+			 lg->cfg->check_interval);
+		kt_engine_remove(lg->eng, e);
+	}
+}
+
+void kt_login_tick(struct kt_login *lg)
+{
+	kt_login_budget_tick(lg);
+	drop_absent(lg);
+	kt_login_offline_tick(lg);
 }
 
 /* Compares through an HMAC under a random key, so the time taken says
  * nothing about where the two differ or how long the stored one is. An
  * empty password never matches. */
-static bool same_password(const struct kt_login_state *st, const void *a, size_t alen,
+static bool same_password(const struct kt_login *st, const void *a, size_t alen,
 			  const void *b, size_t blen)
 {
 	unsigned char ma[EVP_MAX_MD_SIZE], mb[EVP_MAX_MD_SIZE];
@@ -90,7 +161,7 @@ static bool same_password(const struct kt_login_state *st, const void *a, size_t
 
 /* 1 on a match (*stage set), 0 on none, a negative errno (msg set) when the
  * value holds no password. */
-static int compare_cached(const struct kt_login_state *st, const struct kt_entry *e,
+static int compare_cached(const struct kt_login *st, const struct kt_entry *e,
 			  const struct kt_login_cfg *l, const char *pw, size_t len, time_t now,
 			  const char **stage, char *msg, size_t msglen)
 {
@@ -129,7 +200,7 @@ out:
 	return rc;
 }
 
-static struct kt_login_fail_slot *fail_slot(struct kt_login_state *st, uid_t uid, time_t now)
+static struct kt_login_fail_slot *fail_slot(struct kt_login *st, uid_t uid, time_t now)
 {
 	struct kt_login_fail_slot *oldest = &st->fails[0];
 
@@ -168,18 +239,18 @@ static void audit(const struct attempt *a, const char *result, const char *stage
 /* The answer to a checked password, audited; failures of non-root
  * callers count towards their limit, and every failure towards the budget
  * of AWS calls (a match starts the secret's back-off over). */
-static struct json_object *verdict(struct kt_daemon *d, const struct attempt *a,
+static struct json_object *verdict(struct kt_login *lg, const struct attempt *a,
 				   const struct kt_entry *e, bool match, const char *stage,
 				   const char *source, time_t now)
 {
 	struct json_object *o = json_object_new_object();
 
 	if (match)
-		kt_login_budget_reset(d, e);
+		kt_login_budget_reset(lg, e);
 	else
-		kt_login_budget_failed(d, e);
+		kt_login_budget_failed(lg, e);
 	if (a->peer->uid != 0) {
-		struct kt_login_fail_slot *s = fail_slot(d->login, a->peer->uid, now);
+		struct kt_login_fail_slot *s = fail_slot(lg, a->peer->uid, now);
 
 		if (match) {
 			if (s->uid == a->peer->uid)
@@ -204,7 +275,7 @@ static struct json_object *verdict(struct kt_daemon *d, const struct attempt *a,
 }
 
 /* Whether a non-root caller used up its failures; *wait says for how long. */
-static bool over_limit(struct kt_login_state *st, uid_t uid, time_t now, long *wait)
+static bool over_limit(struct kt_login *st, uid_t uid, time_t now, long *wait)
 {
 	for (size_t i = 0; i < KT_LOGIN_FAIL_SLOTS; i++) {
 		const struct kt_login_fail_slot *s = &st->fails[i];
@@ -229,11 +300,10 @@ static bool opt_string(struct json_object *req, const char *key, const char **ou
 	return *out != NULL;
 }
 
-static enum kt_op_result park(struct kt_daemon *d, struct kt_entry *e, uint64_t conn_id,
-			      const struct kt_peer *peer, enum kt_wait_kind kind,
-			      struct json_object *req, struct json_object **answer)
+static enum kt_op_result park(struct kt_login *lg, const struct attempt *a, struct kt_entry *e,
+			      enum kt_wait_kind kind, struct json_object **answer)
 {
-	if (kt_daemon_park(d, e, conn_id, peer, kind, req) < 0) {
+	if (kt_engine_wait(lg->eng, e, a->r->conn_id, a->peer, kind, a->r->req) < 0) {
 		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
 		return KT_OP_ANSWER;
 	}
@@ -241,12 +311,12 @@ static enum kt_op_result park(struct kt_daemon *d, struct kt_entry *e, uint64_t 
 }
 
 /* The answer to an offline check: rc 1 a match, 0 none, else why not. */
-static enum kt_op_result offline_answer(struct kt_daemon *d, const struct attempt *a,
+static enum kt_op_result offline_answer(struct kt_login *lg, const struct attempt *a,
 					struct kt_entry *e, int rc, const char *stage, const char *why,
 					const char *msg, time_t now, struct json_object **answer)
 {
 	if (rc >= 0) {
-		*answer = verdict(d, a, e, rc == 1, stage, "offline", now);
+		*answer = verdict(lg, a, e, rc == 1, stage, "offline", now);
 		return KT_OP_ANSWER;
 	}
 	audit(a, "unavailable", NULL, NULL);
@@ -260,11 +330,13 @@ static enum kt_op_result offline_answer(struct kt_daemon *d, const struct attemp
  * round, within the budget of AWS calls), else answer from the offline
  * verifier: the request parks while the hashing thread compares, and is
  * handled again (waited KT_WAIT_VERIFY_OFFLINE) with the result. */
-static enum kt_op_result without_value(struct kt_daemon *d, uint64_t conn_id, struct json_object *req,
-				       const struct attempt *a, const struct kt_login_cfg *l,
-				       struct kt_entry *e, const char *pw, size_t len, int waited,
-				       time_t now, struct json_object **answer)
+static enum kt_op_result without_value(struct kt_login *lg, const struct attempt *a,
+				       const struct kt_login_cfg *l, struct kt_entry *e, const char *pw,
+				       size_t len, struct json_object **answer)
 {
+	int waited = a->r->waited;
+	uint64_t conn_id = a->r->conn_id;
+	time_t now = a->r->now;
 	const char *stage = NULL, *why = NULL;
 	char msg[400];
 	int rc;
@@ -272,62 +344,61 @@ static enum kt_op_result without_value(struct kt_daemon *d, uint64_t conn_id, st
 	/* An offline check started answers this request, whatever else
 	 * happened to the secret meanwhile. */
 	if (waited == KT_WAIT_VERIFY_OFFLINE) {
-		rc = kt_login_offline_result(d, e, conn_id, &stage, msg, sizeof(msg));
+		rc = kt_login_offline_result(lg, e, conn_id, &stage, msg, sizeof(msg));
 		if (rc == -EINPROGRESS)
-			return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_OFFLINE, req, answer);
-		return offline_answer(d, a, e, rc, stage, NULL, msg, now, answer);
+			return park(lg, a, e, KT_WAIT_VERIFY_OFFLINE, answer);
+		return offline_answer(lg, a, e, rc, stage, NULL, msg, now, answer);
 	}
 	/* A job for the secret still runs (this request was woken early):
 	 * its end answers. */
 	if (e->in_flight)
-		return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
+		return park(lg, a, e, KT_WAIT_VERIFY_VALUE, answer);
 	if (waited != KT_WAIT_VERIFY_VALUE && (e->failures == 0 || now >= e->next_check) &&
-	    kt_login_budget_plan(d, e, true, &why) == KT_RECHECK_NOW) {
-		kt_daemon_fetch_current(d, e);
-		return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_VALUE, req, answer);
+	    kt_login_budget_plan(lg, e, true, &why) == KT_RECHECK_NOW) {
+		kt_engine_fetch_current(lg->eng, e, KT_WHY_LOGIN);
+		return park(lg, a, e, KT_WAIT_VERIFY_VALUE, answer);
 	}
 	/* Offline verifiers keep wall-clock times: they outlive the process. */
-	rc = kt_login_offline_check(d, e, l, conn_id, a->peer->uid, pw, len, time(NULL), msg,
+	rc = kt_login_offline_check(lg, e, l, conn_id, a->peer->uid, pw, len, time(NULL), msg,
 				    sizeof(msg));
 	if (rc == 0)
-		return park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_OFFLINE, req, answer);
+		return park(lg, a, e, KT_WAIT_VERIFY_OFFLINE, answer);
 	/* 1: the password cannot match, no check needed. */
-	return offline_answer(d, a, e, rc == 1 ? 0 : rc, stage, why, msg, now, answer);
+	return offline_answer(lg, a, e, rc == 1 ? 0 : rc, stage, why, msg, now, answer);
 }
 
 /* A password that did not match the value in hand: the user may already
  * type a new password that keyturnd has not seen, so it waits for a check
  * with AWS when one is allowed now or within a few seconds (see
  * login_budget.c); else the mismatch is answered at once. */
-static bool recheck(struct kt_daemon *d, uint64_t conn_id, struct json_object *req,
-		    const struct attempt *a, struct kt_entry *e, int waited,
+static bool recheck(struct kt_login *lg, const struct attempt *a, struct kt_entry *e,
 		    enum kt_op_result *res, struct json_object **answer)
 {
-	bool deferred = kt_login_budget_deferred(d, e);
+	int waited = a->r->waited;
+	bool deferred = kt_login_budget_deferred(lg, e);
 
 	if (waited == KT_WAIT_VERIFY_VALUE)
 		return false;
 	/* A job for the secret runs: its end answers (a check, or the fetch
 	 * a check led to, tells whether the password changed). */
 	if (e->in_flight) {
-		*res = park(d, e, conn_id, a->peer,
-			    deferred ? KT_WAIT_VERIFY_DEFER : KT_WAIT_VERIFY_RECHECK, req, answer);
+		*res = park(lg, a, e, deferred ? KT_WAIT_VERIFY_DEFER : KT_WAIT_VERIFY_RECHECK, answer);
 		return true;
 	}
 	if (waited == KT_WAIT_VERIFY_DEFER && deferred) {
-		*res = park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_DEFER, req, answer);
+		*res = park(lg, a, e, KT_WAIT_VERIFY_DEFER, answer);
 		return true;
 	}
 	if (waited != 0)
 		return false;
-	switch (kt_login_budget_plan(d, e, false, NULL)) {
+	switch (kt_login_budget_plan(lg, e, false, NULL)) {
 	case KT_RECHECK_NOW:
 		log_info("login: %s: password did not match; checking %s with AWS", a->user, e->name);
-		kt_daemon_check(d, e);
-		*res = park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_RECHECK, req, answer);
+		kt_engine_check(lg->eng, e, KT_WHY_LOGIN);
+		*res = park(lg, a, e, KT_WAIT_VERIFY_RECHECK, answer);
 		return true;
 	case KT_RECHECK_LATER:
-		*res = park(d, e, conn_id, a->peer, KT_WAIT_VERIFY_DEFER, req, answer);
+		*res = park(lg, a, e, KT_WAIT_VERIFY_DEFER, answer);
 		return true;
 	case KT_RECHECK_NO:
 		break;
@@ -335,11 +406,13 @@ static bool recheck(struct kt_daemon *d, uint64_t conn_id, struct json_object *r
 	return false;
 }
 
-enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const struct kt_peer *peer,
-				  struct json_object *req, int waited, time_t now,
+enum kt_op_result kt_login_verify(struct kt_login *lg, const struct kt_request *r,
 				  struct json_object **answer)
 {
-	struct attempt a = { .peer = peer, .secret = "-" };
+	struct attempt a = { .r = r, .peer = r->peer, .secret = "-" };
+	const struct kt_peer *peer = r->peer;
+	struct json_object *req = r->req;
+	time_t now = r->now;
 	const struct kt_login_cfg *l = NULL;
 	struct kt_entry *e = NULL;
 	struct json_object *pwo;
@@ -367,19 +440,19 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 	len = (size_t)json_object_get_string_len(pwo);
 	/* A new request, or one woken for another reason: an offline check
 	 * this connection started earlier answers nothing now. */
-	if (waited != KT_WAIT_VERIFY_OFFLINE)
-		kt_login_offline_detach(d, conn_id);
-	if (peer->uid != 0 && over_limit(d->login, peer->uid, now, &wait)) {
+	if (r->waited != KT_WAIT_VERIFY_OFFLINE)
+		kt_login_offline_detach(lg, r->conn_id);
+	if (peer->uid != 0 && over_limit(lg, peer->uid, now, &wait)) {
 		audit(&a, "throttled", NULL, NULL);
 		*answer = kt_proto_error(KT_PERR_THROTTLED,
 					 "too many failed passwords from uid %lu; try again in %ld s",
 					 (unsigned long)peer->uid, wait);
 		return KT_OP_ANSWER;
 	}
-	rc = kt_login_resolve(d, a.user, &l, &e, msg, sizeof(msg));
+	rc = kt_login_resolve(lg, a.user, &l, &e, msg, sizeof(msg));
 	if (rc == -ENODATA) {
 		/* Known not to exist in AWS: a wrong password like any other. */
-		kt_login_budget_failed(d, NULL);
+		kt_login_budget_failed(lg, NULL);
 		audit(&a, "unknown_user", NULL, NULL);
 		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s", msg);
 		return KT_OP_ANSWER;
@@ -391,23 +464,23 @@ enum kt_op_result kt_login_verify(struct kt_daemon *d, uint64_t conn_id, const s
 	}
 	a.secret = e->name;
 	if (e->gone) {
-		kt_login_budget_failed(d, e);
+		kt_login_budget_failed(lg, e);
 		audit(&a, "unknown_user", NULL, NULL);
 		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s no longer exists in AWS", e->name);
 		return KT_OP_ANSWER;
 	}
-	if (waited == KT_WAIT_VERIFY_OFFLINE || e->cur.data == NULL ||
-	    !kt_entry_servable(e, now, d->cfg->max_stale))
-		return without_value(d, conn_id, req, &a, l, e, pw, len, waited, now, answer);
-	rc = compare_cached(d->login, e, l, pw, len, now, &stage, msg, sizeof(msg));
+	if (r->waited == KT_WAIT_VERIFY_OFFLINE || e->cur.data == NULL ||
+	    !kt_entry_servable(e, now, lg->cfg->max_stale))
+		return without_value(lg, &a, l, e, pw, len, answer);
+	rc = compare_cached(lg, e, l, pw, len, now, &stage, msg, sizeof(msg));
 	if (rc < 0) {
 		log_warn("login: %s", msg);
 		audit(&a, "unavailable", NULL, NULL);
 		*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "%s", msg);
 		return KT_OP_ANSWER;
 	}
-	if (rc == 0 && recheck(d, conn_id, req, &a, e, waited, &res, answer))
+	if (rc == 0 && recheck(lg, &a, e, &res, answer))
 		return res;
-	*answer = verdict(d, &a, e, rc == 1, stage, "cache", now);
+	*answer = verdict(lg, &a, e, rc == 1, stage, "cache", now);
 	return KT_OP_ANSWER;
 }
