@@ -1,4 +1,5 @@
-/* Logging to stderr or syslog, with a level threshold. */
+/* Logging to stderr or syslog, with a level threshold; errno-aware variants
+ * and the audit lines. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,7 +11,7 @@
 #include <syslog.h>
 #include <time.h>
 
-#include "log.h"
+#include "common/log.h"
 
 static bool log_stderr = true;
 static enum kt_log_level log_level = KT_LOG_INFO;
@@ -56,57 +57,83 @@ int log_parse_level(const char *s, enum kt_log_level *out)
 	return -EINVAL;
 }
 
-static void log_vwrite(enum kt_log_level level, const char *fmt, va_list ap)
+/* Writes one line: msg, then ": " and suffix when suffix is not NULL. The
+ * suffix is kept apart from msg so that a long msg cannot cut it off. One
+ * fprintf under the lock, so lines from threads never interleave. */
+static void log_emit(enum kt_log_level level, const char *msg, const char *suffix)
 {
 	static const char *const tags[] = {
 		[KT_LOG_ERR] = "error", [KT_LOG_WARN] = "warning",
 		[KT_LOG_INFO] = "info", [KT_LOG_DEBUG] = "debug",
 	};
-	char msg[2048];
+	const char *sep = suffix != NULL ? ": " : "";
+
+	if (suffix == NULL)
+		suffix = "";
+	if (!log_stderr) {
+		syslog((int)level, "%s%s%s", msg, sep, suffix);
+		return;
+	}
+	pthread_mutex_lock(&log_lock);
+	fprintf(stderr, "%s: %s: %s%s%s\n", log_ident, tags[level], msg, sep, suffix);
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Formats and writes a line, with strerror(errnum) after it when with_errno.
+ * It may change errno (stdio and syslog do): the callers restore it. */
+static void log_vwrite(enum kt_log_level level, bool with_errno, int errnum, const char *fmt,
+                       va_list ap)
+{
+	char msg[2048], ebuf[128];
 
 	if (level > log_level)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (!log_stderr) {
-		syslog((int)level, "%s", msg);
-		return;
-	}
-	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%s: %s: %s\n", log_ident, tags[level], msg);
-	pthread_mutex_unlock(&log_lock);
+	/* strerror_r, not strerror: the GNU one (AC_USE_SYSTEM_EXTENSIONS)
+	 * returns its text without a buffer shared between threads. */
+	log_emit(level, msg, with_errno ? strerror_r(errnum, ebuf, sizeof(ebuf)) : NULL);
 }
 
-void kt_errf(char *err, size_t errlen, const char *fmt, ...)
+#define LOG_FN(name, level, with_errno)                                                            \
+	void name(const char *fmt, ...)                                                            \
+	{                                                                                          \
+		int e = errno; /* before anything can change it */                                 \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		log_vwrite(level, with_errno, e, fmt, ap);                                         \
+		va_end(ap);                                                                        \
+		errno = e;                                                                         \
+	}
+
+LOG_FN(log_err, KT_LOG_ERR, false)
+LOG_FN(log_warn, KT_LOG_WARN, false)
+LOG_FN(log_info, KT_LOG_INFO, false)
+LOG_FN(log_debug, KT_LOG_DEBUG, false)
+LOG_FN(log_err_errno, KT_LOG_ERR, true)
+LOG_FN(log_warn_errno, KT_LOG_WARN, true)
+
+void log_audit(const char *kind, bool granted, const char *fmt, ...)
 {
+	int e = errno;
+	char fields[1536];
 	va_list ap;
 
-	if (err == NULL || errlen == 0)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	vsnprintf(fields, sizeof(fields), fmt, ap);
 	va_end(ap);
+	if (granted)
+		log_info("%s: %s", kind, fields);
+	else
+		log_warn("%s: %s", kind, fields);
+	errno = e;
 }
-
-#define LOG_FN(name, level)                        \
-	void name(const char *fmt, ...)                \
-	{                                              \
-		va_list ap;                                \
-		va_start(ap, fmt);                         \
-		log_vwrite(level, fmt, ap);                \
-		va_end(ap);                                \
-	}
-
-LOG_FN(log_err, KT_LOG_ERR)
-LOG_FN(log_warn, KT_LOG_WARN)
-LOG_FN(log_info, KT_LOG_INFO)
-LOG_FN(log_debug, KT_LOG_DEBUG)
 
 void fatal(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vwrite(KT_LOG_ERR, fmt, ap);
+	log_vwrite(KT_LOG_ERR, false, 0, fmt, ap);
 	va_end(ap);
 	exit(1);
 }

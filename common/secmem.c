@@ -10,7 +10,8 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
-#include "log.h"
+#include "common/err.h"
+#include "common/log.h"
 #include "secmem.h"
 
 void kt_wipe(void *p, size_t n)

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "privdrop.h"
 #include "common/secmem.h"

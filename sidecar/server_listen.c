@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "notify.h"
 #include "common/secmem.h"
@@ -49,8 +50,8 @@ static int listen_at(const char *path, uid_t owner, gid_t group, bool remove_sta
 	int fd = -1, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path %s is longer than %zu bytes", path,
-			 sizeof(sa.sun_path) - 1);
+		kt_errf(err, errlen, "socket path %s is longer than %zu bytes", path,
+		        sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -63,20 +64,20 @@ static int listen_at(const char *path, uid_t owner, gid_t group, bool remove_sta
 			made_dir = true;
 			if (chmod(dir, 0755) < 0) {
 				rc = -errno;
-				snprintf(err, errlen, "cannot set the mode of %s: %s", dir,
-					 strerror(errno));
+				kt_errf(err, errlen, "cannot set the mode of %s: %s", dir,
+				        strerror(-rc));
 				return rc;
 			}
 		} else if (errno != EEXIST) {
 			rc = -errno;
-			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+			kt_errf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
 			return rc;
 		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "socket: %s", strerror(errno));
+		kt_errf(err, errlen, "socket: %s", strerror(-rc));
 		return rc;
 	}
 	/* A socket left by a daemon that died is in the way; a running daemon
@@ -84,7 +85,7 @@ static int listen_at(const char *path, uid_t owner, gid_t group, bool remove_sta
 	 * that systemd prevents. */
 	if (remove_stale && unlink(path) < 0 && errno != ENOENT) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot remove old socket %s: %s", path, strerror(errno));
+		kt_errf(err, errlen, "cannot remove old socket %s: %s", path, strerror(-rc));
 		goto fail;
 	}
 	/* Anyone may connect; who may read what is decided per request from
@@ -94,12 +95,12 @@ static int listen_at(const char *path, uid_t owner, gid_t group, bool remove_sta
 	umask(old);
 	if (rc < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot bind %s: %s", path, strerror(errno));
+		kt_errf(err, errlen, "cannot bind %s: %s", path, strerror(-rc));
 		goto fail;
 	}
 	if (chown(path, owner, group) < 0 && geteuid() == 0) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot chown %s: %s", path, strerror(errno));
+		kt_errf(err, errlen, "cannot chown %s: %s", path, strerror(-rc));
 		goto fail;
 	}
 	/* A directory made here becomes the service user's, so the daemon can
@@ -107,12 +108,12 @@ static int listen_at(const char *path, uid_t owner, gid_t group, bool remove_sta
 	 * root needs no CAP_DAC_OVERRIDE to create the socket in it. */
 	if (made_dir && geteuid() == 0 && chown(dir, owner, group) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot give %s to the service user: %s", dir, strerror(errno));
+		kt_errf(err, errlen, "cannot give %s to the service user: %s", dir, strerror(-rc));
 		goto fail;
 	}
 	if (listen(fd, SOMAXCONN) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+		kt_errf(err, errlen, "cannot listen on %s: %s", path, strerror(-rc));
 		goto fail;
 	}
 	return fd;
@@ -234,7 +235,7 @@ int kt_sockwatch_check(struct kt_sockwatch *w, time_t now)
 		return -1;
 	}
 	if (errno != ENOENT && errno != ENOTDIR) {
-		snprintf(err, sizeof(err), "cannot look at it: %s", strerror(errno));
+		kt_errf(err, sizeof(err), "cannot look at it: %s", strerror(errno));
 		if (w->state == KT_SOCK_OK || strcmp(err, w->detail) != 0)
 			log_err("socket %s: %s", w->path, err);
 		set_state(w, w->state == KT_SOCK_OK ? KT_SOCK_MISSING : w->state, err);

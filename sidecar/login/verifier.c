@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "common/err.h"
 #include "common/kt_json.h"
 #include "common/log.h"
 #include "common/secmem.h"
@@ -598,8 +599,8 @@ int kt_verifier_prune(const char *dir, bool (*keep)(const struct kt_verifier *v,
 		if (rc == 0 && (kt_verifier_file_name(v.secret_id, v.key, want, sizeof(want)) < 0 ||
 		                strcmp(want, de->d_name) != 0)) {
 			rc = -EINVAL;
-			snprintf(err, sizeof(err), "%s/%s is not named for the secret it records",
-			         dir, de->d_name);
+			kt_errf(err, sizeof(err), "%s/%s is not named for the secret it records",
+			        dir, de->d_name);
 		}
 		if (rc == -EINVAL || (rc == 0 && !keep(&v, arg))) {
 			if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
@@ -607,8 +608,7 @@ int kt_verifier_prune(const char *dir, bool (*keep)(const struct kt_verifier *v,
 				if (rc < 0)
 					log_warn("removed a verifier file: %s", err);
 			} else if (errno != ENOENT) {
-				log_warn("cannot remove %s/%s: %s", dir, de->d_name,
-				         strerror(errno));
+				log_warn_errno("cannot remove %s/%s", dir, de->d_name);
 			}
 		}
 		kt_verifier_clear(&v);
