@@ -511,6 +511,18 @@ const char *kt_json_str(struct json_object *obj, const char *key)
 	return s;
 }
 
+bool kt_json_opt_str(struct json_object *obj, const char *key, bool allow_empty,
+		     const char **out)
+{
+	struct json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null))
+		return true;
+	*out = kt_json_str(obj, key);
+	return *out != NULL && (allow_empty || (*out)[0] != '\0');
+}
+
 char *kt_json_printable(const char *s, char *out, size_t outlen)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -170,7 +170,7 @@ static void arm_clock_watch(struct kt_daemon *d)
 	/* Far enough away never to fire; only the cancellation matters. */
 	its.it_value.tv_sec = time(NULL) + 10L * 366 * 86400;
 	if (timerfd_settime(d->clockfd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0)
-		log_warn("the wall clock is watched once a second only: timerfd: %s", strerror(errno));
+		log_warn_errno("the wall clock is watched once a second only: timerfd");
 }
 
 static void clock_watch(struct kt_daemon *d, bool cancelled)
@@ -379,12 +379,12 @@ static int start_privileged(struct kt_daemon *d, int *listen_fd)
 		return -1;
 	}
 	if (mkdir(d->cfg->state_dir, 0700) < 0 && errno != EEXIST) {
-		log_err("state_dir = %s: %s", d->cfg->state_dir, strerror(errno));
+		log_err_errno("state_dir = %s", d->cfg->state_dir);
 		return -1;
 	}
 	if (root && chown(d->cfg->state_dir, uid, gid) < 0) {
-		log_err("state_dir = %s: cannot give it to %s: %s", d->cfg->state_dir, d->cfg->user,
-			strerror(errno));
+		log_err_errno("state_dir = %s: cannot give it to %s", d->cfg->state_dir,
+			      d->cfg->user);
 		return -1;
 	}
 	if (!root) {

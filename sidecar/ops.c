@@ -59,25 +59,8 @@ static void audit(const struct op_ctx *x, const char *op, const char *secret, co
 	if (x->r->replay)
 		return;
 	/* Refusals are worth an operator's attention at the default level. */
-	if (strcmp(result, "allowed") == 0)
-		log_info("access: op=%s secret=%s uid=%lu pid=%ld result=%s", op, secret,
-			 (unsigned long)x->r->peer->uid, (long)x->r->peer->pid, result);
-	else
-		log_warn("access: op=%s secret=%s uid=%lu pid=%ld result=%s", op, secret,
-			 (unsigned long)x->r->peer->uid, (long)x->r->peer->pid, result);
-}
-
-/* Reads an optional string member; false when present with another type,
- * empty, or holding a NUL. */
-static bool opt_str(struct json_object *req, const char *key, const char **out)
-{
-	struct json_object *v;
-
-	*out = NULL;
-	if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null))
-		return true;
-	*out = kt_json_str(req, key);
-	return *out != NULL && (*out)[0] != '\0';
+	log_audit("access", strcmp(result, "allowed") == 0, "op=%s secret=%s uid=%lu pid=%ld result=%s",
+		  op, secret, (unsigned long)x->r->peer->uid, (long)x->r->peer->pid, result);
 }
 
 /* The members that name things. They end up in log lines and messages, so a
@@ -192,8 +175,8 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 	const struct kt_value *v;
 	struct kt_entry *e;
 
-	if (!opt_str(x->r->req, "stage", &stage) || !opt_str(x->r->req, "version_id", &vid) ||
-	    !opt_str(x->r->req, "key", &key)) {
+	if (!kt_json_opt_str(x->r->req, "stage", false, &stage) || !kt_json_opt_str(x->r->req, "version_id", false, &vid) ||
+	    !kt_json_opt_str(x->r->req, "key", false, &key)) {
 		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
 					 "\"stage\", \"version_id\" and \"key\" must be non-empty strings");
 		return KT_OP_ANSWER;
@@ -318,7 +301,7 @@ static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer)
 	}
 	if (limit > LIST_PAGE_MAX)
 		limit = LIST_PAGE_MAX;
-	if (!opt_str(x->r->req, "next", &after)) {
+	if (!kt_json_opt_str(x->r->req, "next", false, &after)) {
 		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
 					 "\"next\" must be the non-empty token of the previous page");
 		return KT_OP_ANSWER;

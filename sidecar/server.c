@@ -247,7 +247,7 @@ static void conn_accept(struct kt_server *s)
 		}
 	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 		   errno != ECONNABORTED) {
-		log_warn("accept on %s: %s", s->path, strerror(errno));
+		log_warn_errno("accept on %s", s->path);
 	}
 }
 

@@ -227,13 +227,13 @@ static void audit(const struct attempt *a, const char *result, const char *stage
 	kt_json_printable(a->rhost != NULL ? a->rhost : "-", rhost, sizeof(rhost));
 	kt_json_printable(a->tty != NULL ? a->tty : "-", tty, sizeof(tty));
 	if (strcmp(result, "match") == 0)
-		log_info("login: user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
-			 "result=match stage=%s source=%s", user, service, rhost, tty,
-			 (unsigned long)a->peer->uid, (long)a->peer->pid, a->secret, stage, source);
+		log_audit("login", true, "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
+			  "result=match stage=%s source=%s", user, service, rhost, tty,
+			  (unsigned long)a->peer->uid, (long)a->peer->pid, a->secret, stage, source);
 	else
-		log_warn("login: user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
-			 "result=%s", user, service, rhost, tty, (unsigned long)a->peer->uid,
-			 (long)a->peer->pid, a->secret, result);
+		log_audit("login", false, "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld "
+			  "secret=%s result=%s", user, service, rhost, tty,
+			  (unsigned long)a->peer->uid, (long)a->peer->pid, a->secret, result);
 }
 
 /* The answer to a checked password, audited; failures of non-root
@@ -287,17 +287,6 @@ static bool over_limit(struct kt_login *st, uid_t uid, time_t now, long *wait)
 		}
 	}
 	return false;
-}
-
-static bool opt_string(struct json_object *req, const char *key, const char **out)
-{
-	struct json_object *v;
-
-	*out = NULL;
-	if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null))
-		return true;
-	*out = kt_json_str(req, key);
-	return *out != NULL;
 }
 
 static enum kt_op_result park(struct kt_login *lg, const struct attempt *a, struct kt_entry *e,
@@ -430,8 +419,8 @@ enum kt_op_result kt_login_verify(struct kt_login *lg, const struct kt_request *
 					 "verify needs \"user\" (a non-empty string) and \"password\" (a string)");
 		return KT_OP_ANSWER;
 	}
-	if (!opt_string(req, "service", &a.service) || !opt_string(req, "rhost", &a.rhost) ||
-	    !opt_string(req, "tty", &a.tty)) {
+	if (!kt_json_opt_str(req, "service", true, &a.service) || !kt_json_opt_str(req, "rhost", true, &a.rhost) ||
+	    !kt_json_opt_str(req, "tty", true, &a.tty)) {
 		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
 					 "\"service\", \"rhost\" and \"tty\" must be strings");
 		return KT_OP_ANSWER;
