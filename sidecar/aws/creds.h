@@ -8,35 +8,9 @@
 #ifndef KT_CREDS_H
 #define KT_CREDS_H
 
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <time.h>
-
 #include "awserr.h"
-
-struct aws_creds {
-	char *access_key;
-	char *secret_key;    /* wiped when freed */
-	char *session_token; /* NULL when none; wiped when freed */
-	time_t expiration;   /* 0: does not expire */
-	const char *source;  /* "environment", "web-identity", "profile", "container", "imds" */
-};
-
-struct aws_creds_opts {
-	const char *region;        /* for the STS endpoint; may be NULL */
-	const char *ca_file;       /* for HTTPS providers */
-	bool imds_v1_fallback;     /* allow IMDSv1 when the token PUT is refused */
-	long refresh_ahead_s;      /* renew this long before Expiration; 0: 300 */
-	long imds_timeout_ms;      /* 0: 1000 */
-	long renew_min_interval_s; /* fetches at most this often while the cached
-				    * ones are valid, and after a failure; 0: 60 */
-	long no_expiry_refetch_s;  /* container/IMDS credentials without an
-				    * Expiration (or one years away); 0: 900 */
-	const atomic_bool *cancel; /* when it turns true, fetches end (-ECANCELED) */
-};
-
-/* IAM's limit on a role name (CreateRole, RoleName: 1 to 64 characters). */
-#define AWS_IAM_ROLE_NAME_MAX 64
+#include "creds_util.h" /* struct aws_creds, struct aws_creds_opts, aws_creds_clear() */
+#include "imds.h"       /* aws_imds_region(), which the chain's callers reach through here */
 
 struct aws_creds_chain;
 
@@ -50,11 +24,5 @@ int aws_creds_get(struct aws_creds_chain *c, struct aws_creds *out, struct aws_e
 
 /* Forgets cached credentials, e.g. after ExpiredTokenException. */
 void aws_creds_invalidate(struct aws_creds_chain *c);
-
-void aws_creds_clear(struct aws_creds *cr);
-
-/* The region from instance metadata (IMDSv2), for the region chain's last step.
- * Returns 0 and a malloc'd string, or a negative errno. */
-int aws_imds_region(const struct aws_creds_opts *opts, char **region, struct aws_error *err);
 
 #endif

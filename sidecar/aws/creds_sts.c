@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "creds.h"
 #include "creds_int.h"
+#include "creds_util.h"
 #include "endpoint.h"
 #include "http.h"
 #include "common/kt_buf.h"
@@ -312,7 +312,6 @@ int aws_creds_from_web_identity(const struct aws_creds_opts *o, struct aws_creds
 	struct kt_buf body = KT_BUF_INIT(STS_MAX_BODY);
 	struct kt_http_opts hopts = { 0 };
 	struct kt_http_resp resp = { 0 };
-	struct kt_http *h = NULL;
 	struct kt_http_req req = { 0 };
 	enum aws_source src;
 	char *token = NULL, *region = NULL, *endpoint = NULL, *url = NULL;
@@ -357,26 +356,16 @@ int aws_creds_from_web_identity(const struct aws_creds_opts *o, struct aws_creds
 		rc = form_append(&body, "WebIdentityToken", token);
 	if (rc < 0)
 		goto out;
-	hopts.ca_file = o->ca_file;
 	hopts.max_body = STS_MAX_BODY;
-	hopts.cancel = o->cancel;
-	rc = kt_http_new(&hopts, &h);
-	if (rc < 0) {
-		aws_error_set(err, AWS_ERR_CONFIG, "HttpSetup", WHAT ": cannot set up HTTPS (%s)",
-			      strerror(-rc));
-		goto out;
-	}
 	req.method = "POST";
 	req.url = url;
 	req.headers = headers;
 	req.nheaders = sizeof(headers) / sizeof(headers[0]);
 	req.body = body.data;
 	req.body_len = body.len;
-	rc = kt_http_do(h, &req, &resp);
-	if (rc < 0) {
-		aws_creds_http_error(err, WHAT ": STS", url, rc, h);
+	rc = aws_creds_http_send(WHAT ": STS", o, &hopts, &req, &resp, err);
+	if (rc < 0)
 		goto out;
-	}
 	if (resp.status != 200) {
 		rc = sts_parse_error(resp.status, kt_buf_str(&resp.body), resp.body.len, url, err);
 		goto out;
@@ -386,7 +375,6 @@ int aws_creds_from_web_identity(const struct aws_creds_opts *o, struct aws_creds
 		log_debug("web identity: assumed %s as session %s", cfg.role_arn, cfg.session_name);
 out:
 	kt_http_resp_free(&resp);
-	kt_http_free(h);
 	kt_buf_free(&body);
 	kt_str_free_wiped(token);
 	free(url);

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "creds.h"
 #include "endpoint.h"
+#include "imds.h"
 #include "profile.h"
 #include "common/secmem.h"
 
@@ -130,9 +130,7 @@ int aws_resolve_region(const char *configured, bool use_imds, char **region,
 	if (rc < 0)
 		return rc;
 	if (found == NULL && use_imds) {
-		struct aws_creds_opts o = { 0 };
-
-		rc = aws_imds_region(&o, &found, err);
+		rc = aws_imds_region(NULL, &found, err);
 		if (rc < 0)
 			return rc;
 		s = AWS_SRC_IMDS;

@@ -1,8 +1,10 @@
-/* Unit tests for the credential chain (creds.c, creds_sts.c, creds_meta.c):
- * the environment and shared-file providers, STS XML answers and errors,
- * metadata JSON, Expiration times, container URL checks, and the cache's
- * refresh-ahead and keep-serving decisions. The modules are included so
- * that their static functions can be reached; nothing here uses the network. */
+/* Unit tests for the credential chain (creds.c, creds_sts.c, creds_meta.c)
+ * and the helpers beneath it (creds_util.c, imds.c): the environment and
+ * shared-file providers, STS XML answers and errors, metadata JSON,
+ * Expiration times, token files, container URL checks, and the cache's
+ * refresh-ahead and keep-serving decisions. The chain and the providers are
+ * included so that their static functions can be reached; the helpers are
+ * reached through their headers. Nothing here uses the network. */
 #include "config.h"
 
 #include <errno.h>
