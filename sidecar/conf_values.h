@@ -1,4 +1,4 @@
-/* Value checks of keyturnd's configuration (private to conf.c and
+/* Value checks of keyturnd's configuration (private to conf.c, conf_keys.c and
  * conf_values.c): words, numbers, booleans and user or group ids. */
 #ifndef KT_CONF_VALUES_H
 #define KT_CONF_VALUES_H

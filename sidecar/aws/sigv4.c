@@ -71,9 +71,8 @@ static int hex_value(char c)
 static void to_hex(const unsigned char *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
-	size_t i;
 
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		out[2 * i] = digits[p[i] >> 4];
 		out[2 * i + 1] = digits[p[i] & 0x0f];
 	}
@@ -288,9 +287,7 @@ static int lower_name(const char *name, char **out)
 
 static bool is_unsigned_header(const char *lname)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(unsigned_headers) / sizeof(unsigned_headers[0]); i++)
+	for (size_t i = 0; i < sizeof(unsigned_headers) / sizeof(unsigned_headers[0]); i++)
 		if (strcmp(lname, unsigned_headers[i]) == 0)
 			return true;
 	return false;
@@ -369,11 +366,10 @@ static int collect_headers(const struct sigv4_request *req, const char *amz_date
 static int canonical_headers(struct canon_header *hs, size_t n, struct kt_buf *cr,
 			     struct kt_buf *signed_list)
 {
-	size_t i;
 	int rc = 0;
 
 	qsort(hs, n, sizeof(*hs), header_cmp);
-	for (i = 0; i < n && rc == 0; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (i > 0 && strcmp(hs[i].name, hs[i - 1].name) == 0) {
 			rc = kt_buf_printf(cr, ",%s", hs[i].value);
 			continue;

@@ -1,7 +1,7 @@
 /* Offline login verifiers: the small JSON files in state_dir that keep
  * their yescrypt hashes (verifier_hash.c) across restarts, one per (secret
  * id, JSON key), written atomically and read back only when the file is a
- * regular file of ours with mode 0600. */
+ * regular file of ours with mode 0600. Their JSON form is verifier_json.c's. */
 #include "config.h"
 
 #include <dirent.h>
@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "verifier.h"
+#include "verifier_int.h"
 
 #define VF_PREFIX     "verifier-"
 #define VF_TMP_PREFIX ".verifier-"
@@ -99,64 +100,6 @@ static bool vf_complete(const struct kt_verifier *v)
 		return false;
 	return v->prev_version == NULL ||
 	       (v->prev_version[0] != '\0' && kt_verifier_hash_ok(v->prev_hash) && v->prev_until >= 0);
-}
-
-/* Adds val to obj under key, taking val; a NULL val (allocation failure)
- * clears *ok. */
-static void vf_add(struct json_object *obj, const char *key, struct json_object *val, bool *ok)
-{
-	if (val == NULL || json_object_object_add(obj, key, val) != 0) {
-		json_object_put(val);
-		*ok = false;
-	}
-}
-
-static struct json_object *vf_version_json(const char *version, const char *hash, bool with_until,
-                                           time_t until)
-{
-	struct json_object *o = json_object_new_object();
-	bool ok = o != NULL;
-
-	if (ok) {
-		vf_add(o, "version_id", json_object_new_string(version), &ok);
-		vf_add(o, "hash", json_object_new_string(hash), &ok);
-		if (with_until)
-			vf_add(o, "until", json_object_new_int64((int64_t)until), &ok);
-	}
-	if (!ok) {
-		kt_json_put_wiped(o);
-		o = NULL;
-	}
-	return o;
-}
-
-static struct json_object *vf_to_json(const struct kt_verifier *v)
-{
-	struct json_object *o = json_object_new_object();
-	bool ok = o != NULL;
-
-	if (!ok)
-		goto out;
-	vf_add(o, "v", json_object_new_int(1), &ok);
-	vf_add(o, "secret_id", json_object_new_string(v->secret_id), &ok);
-	if (v->key != NULL)
-		vf_add(o, "key", json_object_new_string(v->key), &ok);
-	else if (json_object_object_add(o, "key", NULL) != 0)
-		ok = false;
-	vf_add(o, "user", json_object_new_string(v->user), &ok);
-	vf_add(o, "current", vf_version_json(v->cur_version, v->cur_hash, false, 0), &ok);
-	if (v->prev_version != NULL)
-		vf_add(o, "previous",
-		       vf_version_json(v->prev_version, v->prev_hash, true, v->prev_until), &ok);
-	else if (json_object_object_add(o, "previous", NULL) != 0)
-		ok = false;
-	vf_add(o, "confirmed_at", json_object_new_int64((int64_t)v->confirmed_at), &ok);
-out:
-	if (!ok) {
-		kt_json_put_wiped(o);
-		o = NULL;
-	}
-	return o;
 }
 
 static int vf_write_all(int fd, const char *p, size_t n)
@@ -233,7 +176,7 @@ int kt_verifier_write(const char *dir, const struct kt_verifier *v, char *err, s
 		kt_errf(err, errlen, "%s: the verifier to write is incomplete", path);
 		goto out;
 	}
-	obj = vf_to_json(v);
+	obj = kt_verifier_to_json(v);
 	text = obj != NULL ? kt_json_dump(obj, &len) : NULL;
 	if (text == NULL) {
 		rc = -ENOMEM;
@@ -288,95 +231,6 @@ out:
 		close(dfd);
 	kt_str_free_wiped(text);
 	kt_json_put_wiped(obj);
-	return rc;
-}
-
-/* Copies a non-empty string member into *dst; -EINVAL when it is missing,
- * empty or not a string. */
-static int vf_take_str(struct json_object *obj, const char *key, char **dst)
-{
-	const char *s = kt_json_str(obj, key);
-
-	if (s == NULL || s[0] == '\0')
-		return -EINVAL;
-	*dst = kt_strdup(s);
-	return *dst == NULL ? -ENOMEM : 0;
-}
-
-static int vf_take_time(struct json_object *obj, const char *key, time_t *dst)
-{
-	long long n;
-
-	if (!kt_json_int64(obj, key, &n) || n < 0 || (long long)(time_t)n != n)
-		return -EINVAL;
-	*dst = (time_t)n;
-	return 0;
-}
-
-/* Reads {"version_id":..,"hash":..} (and "until" when until is not NULL). */
-static int vf_version_from_json(struct json_object *o, char **version,
-                                char hash[KT_VERIFIER_HASH_MAX], time_t *until)
-{
-	const char *h;
-	int rc;
-
-	if (!json_object_is_type(o, json_type_object)) {
-		rc = -EINVAL;
-		goto out;
-	}
-	h = kt_json_str(o, "hash");
-	if (!kt_verifier_hash_ok(h)) {
-		rc = -EINVAL;
-		goto out;
-	}
-	rc = vf_take_str(o, "version_id", version);
-	if (rc == 0 && until != NULL)
-		rc = vf_take_time(o, "until", until);
-	if (rc == 0)
-		memcpy(hash, h, strlen(h) + 1);
-out:
-	return rc;
-}
-
-/* Fills v from a parsed file. Members other than those known are ignored;
- * the known ones must have exactly their types. */
-static int vf_from_json(struct json_object *obj, struct kt_verifier *v)
-{
-	struct json_object *key, *cur, *prev;
-	long long ver;
-	int rc = -EINVAL;
-
-	if (!json_object_is_type(obj, json_type_object) || !kt_json_int64(obj, "v", &ver) ||
-	    ver != 1)
-		goto out;
-	rc = vf_take_str(obj, "secret_id", &v->secret_id);
-	if (rc < 0)
-		goto out;
-	rc = -EINVAL;
-	if (!json_object_object_get_ex(obj, "key", &key))
-		goto out;
-	if (key != NULL) {
-		if (kt_json_str(obj, "key") == NULL)
-			goto out;
-		v->key = kt_strdup(kt_json_str(obj, "key"));
-		if (v->key == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
-	rc = vf_take_str(obj, "user", &v->user);
-	if (rc == 0)
-		rc = vf_take_time(obj, "confirmed_at", &v->confirmed_at);
-	if (rc < 0)
-		goto out;
-	rc = -EINVAL;
-	if (!json_object_object_get_ex(obj, "current", &cur) ||
-	    !json_object_object_get_ex(obj, "previous", &prev))
-		goto out;
-	rc = vf_version_from_json(cur, &v->cur_version, v->cur_hash, NULL);
-	if (rc == 0 && prev != NULL)
-		rc = vf_version_from_json(prev, &v->prev_version, v->prev_hash, &v->prev_until);
-out:
 	return rc;
 }
 
@@ -462,7 +316,7 @@ static int vf_load(int dirfd, const char *dir, const char *name, struct kt_verif
 		kt_errf(err, errlen, "%s/%s is not one JSON object", dir, name);
 		goto out;
 	}
-	rc = vf_from_json(obj, out);
+	rc = kt_verifier_from_json(obj, out);
 	if (rc == -EINVAL)
 		kt_errf(err, errlen, "%s/%s is not a version 1 verifier file", dir, name);
 	else if (rc < 0)

@@ -1,0 +1,349 @@
+/* The keys of keyturnd's configuration: the key table of each section kind,
+ * the check of a value against its key's type and its storing (allow lists
+ * resolved to ids), kt_config_free for all that was stored, and the error
+ * record every check writes. conf.c reads the file and its sections and
+ * calls in here (conf_int.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "conf.h"
+#include "conf_int.h"
+#include "conf_values.h"
+#include "common/secmem.h"
+
+#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+/* The string types come first: IS_STRING tells them from the rest. */
+enum vtype {
+	V_TEXT,    /* non-empty, no control characters */
+	V_WORD,    /* non-empty, printable ASCII, no spaces */
+	V_PATTERN, /* a V_WORD that may hold %H, %u and %% */
+	V_PATH,    /* an absolute V_WORD */
+	V_SOCKET,  /* a V_PATH that fits in sun_path */
+	V_URL,     /* http:// or https:// */
+	V_REGION,  /* lower-case letters, digits and '-' */
+#define IS_STRING(t) ((t) <= V_REGION)
+	V_BOOL,
+	V_SECS,  /* whole seconds in [min, max] */
+	V_COUNT, /* a whole number in [min, max] */
+	V_POW2,  /* bytes, with K or M, a power of two in [min, max] */
+	V_LEVEL,
+	V_USERS,
+	V_GROUPS,
+};
+
+struct keydef {
+	const char *name;
+	enum vtype type;
+	size_t off; /* of the field in kt_config, kt_secret_cfg or kt_login_cfg */
+	long min, max;
+};
+
+#define D(f) offsetof(struct kt_config, f)
+static const struct keydef daemon_keys[] = {
+	{ "region", V_REGION, D(region), 0, 0 },
+	{ "endpoint", V_URL, D(endpoint), 0, 0 },
+	{ "ca_file", V_PATH, D(ca_file), 0, 0 },
+	{ "fips", V_BOOL, D(fips), 0, 0 },
+	{ "socket", V_SOCKET, D(socket_path), 0, 0 },
+	{ "user", V_WORD, D(user), 0, 0 },
+	{ "state_dir", V_PATH, D(state_dir), 0, 0 },
+	{ "check_interval", V_SECS, D(check_interval), 1, WEEK },
+	{ "window_interval", V_SECS, D(window_interval), 1, DAY },
+	{ "max_stale", V_SECS, D(max_stale), 0, YEAR },
+	{ "log_level", V_LEVEL, D(log_level), 0, 0 },
+	{ "max_connections", V_COUNT, D(max_connections), 1, 65536 },
+	{ "idle_timeout", V_SECS, D(idle_timeout), 1, DAY },
+	{ "max_connections_per_uid", V_COUNT, D(max_connections_per_uid), 1, 65536 },
+	{ "request_timeout", V_SECS, D(request_timeout), 1, 3600 },
+	{ "max_wait", V_SECS, D(max_wait), 1, 3600 },
+	{ "refresh_min_interval", V_SECS, D(refresh_min_interval), 1, DAY },
+	{ "workers", V_COUNT, D(workers), 1, 16 },
+	{ "locked_memory", V_POW2, D(locked_memory), KT_SECURE_MIN, KT_SECURE_MAX },
+	{ NULL, 0, 0, 0, 0 },
+};
+#undef D
+
+#define S(f) offsetof(struct kt_secret_cfg, f)
+static const struct keydef secret_keys[] = {
+	{ "id", V_WORD, S(id), 0, 0 },
+	{ "allow_users", V_USERS, 0, 0, 0 },
+	{ "allow_groups", V_GROUPS, 0, 0, 0 },
+	{ "key", V_TEXT, S(key), 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+#undef S
+
+#define L(f) offsetof(struct kt_login_cfg, f)
+static const struct keydef login_keys[] = {
+	{ "secret", V_PATTERN, L(secret), 0, 0 },
+	{ "key", V_TEXT, L(key), 0, 0 },
+	{ "previous_grace", V_SECS, L(previous_grace), 0, 30 * DAY },
+	{ "offline", V_BOOL, L(offline), 0, 0 },
+	{ "offline_max_age", V_SECS, L(offline_max_age), 1, YEAR },
+	{ NULL, 0, 0, 0, 0 },
+};
+#undef L
+
+static const struct keydef *const tables[] = {
+	[SEC_NONE] = NULL,
+	[SEC_DAEMON] = daemon_keys,
+	[SEC_SECRET] = secret_keys,
+	[SEC_LOGIN] = login_keys,
+};
+
+_Static_assert(sizeof(daemon_keys) / sizeof(daemon_keys[0]) <= MAX_KEYS,
+               "struct parser's key_line is too small for [daemon]");
+
+int conf_fail_at(struct parser *p, int line, const char *section, const char *key, int err,
+                 const char *fmt, ...)
+{
+	char msg[256], at[16] = "";
+	va_list ap;
+
+	if (p->err != 0)
+		return p->err;
+	p->err = err;
+	p->errline = p->lineno;
+	if (p->errbuf == NULL || p->errlen == 0)
+		return err;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(at, sizeof(at), ":%d", line);
+	snprintf(p->errbuf, p->errlen, "%s%s:%s%s%s%s%s%s %s", p->path, at, section ? " [" : "",
+	         section ? section : "", section ? "]" : "", key ? " " : "", key ? key : "",
+	         section || key ? ":" : "", msg);
+	return err;
+}
+
+static int set_list(struct parser *p, const char *key, struct kt_secret_cfg *s, bool group,
+                    const char *v)
+{
+	const char *what = group ? "group" : "user";
+	char ***names = group ? &s->allow_groups : &s->allow_users;
+	size_t *count = group ? &s->nallow_groups : &s->nallow_users;
+	/* Room for every name the value can hold, and a NULL after them;
+	 * *count grows only with complete entries, for kt_config_free. */
+	size_t max = strlen(v) / 2 + 2, len;
+	uint32_t id = 0;
+	int ret;
+
+	*names = calloc(max, sizeof(**names));
+	if (group)
+		s->allow_gids = calloc(max, sizeof(*s->allow_gids));
+	else
+		s->allow_uids = calloc(max, sizeof(*s->allow_uids));
+	if (*names == NULL || (group ? (void *)s->allow_gids : (void *)s->allow_uids) == NULL)
+		return conf_fail(p, key, -ENOMEM, "out of memory");
+	for (v += strspn(v, " \t"); *v; v += len, v += strspn(v, " \t")) {
+		len = strcspn(v, " \t");
+		(*names)[*count] = strndup(v, len);
+		if ((*names)[*count] == NULL)
+			return conf_fail(p, key, -ENOMEM, "out of memory");
+		ret = conf_lookup_id((*names)[*count], group, &id);
+		if (ret == -ENOENT)
+			return conf_fail(p, key, -EINVAL, "unknown %s '%s'", what,
+			                 (*names)[*count]);
+		if (ret < 0)
+			return conf_fail(p, key, ret, "cannot look up %s '%s': %s", what,
+			                 (*names)[*count], strerror(-ret));
+		if (group)
+			s->allow_gids[*count] = (gid_t)id;
+		else
+			s->allow_uids[*count] = (uid_t)id;
+		(*count)++;
+	}
+	return 0;
+}
+
+/* A login's secret pattern is checked now, so that a bad escape is found
+ * by --check-config and not at the first login. */
+static int check_pattern(struct parser *p, const char *key, const char *v)
+{
+	for (const char *s = strchr(v, '%'); s != NULL; s = strchr(s + 2, '%')) {
+		if (s[1] == '\0')
+			return conf_fail(p, key, -EINVAL,
+			                 "'%%' at the end (write %%%% for a literal %%)");
+		if (s[1] != '%' && s[1] != 'H' && s[1] != 'u')
+			return conf_fail(p, key, -EINVAL,
+			                 "unknown escape '%%%c' (use %%H, %%u or %%%%)", s[1]);
+	}
+	return 0;
+}
+
+static int check_string(struct parser *p, const char *key, enum vtype type, const char *v)
+{
+	if (type == V_TEXT) {
+		for (const char *s = v; *s; s++) {
+			if ((unsigned char)*s < 0x20 || *s == 0x7f)
+				return conf_fail(p, key, -EINVAL, "control character in value");
+		}
+		return 0;
+	}
+	if (!conf_is_word(v))
+		return conf_fail(p, key, -EINVAL, "'%.64s' must be printable and hold no spaces",
+		                 v);
+	switch (type) {
+	case V_PATTERN:
+		return check_pattern(p, key, v);
+	case V_PATH:
+	case V_SOCKET:
+		if (v[0] != '/')
+			return conf_fail(p, key, -EINVAL, "'%.64s' is not an absolute path", v);
+		if (type == V_SOCKET && strlen(v) > SUN_PATH_MAX)
+			return conf_fail(p, key, -EINVAL, "longer than a socket path may be (%zu)",
+			                 SUN_PATH_MAX);
+		return 0;
+	case V_URL:
+		if ((strncmp(v, "https://", 8) != 0 || v[8] == '\0') &&
+		    (strncmp(v, "http://", 7) != 0 || v[7] == '\0'))
+			return conf_fail(p, key, -EINVAL,
+			                 "'%.64s' is not an http:// or https:// URL", v);
+		return 0;
+	case V_REGION:
+		if (strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v))
+			return conf_fail(p, key, -EINVAL,
+			                 "'%.64s' is not a region (like us-east-1)", v);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int set_value(struct parser *p, const struct keydef *kd, void *base, const char *v)
+{
+	void *field = (char *)base + kd->off;
+	const char *unit = kd->type == V_SECS ? " seconds" : "";
+	char *copy;
+	int ret;
+
+	if (*v == '\0' && kd->type != V_USERS && kd->type != V_GROUPS)
+		return conf_fail(p, kd->name, -EINVAL, "empty value");
+	switch (kd->type) {
+	case V_USERS:
+	case V_GROUPS:
+		return set_list(p, kd->name, base, kd->type == V_GROUPS, v);
+	case V_BOOL:
+		if (conf_parse_bool(v, field) < 0)
+			return conf_fail(p, kd->name, -EINVAL, "'%.64s' is not yes or no", v);
+		return 0;
+	case V_SECS:
+	case V_COUNT:
+		ret = conf_parse_long(v, kd->min, kd->max, field);
+		if (ret == -EINVAL)
+			return conf_fail(p, kd->name, ret, "'%.64s' is not a whole number%s", v,
+			                 kd->type == V_SECS ? " of seconds" : "");
+		if (ret < 0)
+			return conf_fail(p, kd->name, -EINVAL,
+			                 "%.64s is out of range (%ld to %ld%s)", v, kd->min,
+			                 kd->max, unit);
+		return 0;
+	case V_POW2:
+		ret = conf_parse_size(v, kd->min, kd->max, field);
+		if (ret == -EINVAL)
+			return conf_fail(p, kd->name, ret,
+			                 "'%.64s' is not a size (bytes, or a number with K or M)",
+			                 v);
+		if (ret < 0 || (*(long *)field & (*(long *)field - 1)) != 0)
+			return conf_fail(
+			        p, kd->name, -EINVAL,
+			        "%.64s is not a power of two from 4K to 1024M (OpenSSL's secure "
+			        "heap needs one, like 4M or 8M)",
+			        v);
+		return 0;
+	case V_LEVEL:
+		if (log_parse_level(v, field) < 0)
+			return conf_fail(p, kd->name, -EINVAL,
+			                 "'%.64s' is not error, warning, info or debug", v);
+		return 0;
+	default:
+		ret = check_string(p, kd->name, kd->type, v);
+		if (ret < 0)
+			return ret;
+		copy = strdup(v);
+		if (copy == NULL)
+			return conf_fail(p, kd->name, -ENOMEM, "out of memory");
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+	}
+}
+
+int conf_set_pair(struct parser *p, const char *name, const char *value)
+{
+	const struct keydef *kd = tables[p->kind];
+	void *base;
+	size_t i;
+
+	if (*name == '\0')
+		return conf_fail(p, NULL, -EINVAL, "a key name must come before '='");
+	if (kd == NULL)
+		return conf_fail(p, name, -EINVAL,
+		                 "outside any section (put it under [daemon], "
+		                 "[secret:NAME] or [login:USER])");
+	for (i = 0; kd[i].name != NULL && strcmp(kd[i].name, name) != 0; i++)
+		;
+	if (kd[i].name == NULL)
+		return conf_fail(p, name, -EINVAL, "unknown key");
+	if (p->key_line[i] != 0)
+		return conf_fail(p, name, -EINVAL, "set twice (first on line %d)", p->key_line[i]);
+	p->key_line[i] = p->lineno;
+	if (p->kind == SEC_DAEMON)
+		base = p->cfg;
+	else if (p->kind == SEC_SECRET)
+		base = &p->cfg->secrets[p->idx];
+	else
+		base = &p->cfg->logins[p->idx];
+	return set_value(p, &kd[i], base, value);
+}
+
+/* The lists are NULL-terminated (set_list sizes them one longer). */
+static void free_list(char **names)
+{
+	for (size_t i = 0; names != NULL && names[i] != NULL; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Frees the strings a key table points at, so no key's value is forgotten. */
+static void free_strings(const struct keydef *kd, void *base)
+{
+	for (; kd->name != NULL; kd++) {
+		if (IS_STRING(kd->type))
+			free(*(char **)((char *)base + kd->off));
+	}
+}
+
+void kt_config_free(struct kt_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->nsecrets; i++) {
+		struct kt_secret_cfg *s = &cfg->secrets[i];
+
+		free_strings(secret_keys, s);
+		free(s->name);
+		free_list(s->allow_users);
+		free(s->allow_uids);
+		free_list(s->allow_groups);
+		free(s->allow_gids);
+	}
+	for (size_t i = 0; i < cfg->nlogins; i++) {
+		free_strings(login_keys, &cfg->logins[i]);
+		free(cfg->logins[i].user);
+	}
+	free_strings(daemon_keys, cfg);
+	free(cfg->secrets);
+	free(cfg->logins);
+	free(cfg->path);
+	free(cfg);
+}
