@@ -4,7 +4,7 @@
  * never see epoll themselves.
  *
  * Why not sd-event or libevent: keyturnd needs fds, a few timers, pidfds and
- * end-of-turn hooks, about 300 lines; sd-event would add libsystemd to a
+ * end-of-turn hooks, about 500 lines; sd-event would add libsystemd to a
  * daemon that speaks sd_notify itself and must build on rpm/deb hosts
  * without it, and libevent brings its own buffers and a much larger API.
  * docs/ARCHITECTURE.md has the longer version.
