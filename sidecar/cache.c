@@ -214,6 +214,13 @@ int kt_cache_sync(struct kt_cache *c, const struct kt_config *cfg)
 			e->next_check = 0;
 			e->failures = 0;
 			e->gone = false;
+			e->superseded = false;
+			e->superseded_by[0] = '\0';
+			e->fetch_alone = false;
+			/* A job still running asks about the old secret: its
+			 * answer is dropped when it comes (kt_engine_jobs_done),
+			 * and the new secret is fetched meanwhile. */
+			e->in_flight = false;
 		}
 		e->cfg = s;
 	}
@@ -467,4 +474,5 @@ void kt_cache_forget(struct kt_entry *e)
 	e->prev_version = NULL;
 	e->rotated_at = 0;
 	e->superseded = false;
+	e->superseded_by[0] = '\0';
 }

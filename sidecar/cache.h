@@ -43,12 +43,14 @@ struct kt_entry {
 	time_t checked_at;            /* the same, wall clock (list, offline verifiers) */
 	bool superseded;              /* AWS moved AWSCURRENT to a version not fetched yet */
 	time_t superseded_at;         /* when a check first said so; stale from then on */
+	char superseded_by[72];       /* the version KT_NEWS_SUPERSEDED was last told for */
 	time_t next_check;            /* when the next check is due */
 	time_t last_refresh;          /* last `refresh` request that made a check */
 	time_t version_window;        /* start of the current version-fetch window */
 	int version_fetches;          /* fetches of other versions in that window */
 	int failures;                 /* consecutive failed checks or fetches */
 	bool in_flight;               /* a job for this entry is running */
+	bool fetch_alone;             /* a batch answer left it out: fetched on its own */
 	bool gone;                    /* AWS says it does not exist or is deleted */
 	/* For logins (see login.c). */
 	bool login_only;              /* made for a [login:] mapping: `get` cannot read it */

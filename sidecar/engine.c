@@ -415,7 +415,7 @@ void kt_engine_schedule(struct kt_engine *eng, time_t now)
 			if (!first) {
 				kt_engine_check(eng, e, KT_WHY_SCHEDULE);
 				busy++;
-			} else if (eng->batch_denied || e->failures > 0) {
+			} else if (eng->batch_denied || e->failures > 0 || e->fetch_alone) {
 				kt_engine_fetch_current(eng, e, KT_WHY_SCHEDULE);
 				busy++;
 			} else {

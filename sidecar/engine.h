@@ -29,9 +29,10 @@
 
 struct kt_engine;
 
-/* Why a check or fetch was asked for: it decides nothing yet but the log
- * line and the count in status; every reason goes through the same
- * single-flight and throttle. */
+/* Why a check or fetch was asked for: it decides nothing yet but the count
+ * of jobs; every reason goes through the same single-flight. While AWS
+ * throttles, the schedule holds back; a front door that asks anyway
+ * decides for itself (kt_engine_throttled_until). */
 enum kt_check_reason {
 	KT_WHY_SCHEDULE, /* due by the schedule (first value, check_interval, window) */
 	KT_WHY_READ,     /* a reader needs a value not in the cache */
@@ -70,7 +71,8 @@ struct kt_parked {
 	enum kt_wait_kind kind;
 	struct kt_peer peer;
 	struct json_object *req;
-	int64_t since_ms; /* engine clock (ms) when the request first parked */
+	int64_t since_ms; /* engine clock (ms) when the request first parked; for
+	                   * KT_RESUME_EXPIRED, how long it waited */
 };
 
 /* Why a parked request comes back. */
@@ -82,9 +84,9 @@ enum kt_resume_why {
 };
 
 /* Called for each request taken off the parked list. The callee answers it
- * (and then drops its reference to p->req) or parks it again with
- * kt_engine_wait() (which takes its own reference). p is freed after the
- * call. */
+ * (and then drops its reference to p->req) or, for KT_RESUME_DONE only,
+ * parks it again with kt_engine_wait() (which takes its own reference); the
+ * other reasons must be answered. p is freed after the call. */
 typedef void kt_engine_resume_fn(void *ctx, struct kt_parked *p, struct kt_entry *e,
 				 const struct kt_job *job, enum kt_resume_why why);
 

@@ -22,18 +22,28 @@ static void entry_failed(struct kt_engine *eng, struct kt_entry *e, const struct
 	kt_engine_note_error(eng, e->name, "%s", e->last_error);
 	log_warn("%s: %s; next attempt in %lld s", e->name, e->last_error,
 		 (long long)(e->next_check - now));
-	if (err->code == AWS_ERR_THROTTLED) {
-		eng->throttle_failures++;
-		eng->throttled_until =
-			kt_sched_backoff(&eng->sched, eng->throttle_failures, now, kt_engine_rnd(eng));
-		log_warn("AWS is throttling keyturnd: no calls for %lld s",
-			 (long long)(eng->throttled_until - now));
-	}
 }
 
+/* AWS throttles: every call waits, and longer each time. Once per answer,
+ * however many secrets it was about (a batch holds twenty). */
+static void throttled(struct kt_engine *eng, const struct aws_error *err, time_t now)
+{
+	if (err->code != AWS_ERR_THROTTLED)
+		return;
+	eng->throttle_failures++;
+	eng->throttled_until =
+		kt_sched_backoff(&eng->sched, eng->throttle_failures, now, kt_engine_rnd(eng));
+	log_warn("AWS is throttling keyturnd: no calls for %lld s",
+		 (long long)(eng->throttled_until - now));
+}
+
+/* AWS says the secret does not exist or is deleted: told once, however many
+ * checks say it again. */
 static void entry_gone(struct kt_engine *eng, struct kt_entry *e, const char *why, time_t now)
 {
-	if (!e->gone)
+	bool news = !e->gone;
+
+	if (news)
 		log_warn("%s: %s; its cached values are wiped", e->name, why);
 	e->gone = true;
 	kt_cache_forget(e);
@@ -43,7 +53,8 @@ static void entry_gone(struct kt_engine *eng, struct kt_entry *e, const char *wh
 	snprintf(e->last_error, sizeof(e->last_error), "%s", why);
 	kt_engine_note_error(eng, e->name, "%s", why);
 	e->next_check = kt_sched_next_check(&eng->sched, &e->rot, now, kt_engine_rnd(eng));
-	kt_engine_tell(eng, KT_NEWS_GONE, e, NULL);
+	if (news)
+		kt_engine_tell(eng, KT_NEWS_GONE, e, NULL);
 }
 
 /* No room in locked memory for a fetched value (the cache logged why and
@@ -78,6 +89,8 @@ static void value_current(struct kt_engine *eng, struct kt_entry *e, time_t now,
 	if (e->superseded && e->rotated_at != 0 && e->superseded_at < e->rotated_at)
 		e->rotated_at = e->superseded_at;
 	e->superseded = false;
+	e->superseded_by[0] = '\0';
+	e->fetch_alone = false;
 	entry_ok(eng, e, now);
 	/* The first value arrived: check rotation details soon, then on
 	 * schedule. */
@@ -88,6 +101,23 @@ static void value_current(struct kt_engine *eng, struct kt_entry *e, time_t now,
 
 static void batch_done(struct kt_engine *eng, struct kt_job *job, time_t now)
 {
+	/* Without BatchGetSecretValue permission, fetch one by one: every
+	 * secret of a denied batch is due again now, none has failed. */
+	bool denied = job->rc < 0 && job->err.code == AWS_ERR_ACCESS_DENIED;
+
+	if (denied && !eng->batch_denied) {
+		log_info("BatchGetSecretValue is denied; fetching secrets one by one");
+		eng->batch_denied = true;
+	}
+	/* Before the secrets, whose waiters are answered "throttled" then. */
+	if (job->rc < 0)
+		throttled(eng, &job->err, now);
+	for (size_t i = 0; job->rc == 0 && i < job->batch.nerrors; i++) {
+		if (job->batch.errors[i].err.code == AWS_ERR_THROTTLED) {
+			throttled(eng, &job->batch.errors[i].err, now);
+			break;
+		}
+	}
 	for (size_t k = 0; k < eng->cache.n; k++) {
 		struct kt_entry *e = eng->cache.entries[k];
 		bool mine = false, answered = false;
@@ -98,14 +128,10 @@ static void batch_done(struct kt_engine *eng, struct kt_job *job, time_t now)
 			continue;
 		e->in_flight = false;
 		if (job->rc < 0) {
-			/* Without BatchGetSecretValue permission, fetch one by one. */
-			if (job->err.code == AWS_ERR_ACCESS_DENIED && !eng->batch_denied) {
-				log_info("BatchGetSecretValue is denied; fetching secrets one by one");
-				eng->batch_denied = true;
+			if (denied)
 				e->next_check = now;
-			} else {
+			else
 				entry_failed(eng, e, &job->err, now);
-			}
 			kt_engine_resume_id(eng, e->id, e, job);
 			continue;
 		}
@@ -131,8 +157,10 @@ static void batch_done(struct kt_engine *eng, struct kt_job *job, time_t now)
 			answered = true;
 		}
 		/* Not in the answer at all: ask for it on its own. */
-		if (!answered)
+		if (!answered) {
+			e->fetch_alone = true;
 			e->next_check = now;
+		}
 		kt_engine_resume_id(eng, e->id, e, NULL);
 	}
 }
@@ -148,6 +176,7 @@ static void check_done(struct kt_engine *eng, struct kt_entry *e, struct kt_job 
 			entry_gone(eng, e, "the secret does not exist in AWS", now);
 		else
 			entry_failed(eng, e, &job->err, now);
+		throttled(eng, &job->err, now);
 		kt_engine_resume_id(eng, e->id, e, job);
 		return;
 	}
@@ -165,7 +194,7 @@ static void check_done(struct kt_engine *eng, struct kt_entry *e, struct kt_job 
 	e->next_check = kt_sched_next_check(&eng->sched, &e->rot, now, kt_engine_rnd(eng));
 	if (job->desc.deleted != 0) {
 		e->in_flight = false;
-		entry_ok(eng, e, now);
+		eng->throttle_failures = 0;
 		entry_gone(eng, e, "the secret is scheduled for deletion in AWS", now);
 		kt_engine_resume_id(eng, e->id, e, job);
 		return;
@@ -191,14 +220,25 @@ static void check_done(struct kt_engine *eng, struct kt_entry *e, struct kt_job 
 		} else {
 			entry_ok(eng, e, now);
 		}
+		/* Told once per move: again only when AWSCURRENT moves on to
+		 * yet another version before this one could be fetched. */
+		if (e->superseded && strcmp(cur, e->superseded_by) != 0) {
+			snprintf(e->superseded_by, sizeof(e->superseded_by), "%s", cur);
+			kt_engine_tell(eng, KT_NEWS_SUPERSEDED, e, cur);
+		}
+		if (eng->stopping) {
+			e->in_flight = false;
+			kt_engine_resume_id(eng, e->id, e, job);
+			return;
+		}
 		log_info("%s: AWSCURRENT is now version %s; fetching it", e->name, cur);
-		kt_engine_tell(eng, KT_NEWS_SUPERSEDED, e, cur);
 		kt_engine_submit_for(eng, e, KT_JOB_GET, PURPOSE_CURRENT, cur, NULL, KT_WHY_SCHEDULE);
 		return;
 	}
 	entry_ok(eng, e, now);
 	/* AWSCURRENT is the version in hand again (a rotation undone). */
 	e->superseded = false;
+	e->superseded_by[0] = '\0';
 	e->in_flight = false;
 	kt_engine_tell(eng, KT_NEWS_CONFIRMED, e, e->cur.version_id);
 	kt_engine_resume_id(eng, e->id, e, job);
@@ -218,6 +258,7 @@ static void get_done(struct kt_engine *eng, struct kt_entry *e, struct kt_job *j
 			entry_gone(eng, e, "the secret does not exist in AWS", now);
 		else
 			entry_failed(eng, e, &job->err, now);
+		throttled(eng, &job->err, now);
 	} else if (kt_cache_set_current(e, &job->value, now) < 0) {
 		entry_refused(eng, e, now);
 	} else {
@@ -243,6 +284,10 @@ void kt_engine_jobs_done(struct kt_engine *eng, struct kt_job *job)
 		} else if ((e = kt_cache_by_id(&eng->cache, job->tag)) == NULL) {
 			/* The section was removed by a reload while AWS answered. */
 			kt_engine_resume_id(eng, job->tag, NULL, job);
+		} else if (strcmp(job->ids[0], e->cfg->id) != 0) {
+			/* A reload made the section name another secret while AWS
+			 * answered about the old one (the cache cleared in_flight
+			 * then): the answer is not this entry's. */
 		} else if (job->kind == KT_JOB_DESCRIBE) {
 			check_done(eng, e, job, now);
 		} else {

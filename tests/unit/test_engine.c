@@ -1250,6 +1250,266 @@ static void test_batch_denied(void **state)
 	assert_int_equal(kt_engine_unfetched(w.eng), 0);
 }
 
+/* --- the fixed bugs: each test below failed against the engine before --- */
+
+/* A denied BatchGetSecretValue makes every secret of the batch due again,
+ * not only the first, none of them failed; each is then fetched alone. */
+static void test_batch_denied_all(void **state)
+{
+	const char *names[] = { "a", "b", "c" };
+	struct kt_config *cfg;
+	struct kt_job *job;
+
+	(void)state;
+	cfg = config(0, 3, names);
+	cfg->workers = 2; /* room for the three fetches at once */
+	start(cfg);
+	kt_engine_tick(w.eng);
+	job = take_only();
+	assert_int_equal(job->nids, 3);
+	answer_error(job, AWS_ERR_ACCESS_DENIED);
+	finish(job);
+	assert_int_equal(heard(0, KT_NEWS_FAILED, NULL), 0);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(entry(names[i])->failures, 0);
+		assert_int_equal(entry(names[i])->next_check, T0);
+	}
+	kt_engine_tick(w.eng);
+	assert_int_equal(w.njobs, 3);
+	for (size_t i = 0; i < 3; i++) {
+		job = take_for(entry(names[i]));
+		assert_int_equal(job->kind, KT_JOB_GET);
+		assert_string_equal(job->stage, "AWSCURRENT");
+		answer_value(job, "v1");
+		finish(job);
+	}
+	assert_int_equal(kt_engine_unfetched(w.eng), 0);
+	assert_int_equal(heard(0, KT_NEWS_CHANGED, NULL), 3);
+}
+
+/* A reload that points a section at another SecretId while a job about the
+ * old one runs (a first-fetch batch, then a GetSecretValue): the new secret
+ * is fetched at once, and the old answer never lands in the entry. */
+static void test_repointed_section(void **state)
+{
+	const char *names[] = { "x" };
+	struct kt_entry *x;
+	struct kt_job *old, *job;
+
+	(void)state;
+	start(config(0, 1, names));
+	x = entry("x");
+	kt_engine_tick(w.eng);
+	assert_string_equal(w.jobs[0]->ids[0], "x");
+	config(1, 1, names);
+	w.secs[1][0].id = (char *)"B";
+	assert_int_equal(kt_engine_configure(w.eng, &w.cfg[1]), 0);
+	kt_engine_tick(w.eng);
+	assert_int_equal(w.njobs, 2);
+	job = take(1);
+	old = take(0);
+	assert_string_equal(job->ids[0], "B");
+	answer_batch(old, "v1");
+	finish(old);
+	assert_null(x->cur.data);
+	assert_true(x->in_flight); /* B's batch still runs */
+	answer_batch(job, "v1");
+	finish(job);
+	assert_memory_equal(x->cur.data, "value of B at v1", 16);
+
+	kt_engine_fetch_current(w.eng, x, KT_WHY_READ);
+	config(0, 1, names);
+	w.secs[0][0].id = (char *)"C";
+	assert_int_equal(kt_engine_configure(w.eng, &w.cfg[0]), 0);
+	park(x, 1, KT_WAIT_CURRENT);
+	old = take_only();
+	answer_value(old, "v2");
+	finish(old);
+	assert_null(x->cur.data);
+	assert_int_equal(w.nres, 0); /* its reader waits for C's value */
+	kt_engine_tick(w.eng);
+	job = take_only();
+	assert_string_equal(job->ids[0], "C");
+	answer_batch(job, "v1");
+	finish(job);
+	assert_memory_equal(x->cur.data, "value of C at v1", 16);
+	assert_int_equal(resumed_once(1)->why, KT_RESUME_DONE);
+	assert_int_equal(heard(0, KT_NEWS_CHANGED, x), 2);
+}
+
+/* A throttled answer raises the throttle once, however many secrets it was
+ * about: a batch of twenty refused whole, then a batch whose secrets each
+ * came back throttled. */
+static void test_throttled_batch(void **state)
+{
+	const char *names[SM_BATCH_MAX + 2];
+	char buf[SM_BATCH_MAX + 2][8];
+	struct kt_config *cfg;
+	struct kt_sched_cfg sc;
+	struct kt_job *job;
+
+	(void)state;
+	for (size_t i = 0; i < SM_BATCH_MAX + 2; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "s%02zu", i);
+		names[i] = buf[i];
+	}
+	cfg = config(0, SM_BATCH_MAX + 2, names);
+	start(cfg);
+	sc = sched_of(cfg);
+	kt_engine_tick(w.eng);
+	assert_int_equal(w.njobs, 2);
+	job = take(0);
+	assert_int_equal(job->nids, SM_BATCH_MAX);
+	answer_error(job, AWS_ERR_THROTTLED);
+	finish(job);
+	assert_int_equal(kt_engine_throttled_until(w.eng), kt_sched_backoff(&sc, 1, T0, w.rnd));
+
+	job = take_only();
+	job->rc = 0;
+	job->batch.errors = calloc(job->nids, sizeof(*job->batch.errors));
+	assert_non_null(job->batch.errors);
+	for (size_t i = 0; i < job->nids; i++) {
+		job->batch.errors[i].secret_id = dup_str(job->ids[i]);
+		aws_error_set(&job->batch.errors[i].err, AWS_ERR_THROTTLED, "ThrottlingException",
+		              "rate exceeded");
+	}
+	job->batch.nerrors = job->nids;
+	finish(job);
+	assert_int_equal(kt_engine_throttled_until(w.eng), kt_sched_backoff(&sc, 2, T0, w.rnd));
+	assert_int_equal(heard(0, KT_NEWS_FAILED, NULL), SM_BATCH_MAX + 2);
+}
+
+/* GONE is told once per disappearance, not at every later check that says
+ * so again (DeletedDate or ResourceNotFound); a secret that came back and
+ * goes again is told again. */
+static void test_gone_once(void **state)
+{
+	const char *names[] = { "a" };
+	struct kt_entry *a;
+	struct kt_job *job;
+
+	(void)state;
+	start(config(0, 1, names));
+	prime();
+	a = entry("a");
+	for (int i = 0; i < 3; i++) {
+		kt_engine_check(w.eng, a, KT_WHY_READ);
+		job = take_only();
+		if (i < 2)
+			answer_describe(job, "v1", NULL, WALL0 - 60);
+		else
+			answer_error(job, AWS_ERR_NOT_FOUND);
+		finish(job);
+		assert_true(a->gone);
+		assert_int_equal(heard(0, KT_NEWS_GONE, a), 1);
+	}
+	/* Restored in AWS: the check fetches its value again. */
+	kt_engine_check(w.eng, a, KT_WHY_READ);
+	job = take_only();
+	answer_describe(job, "v1", NULL, 0);
+	finish(job);
+	job = take_only();
+	answer_value(job, "v1");
+	finish(job);
+	assert_false(a->gone);
+	assert_non_null(a->cur.data);
+	kt_engine_fetch_current(w.eng, a, KT_WHY_READ);
+	job = take_only();
+	answer_error(job, AWS_ERR_NOT_FOUND);
+	finish(job);
+	assert_int_equal(heard(0, KT_NEWS_GONE, a), 2);
+}
+
+/* SUPERSEDED is told once per move of AWSCURRENT: the checks that find it
+ * moved while its fetch keeps failing fetch it again, and tell nothing more;
+ * the next move is told again. */
+static void test_superseded_once(void **state)
+{
+	const char *names[] = { "a" };
+	struct kt_entry *a;
+	struct kt_job *job;
+
+	(void)state;
+	start(config(0, 1, names));
+	prime();
+	a = entry("a");
+	for (int i = 0; i < 4; i++) {
+		kt_engine_check(w.eng, a, KT_WHY_READ);
+		job = take_only();
+		answer_describe(job, i < 3 ? "v2" : "v3", "v1", 0);
+		finish(job);
+		assert_int_equal(heard(0, KT_NEWS_SUPERSEDED, a), i < 3 ? 1 : 2);
+		job = take_only();
+		assert_string_equal(job->version_id, i < 3 ? "v2" : "v3");
+		if (i < 2)
+			answer_error(job, AWS_ERR_DECRYPTION);
+		else
+			answer_value(job, i < 3 ? "v2" : "v3");
+		finish(job);
+	}
+	assert_string_equal(w.heard[w.nheard - 2].version, "v3");
+	assert_string_equal(a->cur.version_id, "v3");
+	assert_int_equal(heard(0, KT_NEWS_CHANGED, a), 2);
+}
+
+/* A secret a batch answer leaves out is fetched on its own (a batch would
+ * likely leave it out again); a section added later still goes by batch. */
+static void test_batch_left_out(void **state)
+{
+	const char *names[] = { "a", "b" }, *three[] = { "a", "b", "c" };
+	struct kt_entry *b;
+	struct kt_job *job;
+
+	(void)state;
+	start(config(0, 2, names));
+	b = entry("b");
+	kt_engine_tick(w.eng);
+	job = take_only();
+	answer_batch(job, "v1");
+	sm_value_free(&job->batch.values[1]);
+	job->batch.nvalues = 1;
+	finish(job);
+	assert_null(b->cur.data);
+	assert_int_equal(b->failures, 0);
+	kt_engine_tick(w.eng);
+	assert_int_equal(w.njobs, 1);
+	assert_int_equal(w.jobs[0]->kind, KT_JOB_GET);
+	job = take_for(b);
+	assert_string_equal(job->stage, "AWSCURRENT");
+	answer_value(job, "v1");
+	finish(job);
+	assert_int_equal(kt_engine_unfetched(w.eng), 0);
+
+	assert_int_equal(kt_engine_configure(w.eng, config(1, 3, three)), 0);
+	kt_engine_tick(w.eng);
+	assert_int_equal(w.njobs, 1);
+	assert_int_equal(w.jobs[0]->kind, KT_JOB_BATCH_GET);
+}
+
+/* After a stop, a check that comes back with AWSCURRENT moved starts no
+ * GetSecretValue: the value in hand is only marked superseded. */
+static void test_stop_moved(void **state)
+{
+	const char *names[] = { "a" };
+	struct kt_entry *a;
+	struct kt_job *job;
+
+	(void)state;
+	start(config(0, 1, names));
+	prime();
+	a = entry("a");
+	kt_engine_check(w.eng, a, KT_WHY_READ);
+	kt_engine_stop(w.eng);
+	job = take_only();
+	answer_describe(job, "v2", "v1", 0);
+	finish(job);
+	assert_int_equal(w.njobs, 0);
+	assert_int_equal(w.submitted, 2);
+	assert_false(a->in_flight);
+	assert_true(a->superseded);
+	assert_string_equal(a->cur.version_id, "v1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1265,6 +1525,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deletion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_denied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_denied_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repointed_section, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_throttled_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gone_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_superseded_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_left_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_moved, setup, teardown),
 	};
 	char err[256];
 
