@@ -64,7 +64,7 @@ struct kt_login_budget {
 };
 
 #ifdef KT_UNIT_TEST
-/* tests/unit/test_login_budget.c includes this file and sets the clock. */
+/* tests/unit/test_budget.c includes this file and sets the clock. */
 static int64_t kt_test_mono_ms;
 
 static int64_t mono_ms(void)

@@ -1,5 +1,5 @@
 /* Password checks for logins: the `verify` op. The mapping from accounts
- * to secrets is in login_map.c, the offline verifiers in login_offline.c.
+ * to secrets is in map.c, the offline verifiers in offline.c.
  * Runs on the loop thread, like the rest of the cache's users; only the
  * offline checks' yescrypt runs on the hashing thread. */
 #include "config.h"
@@ -359,7 +359,7 @@ static enum kt_op_result without_value(struct kt_login *lg, const struct attempt
 /* A password that did not match the value in hand: the user may already
  * type a new password that keyturnd has not seen, so it waits for a check
  * with AWS when one is allowed now or within a few seconds (see
- * login_budget.c); else the mismatch is answered at once. */
+ * budget.c); else the mismatch is answered at once. */
 static bool recheck(struct kt_login *lg, const struct attempt *a, struct kt_entry *e,
 		    enum kt_op_result *res, struct json_object **answer)
 {

@@ -1,4 +1,4 @@
-/* What login.c, login_map.c and login_offline.c share; not a public face. */
+/* What login.c, map.c and offline.c share; not a public face. */
 #ifndef KT_LOGIN_INT_H
 #define KT_LOGIN_INT_H
 
@@ -35,12 +35,12 @@ struct kt_login {
 	const struct kt_config *cfg;   /* the configuration in effect (kt_login_configure) */
 	unsigned char key[32]; /* HMAC key for comparisons; never leaves memory */
 	struct kt_login_fail_slot fails[KT_LOGIN_FAIL_SLOTS];
-	struct kt_login_budget *budget;  /* login_budget.c */
-	struct kt_login_hasher *hasher;  /* login_offline.c */
+	struct kt_login_budget *budget;  /* budget.c */
+	struct kt_login_hasher *hasher;  /* offline.c */
 	uid_t uid_min, uid_max; /* [login:*] serves these uids (/etc/login.defs) */
 };
 
-/* login_map.c: from accounts to secrets. */
+/* map.c: from accounts to secrets. */
 bool kt_login_pattern_has_user(const char *p);
 /* The account a mapping writes its verifiers for: its own name, or for
  * [login:*] with %u the last account that used the entry (or NULL). */
@@ -63,13 +63,13 @@ int kt_login_password(const struct kt_entry *e, const struct kt_value *v, const 
 void kt_login_map_sync(struct kt_login *lg);
 bool kt_login_previous_in_grace(const struct kt_entry *e, const struct kt_login_cfg *l, time_t now);
 
-/* login_map.c: the range of uids [login:*] serves, from /etc/login.defs. */
+/* map.c: the range of uids [login:*] serves, from /etc/login.defs. */
 #define KT_LOGIN_DEFS "/etc/login.defs"
 void kt_login_read_login_defs(struct kt_login *st, const char *path);
 
-/* login_budget.c: the AWS calls that failed passwords may cause. A call is
+/* budget.c: the AWS calls that failed passwords may cause. A call is
  * allowed when the secret's own back-off has run out and the daemon-wide
- * budget holds a token; see the top of login_budget.c. */
+ * budget holds a token; see the top of budget.c. */
 enum kt_recheck_plan {
 	KT_RECHECK_NO,    /* not now: answer from what is in hand */
 	KT_RECHECK_NOW,   /* make the call now (a token was taken) */
@@ -98,7 +98,7 @@ bool kt_login_absent(struct kt_login *lg, const char *id);
 /* Once a second: makes the deferred calls that are due. */
 void kt_login_budget_tick(struct kt_login *lg);
 
-/* login_offline.c: the verifiers in state_dir, hashed and checked on the
+/* offline.c: the verifiers in state_dir, hashed and checked on the
  * hashing thread (hasher.c). Offline checks waiting on it, at most: for
  * every caller together, and for each uid but root. */
 #define KT_LOGIN_OFFLINE_CHECKS 64

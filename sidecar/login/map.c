@@ -194,7 +194,7 @@ int kt_login_resolve(struct kt_login *lg, const char *user, const struct kt_logi
 		goto out;
 	}
 	/* A new entry costs a fetch: only within the budget of AWS calls that
-	 * failed passwords may cause (login_budget.c). */
+	 * failed passwords may cause (budget.c). */
 	if (kt_cache_find(lg->cache, id) == NULL && !kt_login_budget_can_pay(lg)) {
 		kt_errf(msg, msglen, "the secret of %s is not cached, and AWS calls caused by failed "
 			"passwords are over budget", shown);
