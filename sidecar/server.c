@@ -190,7 +190,8 @@ static struct kt_conn *conn_admit(struct kt_server *s, int fd, time_t now)
 		return NULL;
 	}
 	if ((long)s->nconns >= s->lim.max_conns &&
-	    ((long)s->nconns >= s->lim.max_conns + s->lim.reserve || !s->h.reserved(s->h.ctx, &c->peer))) {
+	    ((long)s->nconns >= s->lim.max_conns + s->lim.reserve ||
+	     (c->peer.uid != 0 && !s->h.reserved(s->h.ctx, &c->peer)))) {
 		snprintf(why, sizeof(why), "keyturnd has %zu connections open (max_connections)",
 			 s->nconns);
 		kt_uidtab_complain(s->uids, cred.uid, KT_COMPLAINT_FULL, now,
@@ -298,7 +299,8 @@ static void tick(void *ctx)
 		/* A frame that is still arriving has request_timeout from its
 		 * first byte, whatever trickles in meanwhile. */
 		if (c->in.len > 0 && (kt_conn_frame_need(c, &need) <= 0 || c->in.len < need) &&
-		    !kt_conn_over_share(c) && now - c->frame_start > s->lim.request_timeout) {
+		    !kt_conn_over_share(c) && c->out.len < OUT_HIGH &&
+		    now - c->frame_start > s->lim.request_timeout) {
 			kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_DEADLINE, now,
 					   "closing connection of uid %lu pid %ld: request incomplete "
 					   "after %ld s (request_timeout)", (unsigned long)c->peer.uid,

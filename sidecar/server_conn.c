@@ -332,6 +332,15 @@ static void conn_event(struct kt_server *s, struct kt_conn *c, uint32_t events)
 		kt_conn_close(s, c, "peer went away");
 		return;
 	}
+	/* Requests that waited behind output the peer has now taken are
+	 * handled at the end of the turn: the peer may send nothing more
+	 * until it has their answers. */
+	if (!c->busy && c->out.len < OUT_HIGH && c->in.len > 0 && !kt_conn_over_share(c)) {
+		size_t need = 0;
+
+		if (kt_conn_frame_need(c, &need) == 1 && c->in.len >= need)
+			kt_conn_ready_add(s, c);
+	}
 	/* The peer is done sending: finish what it asked, then close. */
 	if (c->hangup && !c->busy && !c->ready && c->out.len == 0) {
 		kt_conn_close(s, c, "peer closed");
