@@ -51,7 +51,7 @@ struct floor_opts {
 static volatile sig_atomic_t stop_requested;
 
 static const char value_alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* The one answer, framed once at start-up. */
 static const char *answer;
@@ -66,8 +66,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: floor --socket PATH [--string-size BYTES] [--parse]\n"
-	           "  Answers every framed request with a fixed get answer.\n"
-	           "  --parse  also parse each request as JSON (costs what the daemon pays)\n");
+		   "  Answers every framed request with a fixed get answer.\n"
+		   "  --parse  also parse each request as JSON (costs what the daemon pays)\n");
 }
 
 static int parse_size(const char *s, size_t *out)
@@ -125,11 +125,11 @@ static int build_answer(size_t string_size, struct kt_buf *out)
 	json_object_object_add(o, "ok", json_object_new_boolean(true));
 	json_object_object_add(o, "name", json_object_new_string("bench/s1"));
 	json_object_object_add(
-	        o, "arn",
-	        json_object_new_string(
-	                "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench/s1-AbCdEf"));
+		o, "arn",
+		json_object_new_string(
+			"arn:aws:secretsmanager:us-east-1:123456789012:secret:bench/s1-AbCdEf"));
 	json_object_object_add(o, "version_id",
-	                       json_object_new_string("3f1c0f2e-8a4b-4c1d-9e2f-5a6b7c8d9e0f"));
+			       json_object_new_string("3f1c0f2e-8a4b-4c1d-9e2f-5a6b7c8d9e0f"));
 	json_object_object_add(o, "stages", stages);
 	stages = NULL;
 	json_object_object_add(o, "string", json_object_new_string(value));
@@ -257,7 +257,7 @@ static int conn_read(struct conn *c, bool parse)
 			return -1;
 		c->in_len += (size_t)n;
 		while ((rc = kt_proto_unframe(c->in + off, c->in_len - off, &payload, &plen,
-		                              &flen)) == 1) {
+					      &flen)) == 1) {
 			if (parse) {
 				struct json_object *req = kt_json_parse(payload, plen);
 				bool is_obj = json_object_is_type(req, json_type_object);

@@ -27,17 +27,17 @@
 #include "common/kt_json.h"
 #include "common/proto.h"
 
-#define MAX_CONNECTIONS   10000
-#define MAX_THREADS       64
-#define MAX_SECONDS       3600.0
-#define READ_CHUNK        65536
+#define MAX_CONNECTIONS 10000
+#define MAX_THREADS 64
+#define MAX_SECONDS 3600.0
+#define READ_CHUNK 65536
 #define CONNECT_TIMEOUT_S 5
 
 /* Latencies go into a log-linear histogram: exact below HIST_SUB ns, then
  * HIST_SUB/2 buckets per power of two (under 1.6% error), bounded memory
  * however long the run. */
-#define HIST_SUB     128
-#define HIST_HALF    (HIST_SUB / 2)
+#define HIST_SUB 128
+#define HIST_HALF (HIST_SUB / 2)
 #define HIST_BUCKETS (HIST_SUB + 58 * HIST_HALF)
 
 struct hist {
@@ -95,11 +95,11 @@ static uint64_t now_ns(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: loadgen --socket PATH --connections N --duration S\n"
-	           "               (--secret NAME | --request JSON) [--warmup S] [--threads T]\n"
-	           "               [--full-validate]\n"
-	           "  Prints: connections=N requests=R throughput=X/s p50=Yus p99=Zus errors=E\n"
-	           "  errors counts answers without a top-level \"ok\":true and lost\n"
-	           "  connections over the whole run, warm-up included.\n");
+		   "               (--secret NAME | --request JSON) [--warmup S] [--threads T]\n"
+		   "               [--full-validate]\n"
+		   "  Prints: connections=N requests=R throughput=X/s p50=Yus p99=Zus errors=E\n"
+		   "  errors counts answers without a top-level \"ok\":true and lost\n"
+		   "  connections over the whole run, warm-up included.\n");
 }
 
 /* --- histogram ------------------------------------------------------------ */
@@ -315,7 +315,7 @@ static int send_rest(struct worker *w, struct lconn *c)
 {
 	while (c->out_off < req_frame.len) {
 		ssize_t n = send(c->fd, req_frame.data + c->out_off, req_frame.len - c->out_off,
-		                 MSG_NOSIGNAL);
+				 MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -397,7 +397,7 @@ static int read_answer(struct worker *w, struct lconn *c)
 		{
 			uint64_t t = now_ns();
 			bool good = opts.full_validate ? answer_ok_full(payload, plen)
-			                               : answer_ok_scan(payload, plen);
+						       : answer_ok_scan(payload, plen);
 
 			if (!good)
 				w->errors++;
@@ -598,14 +598,14 @@ int main(int argc, char **argv)
 		conns[nconns].fd = open_conn(opts.socket_path);
 		if (conns[nconns].fd < 0) {
 			fprintf(stderr, "loadgen: connect %s (connection %ld): %s\n",
-			        opts.socket_path, nconns + 1, strerror(-conns[nconns].fd));
+				opts.socket_path, nconns + 1, strerror(-conns[nconns].fd));
 			goto out;
 		}
 	}
 	/* Connections are dealt out in contiguous runs, one per thread. */
 	for (long t = 0, first = 0; t < opts.threads; t++) {
 		long share = opts.connections / opts.threads +
-		             (t < opts.connections % opts.threads ? 1 : 0);
+			     (t < opts.connections % opts.threads ? 1 : 0);
 
 		workers[t].conns = conns + first;
 		workers[t].nconns = share;

@@ -18,9 +18,9 @@
 #include <security/pam_appl.h>
 
 #define MAX_PASSWORD 4096
-#define MAX_COUNT    1000000L
-#define SVC_KEYTURN  "kt-bench-keyturn"
-#define SVC_PERMIT   "kt-bench-permit"
+#define MAX_COUNT 1000000L
+#define SVC_KEYTURN "kt-bench-keyturn"
+#define SVC_PERMIT "kt-bench-permit"
 
 struct bench_opts {
 	const char *user;
@@ -49,12 +49,12 @@ static char confdir[4096];
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pam-login --user USER [--socket PATH] [--module PATH] [--args ARGS]\n"
-	           "                 [--password-file FILE] [--count N] [--warmup N]\n"
-	           "  The password is the first line of FILE, else of stdin (never an argument).\n"
-	           "  --module defaults to pam_keyturn.so in the PAM module directory;\n"
-	           "  --socket is passed as socket=PATH; --args adds more module arguments.\n"
-	           "  Prints, for each stack: n, failures, and p50/p99/max of the whole login\n"
-	           "  (pam_start to pam_end) and of pam_authenticate() alone, in microseconds.\n");
+		   "                 [--password-file FILE] [--count N] [--warmup N]\n"
+		   "  The password is the first line of FILE, else of stdin (never an argument).\n"
+		   "  --module defaults to pam_keyturn.so in the PAM module directory;\n"
+		   "  --socket is passed as socket=PATH; --args adds more module arguments.\n"
+		   "  Prints, for each stack: n, failures, and p50/p99/max of the whole login\n"
+		   "  (pam_start to pam_end) and of pam_authenticate() alone, in microseconds.\n");
 }
 
 static uint64_t now_ns(void)
@@ -298,7 +298,7 @@ int main(int argc, char **argv)
 	pw = read_password(o.password_file);
 	if (pw == NULL) {
 		fprintf(stderr, "pam-login: no password (at most %d bytes) in %s\n", MAX_PASSWORD,
-		        o.password_file != NULL ? o.password_file : "stdin");
+			o.password_file != NULL ? o.password_file : "stdin");
 		goto out;
 	}
 	password = pw;
@@ -309,11 +309,12 @@ int main(int argc, char **argv)
 	 * link left at the name); a name taken is tried with the next number. */
 	for (int i = 0;; i++) {
 		snprintf(confdir, sizeof(confdir), "%s/kt-pam-login.%ld.%d",
-		         tmp != NULL && *tmp != '\0' ? tmp : "/tmp", (long)getpid(), i);
+			 tmp != NULL && *tmp != '\0' ? tmp : "/tmp", (long)getpid(), i);
 		if (mkdir(confdir, 0700) == 0)
 			break;
 		if (errno != EEXIST || i == 100) {
-			fprintf(stderr, "pam-login: cannot make %s: %s\n", confdir, strerror(errno));
+			fprintf(stderr, "pam-login: cannot make %s: %s\n", confdir,
+				strerror(errno));
 			confdir[0] = '\0';
 			goto out;
 		}
@@ -322,14 +323,14 @@ int main(int argc, char **argv)
 	tmp = getenv("PAM_WRAPPER_SERVICE_DIR");
 	if (tmp == NULL || getenv("PAM_WRAPPER") == NULL) {
 		fprintf(stderr, "pam-login: this libpam has no pam_start_confdir(); run under "
-		                "pam_wrapper with PAM_WRAPPER_SERVICE_DIR set\n");
+				"pam_wrapper with PAM_WRAPPER_SERVICE_DIR set\n");
 		goto out;
 	}
 	snprintf(confdir, sizeof(confdir), "%s", tmp);
 #endif
 	snprintf(line, sizeof(line), "auth required %s%s%s %s", o.module,
-	         o.socket_path != NULL ? " socket=" : "",
-	         o.socket_path != NULL ? o.socket_path : "", o.module_args);
+		 o.socket_path != NULL ? " socket=" : "",
+		 o.socket_path != NULL ? o.socket_path : "", o.module_args);
 	if (write_service(SVC_KEYTURN, line) < 0 ||
 	    write_service(SVC_PERMIT, "auth required pam_permit.so") < 0) {
 		fprintf(stderr, "pam-login: cannot write service files in %s\n", confdir);

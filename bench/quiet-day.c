@@ -144,21 +144,39 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	*o = (struct opts){ .runs = 1000, .days = 30, .check_interval = KT_SCHED_DEFAULT_CHECK };
 	while (rc == 0 && (ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (ch) {
-		case 'r': rc = parse_long(optarg, 1, 1000000, &o->runs); break;
-		case 'd': rc = parse_long(optarg, 2, 100000, &o->days); break;
-		case 's': rc = parse_u64(optarg, &o->seed); seeded = true; break;
-		case 'c': rc = parse_long(optarg, 1, 604800, &o->check_interval); break;
-		case 'R': rc = parse_long(optarg, 1, 1000, &o->rotation_days); break;
-		case 'D': rc = kt_sched_parse_duration(optarg, &o->duration_s); break;
-		case 'h': usage(stdout); exit(0);
-		default: rc = -EINVAL; break;
+		case 'r':
+			rc = parse_long(optarg, 1, 1000000, &o->runs);
+			break;
+		case 'd':
+			rc = parse_long(optarg, 2, 100000, &o->days);
+			break;
+		case 's':
+			rc = parse_u64(optarg, &o->seed);
+			seeded = true;
+			break;
+		case 'c':
+			rc = parse_long(optarg, 1, 604800, &o->check_interval);
+			break;
+		case 'R':
+			rc = parse_long(optarg, 1, 1000, &o->rotation_days);
+			break;
+		case 'D':
+			rc = kt_sched_parse_duration(optarg, &o->duration_s);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			rc = -EINVAL;
+			break;
 		}
 	}
 	if (rc == 0 && optind != argc)
 		rc = -EINVAL;
 	if (rc == 0 && o->duration_s > 0 && o->rotation_days == 0)
 		rc = -EINVAL;
-	if (rc == 0 && !seeded && getrandom(&o->seed, sizeof(o->seed), 0) != (ssize_t)sizeof(o->seed))
+	if (rc == 0 && !seeded &&
+	    getrandom(&o->seed, sizeof(o->seed), 0) != (ssize_t)sizeof(o->seed))
 		o->seed = (uint64_t)time(NULL);
 	if (rc < 0)
 		usage(stderr);
@@ -204,7 +222,11 @@ static int run_once(const struct opts *o, struct totals *t)
 	if (calls == NULL)
 		goto out;
 	if (aws.rotates)
-		schedule_rotation(&aws, o, T_START + (time_t)(((uint64_t)o->rotation_days * DAY * rnd32()) >> 32) + DAY);
+		schedule_rotation(&aws, o,
+				  T_START +
+					  (time_t)(((uint64_t)o->rotation_days * DAY * rnd32()) >>
+						   32) +
+					  DAY);
 	/* Start-up: one BatchGetSecretValue, then the first DescribeSecret soon. */
 	calls[0]++;
 	t->batch_gets++;
@@ -256,15 +278,18 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	printf("quiet-day: check_interval=%ld s window_interval=%ld s, %ld runs x %ld days, seed=%" PRIu64 "\n",
+	printf("quiet-day: check_interval=%ld s window_interval=%ld s, %ld runs x %ld days, seed=%" PRIu64
+	       "\n",
 	       o.check_interval, (long)KT_SCHED_DEFAULT_WINDOW, o.runs, o.days, o.seed);
 	if (o.rotation_days > 0)
-		printf("rotation every %ld days, Duration %s (window lead %ld s)\n", o.rotation_days,
-		       o.duration_s > 0 ? "given" : "absent", o.duration_s > 0 ? o.duration_s : DEFAULT_LEAD);
+		printf("rotation every %ld days, Duration %s (window lead %ld s)\n",
+		       o.rotation_days, o.duration_s > 0 ? "given" : "absent",
+		       o.duration_s > 0 ? o.duration_s : DEFAULT_LEAD);
 	else
 		printf("no rotation: every day is a quiet day\n");
-	stat_print("calls per day, first day (1 BatchGetSecretValue + first DescribeSecret included)",
-		   &t.first_day);
+	stat_print(
+		"calls per day, first day (1 BatchGetSecretValue + first DescribeSecret included)",
+		&t.first_day);
 	stat_print("calls per day, later days", &t.later_days);
 	if (o.rotation_days > 0) {
 		stat_print("in-window DescribeSecret calls per rotation", &t.rot_checks);

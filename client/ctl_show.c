@@ -147,7 +147,7 @@ void ctl_show_list(struct json_object *o)
 		n = json_object_array_length(a);
 	for (i = 0; i < n; i++) {
 		size_t l =
-		        strlen(jstr(json_object_array_get_idx(a, i), "name", name, sizeof(name)));
+			strlen(jstr(json_object_array_get_idx(a, i), "name", name, sizeof(name)));
 
 		w = l > w ? l : w;
 	}

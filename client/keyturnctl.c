@@ -69,31 +69,31 @@ struct command {
 };
 
 static const char usage_text[] =
-        "Usage: keyturnctl [--socket PATH] [--timeout SECONDS] COMMAND [ARGS]\n"
-        "\n"
-        "Commands:\n"
-        "  get NAME [--stage S | --version-id V] [--key K] [--json]\n"
-        "                    print a secret's value (AWSCURRENT unless asked otherwise)\n"
-        "  refresh NAME [--json]\n"
-        "                    ask keyturnd to check NAME with AWS now\n"
-        "  list [--json]     the secrets you may read, without values\n"
-        "  status [--json]   keyturnd's state\n"
-        "  verify USER [--json]\n"
-        "                    check USER's password, read as one line from stdin\n"
-        "\n"
-        "Options:\n"
-        "  -s, --socket PATH     keyturnd's socket (else $KEYTURN_SOCKET, else\n"
-        "                        /run/keyturn/keyturnd.sock)\n"
-        "  -t, --timeout SECONDS how long to wait for an answer (default 5)\n"
-        "      --stage S         read the version carrying staging label S\n"
-        "      --version-id V    read version V\n"
-        "  -k, --key K           print only member K of a JSON value\n"
-        "  -j, --json            print keyturnd's answer as it came\n"
-        "  -h, --help            this text\n"
-        "  -V, --version         keyturnctl's version\n"
-        "\n"
-        "Exit status: 0 done, 1 other error (or no match for verify), 2 usage,\n"
-        "3 not found, 4 denied, 5 unavailable (also: throttled, no daemon, timeout).\n";
+	"Usage: keyturnctl [--socket PATH] [--timeout SECONDS] COMMAND [ARGS]\n"
+	"\n"
+	"Commands:\n"
+	"  get NAME [--stage S | --version-id V] [--key K] [--json]\n"
+	"                    print a secret's value (AWSCURRENT unless asked otherwise)\n"
+	"  refresh NAME [--json]\n"
+	"                    ask keyturnd to check NAME with AWS now\n"
+	"  list [--json]     the secrets you may read, without values\n"
+	"  status [--json]   keyturnd's state\n"
+	"  verify USER [--json]\n"
+	"                    check USER's password, read as one line from stdin\n"
+	"\n"
+	"Options:\n"
+	"  -s, --socket PATH     keyturnd's socket (else $KEYTURN_SOCKET, else\n"
+	"                        /run/keyturn/keyturnd.sock)\n"
+	"  -t, --timeout SECONDS how long to wait for an answer (default 5)\n"
+	"      --stage S         read the version carrying staging label S\n"
+	"      --version-id V    read version V\n"
+	"  -k, --key K           print only member K of a JSON value\n"
+	"  -j, --json            print keyturnd's answer as it came\n"
+	"  -h, --help            this text\n"
+	"  -V, --version         keyturnctl's version\n"
+	"\n"
+	"Exit status: 0 done, 1 other error (or no match for verify), 2 usage,\n"
+	"3 not found, 4 denied, 5 unavailable (also: throttled, no daemon, timeout).\n";
 
 /* --- output ------------------------------------------------------------- */
 
@@ -285,7 +285,7 @@ static int cmd_get(keyturn_t *kt, const struct opts *o, const char *name)
 	}
 	if (keyturn_value_is_stale(v))
 		complain(name,
-		         "warning: keyturnd could not confirm this value with AWS lately (stale)");
+			 "warning: keyturnd could not confirm this value with AWS lately (stale)");
 out:
 	keyturn_value_free(v);
 	return rc;

@@ -25,7 +25,7 @@
 /* The same default as keyturnd's (sidecar/conf.h): /run/keyturn/keyturnd.sock
  * when built with --runstatedir=/run, as packages are. */
 #define DEFAULT_SOCKET RUNSTATEDIR "/keyturn/keyturnd.sock"
-#define SOCKET_ENV     "KEYTURN_SOCKET"
+#define SOCKET_ENV "KEYTURN_SOCKET"
 
 struct keyturn {
 	struct kt_transport tr;
@@ -63,7 +63,7 @@ const char *keyturn_strerror(int err)
 }
 
 static int set_msg(keyturn_t *kt, int code, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static int set_msg(keyturn_t *kt, int code, const char *fmt, ...)
 {
@@ -82,7 +82,7 @@ static int garbled(keyturn_t *kt, const char *what, const char *key)
 	kt_transport_disconnect(&kt->tr);
 	if (key != NULL)
 		return set_msg(kt, KEYTURN_E_PROTOCOL, "unexpected answer from keyturnd: \"%s\" %s",
-		               key, what);
+			       key, what);
 	return set_msg(kt, KEYTURN_E_PROTOCOL, "unexpected answer from keyturnd: %s", what);
 }
 
@@ -191,7 +191,7 @@ static int call(keyturn_t *kt, struct req *r, struct json_object **out)
 	}
 	if (r->rc < 0) {
 		rc = set_msg(kt, KEYTURN_E_INVALID, "the request is larger than %u bytes",
-		             KT_PROTO_MAX_FRAME);
+			     KT_PROTO_MAX_FRAME);
 		goto out;
 	}
 	rc = from_transport(kt, kt_transport_call(&kt->tr, r->b.data, r->b.len, &kt->answer));
@@ -249,7 +249,7 @@ out:
 /* Member checks for "ok":true answers. Each returns true when the member
  * has the right type; otherwise it has set the PROTOCOL error in kt. */
 static bool member(keyturn_t *kt, struct json_object *o, const char *key, enum json_type type,
-                   bool nullable, struct json_object **out, int *rc)
+		   bool nullable, struct json_object **out, int *rc)
 {
 	static const char *const kinds[] = {
 		[json_type_boolean] = "a boolean", [json_type_int] = "an integer",
@@ -263,14 +263,14 @@ static bool member(keyturn_t *kt, struct json_object *o, const char *key, enum j
 	    (json_object_is_type(*out, type) || (nullable && *out == NULL)))
 		return true;
 	snprintf(what, sizeof(what), "is missing or not %s%s", kinds[type],
-	         nullable ? " or null" : "");
+		 nullable ? " or null" : "");
 	*rc = garbled(kt, what, key);
 	return false;
 }
 
 /* A string member that C can read whole (no NUL inside). */
 static bool str_member(keyturn_t *kt, struct json_object *o, const char *key, bool nullable,
-                       const char **out, int *rc)
+		       const char **out, int *rc)
 {
 	struct json_object *s;
 
@@ -334,12 +334,12 @@ static int get_value(keyturn_t *kt, struct json_object *o, keyturn_value_t *v)
 			return rc;
 		/* A value may hold any character, NUL included: its length says. */
 		return set_data(kt, v, json_object_get_string(m),
-		                (size_t)json_object_get_string_len(m));
+				(size_t)json_object_get_string_len(m));
 	}
 	if (!member(kt, o, "binary", json_type_string, false, &m, &rc))
 		return rc;
 	drc = kt_base64_decode(json_object_get_string(m), (size_t)json_object_get_string_len(m),
-	                       &raw, &rawlen);
+			       &raw, &rawlen);
 	if (drc == -ENOMEM)
 		return set_msg(kt, KEYTURN_E_NOMEM, "out of memory");
 	if (drc < 0)
@@ -478,7 +478,7 @@ static bool bad_opt(const char *s)
 }
 
 int keyturn_get(keyturn_t *kt, const char *name, const char *stage, const char *version_id,
-                const char *key, keyturn_value_t **out)
+		const char *key, keyturn_value_t **out)
 {
 	struct json_object *ans = NULL;
 	keyturn_value_t *v = NULL;
@@ -492,8 +492,8 @@ int keyturn_get(keyturn_t *kt, const char *name, const char *stage, const char *
 	if (out == NULL || name == NULL || *name == '\0' || bad_opt(stage) || bad_opt(version_id) ||
 	    bad_opt(key))
 		return set_msg(kt, KEYTURN_E_INVALID,
-		               "keyturn_get: a name and an output are "
-		               "required; stage, version_id and key are NULL or not empty");
+			       "keyturn_get: a name and an output are "
+			       "required; stage, version_id and key are NULL or not empty");
 	req_begin(&r, "get");
 	req_opt(&r, "secret", name);
 	req_opt(&r, "stage", stage);
@@ -578,7 +578,7 @@ static int plain_call(keyturn_t *kt, const char *op, char **json, struct json_ob
  * "next", when present, a token after the previous one on a page that is
  * not empty. *next is NULL on the last page. */
 static int list_page(keyturn_t *kt, struct json_object *ans, const char *prev,
-                     struct json_object **secrets, const char **next)
+		     struct json_object **secrets, const char **next)
 {
 	struct json_object *n;
 	const char *s;
@@ -665,7 +665,7 @@ int keyturn_list(keyturn_t *kt, char **json)
 		goto nomem;
 	all = NULL;
 	s = json_object_to_json_string_ext(o,
-	                                   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+					   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (s == NULL || (*json = kt_strdup(s)) == NULL)
 		goto nomem;
 	rc = KEYTURN_OK;
@@ -694,7 +694,7 @@ int keyturn_status(keyturn_t *kt, char **json)
 }
 
 int keyturn_verify(keyturn_t *kt, const char *user, const char *password, size_t password_len,
-                   const char *service, const char *rhost, const char *tty, int *match)
+		   const char *service, const char *rhost, const char *tty, int *match)
 {
 	struct json_object *ans = NULL, *m;
 	struct req r;
@@ -707,12 +707,12 @@ int keyturn_verify(keyturn_t *kt, const char *user, const char *password, size_t
 	if (match == NULL || user == NULL || *user == '\0' ||
 	    (password == NULL && password_len > 0))
 		return set_msg(kt, KEYTURN_E_INVALID,
-		               "keyturn_verify: a user, a password and a "
-		               "place for the result are required");
+			       "keyturn_verify: a user, a password and a "
+			       "place for the result are required");
 	if (password_len > 0 && memchr(password, '\0', password_len) != NULL)
 		return set_msg(kt, KEYTURN_E_INVALID,
-		               "keyturn_verify: the password holds a NUL "
-		               "byte");
+			       "keyturn_verify: the password holds a NUL "
+			       "byte");
 	req_begin(&r, "verify");
 	req_opt(&r, "user", user);
 	req_str(&r, "password", password != NULL ? password : "", password_len);

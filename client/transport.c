@@ -24,7 +24,7 @@
 #include "transport.h"
 
 #define SERVICE_USER "keyturn"
-#define OWNER_ENV    "KEYTURN_SOCKET_OWNER"
+#define OWNER_ENV "KEYTURN_SOCKET_OWNER"
 
 /* Internal only: the daemon closed the connection before the first byte of
  * the answer, which may be an idle close and is worth one more try. */
@@ -38,7 +38,7 @@ struct owners {
 };
 
 static int fail(struct kt_transport *t, int rc, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static int fail(struct kt_transport *t, int rc, const char *fmt, ...)
 {
@@ -191,10 +191,10 @@ static int wait_fd(struct kt_transport *t, int fd, short events, const struct ti
 			return 0;
 		if (n == 0 && ms == 0)
 			return fail(t, -ETIMEDOUT, "no answer from keyturnd on %s within %d ms",
-			            t->path, t->timeout_ms);
+				    t->path, t->timeout_ms);
 		if (n < 0 && errno != EINTR)
 			return fail(t, -ECONNREFUSED, "poll on %s: %s", t->path,
-			            errstr(errno, eb, sizeof(eb)));
+				    errstr(errno, eb, sizeof(eb)));
 	}
 }
 
@@ -219,16 +219,16 @@ static int connect_wait(struct kt_transport *t, int fd, const struct timespec *d
 
 			if (ms == 0)
 				return fail(t, -ETIMEDOUT,
-				            "keyturnd on %s accepts no connection "
-				            "within %d ms",
-				            t->path, t->timeout_ms);
+					    "keyturnd on %s accepts no connection "
+					    "within %d ms",
+					    t->path, t->timeout_ms);
 			poll(NULL, 0, ms < 10 ? ms : 10);
 			continue;
 		}
 		if (e == EINPROGRESS || e == EINTR)
 			break;
 		return fail(t, -ECONNREFUSED, "cannot connect to %s: %s", t->path,
-		            errstr(e, eb, sizeof(eb)));
+			    errstr(e, eb, sizeof(eb)));
 	}
 	rc = wait_fd(t, fd, POLLOUT, d);
 	if (rc < 0)
@@ -237,7 +237,7 @@ static int connect_wait(struct kt_transport *t, int fd, const struct timespec *d
 		e = errno;
 	if (e != 0)
 		return fail(t, -ECONNREFUSED, "cannot connect to %s: %s", t->path,
-		            errstr(e, eb, sizeof(eb)));
+			    errstr(e, eb, sizeof(eb)));
 	return 0;
 }
 
@@ -257,7 +257,7 @@ static int tr_connect(struct kt_transport *t, const struct timespec *d)
 	}
 	if (lstat(t->path, &st) < 0) {
 		rc = fail(t, -ECONNREFUSED, "cannot connect to %s: %s", t->path,
-		          errstr(errno, eb, sizeof(eb)));
+			  errstr(errno, eb, sizeof(eb)));
 		goto out;
 	}
 	if (!S_ISSOCK(st.st_mode)) {
@@ -266,13 +266,13 @@ static int tr_connect(struct kt_transport *t, const struct timespec *d)
 	}
 	if (!owner_ok(&own, st.st_uid)) {
 		rc = fail(t, -EPERM, "%s belongs to uid %u, neither root nor the %s user%s",
-		          t->path, (unsigned)st.st_uid, SERVICE_USER, owners_hint(t, &own));
+			  t->path, (unsigned)st.st_uid, SERVICE_USER, owners_hint(t, &own));
 		goto out;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		rc = fail(t, errno == ENOMEM || errno == ENOBUFS ? -ENOMEM : -ECONNREFUSED,
-		          "cannot make a socket: %s", errstr(errno, eb, sizeof(eb)));
+			  "cannot make a socket: %s", errstr(errno, eb, sizeof(eb)));
 		goto out;
 	}
 	rc = connect_wait(t, fd, d);
@@ -282,19 +282,19 @@ static int tr_connect(struct kt_transport *t, const struct timespec *d)
 	 * record of the listening process is what counts. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
 		rc = fail(t, -ECONNREFUSED, "cannot read the credentials of the peer on %s: %s",
-		          t->path, errstr(errno, eb, sizeof(eb)));
+			  t->path, errstr(errno, eb, sizeof(eb)));
 		goto out;
 	}
 	if (!owner_ok(&own, cred.uid)) {
 		rc = fail(t, -EPERM,
-		          "the process serving %s runs as uid %u, neither root nor the "
-		          "%s user%s",
-		          t->path, (unsigned)cred.uid, SERVICE_USER, owners_hint(t, &own));
+			  "the process serving %s runs as uid %u, neither root nor the "
+			  "%s user%s",
+			  t->path, (unsigned)cred.uid, SERVICE_USER, owners_hint(t, &own));
 		goto out;
 	}
 	if (fstat(fd, &st) < 0) {
 		rc = fail(t, -ECONNREFUSED, "fstat on the socket: %s",
-		          errstr(errno, eb, sizeof(eb)));
+			  errstr(errno, eb, sizeof(eb)));
 		goto out;
 	}
 	t->fd = fd;
@@ -379,7 +379,7 @@ static int send_all(struct kt_transport *t, const char *p, size_t n, const struc
 		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
 			return TR_CLOSED;
 		return fail(t, -ECONNREFUSED, "cannot send to %s: %s", t->path,
-		            w < 0 ? errstr(errno, eb, sizeof(eb)) : "nothing sent");
+			    w < 0 ? errstr(errno, eb, sizeof(eb)) : "nothing sent");
 	}
 	return 0;
 }
@@ -388,7 +388,7 @@ static int send_all(struct kt_transport *t, const char *p, size_t n, const struc
  * *got counts the bytes of the answer read so far: before the first one, a
  * closed connection is TR_CLOSED; after it, a cut answer is -EPROTO. */
 static int recv_exact(struct kt_transport *t, void *p, struct kt_buf *b, size_t n, size_t *got,
-                      const struct timespec *d)
+		      const struct timespec *d)
 {
 	char chunk[16384];
 	char eb[128];
@@ -423,11 +423,11 @@ static int recv_exact(struct kt_transport *t, void *p, struct kt_buf *b, size_t 
 		}
 		if (*got == 0) {
 			rc = fail(t, -ECONNREFUSED, "cannot read from %s: %s", t->path,
-			          errstr(errno, eb, sizeof(eb)));
+				  errstr(errno, eb, sizeof(eb)));
 			goto out;
 		}
 		rc = fail(t, -EPROTO, "keyturnd's answer on %s was cut short: %s", t->path,
-		          r == 0 ? "end of file" : errstr(errno, eb, sizeof(eb)));
+			  r == 0 ? "end of file" : errstr(errno, eb, sizeof(eb)));
 		goto out;
 	}
 out:
@@ -436,7 +436,7 @@ out:
 }
 
 static int tr_exchange(struct kt_transport *t, const struct kt_buf *frame, struct kt_buf *answer,
-                       const struct timespec *d)
+		       const struct timespec *d)
 {
 	unsigned char hdr[KT_PROTO_HDR];
 	const char *payload;
@@ -453,9 +453,9 @@ static int tr_exchange(struct kt_transport *t, const struct kt_buf *frame, struc
 	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
 	if (kt_proto_unframe((const char *)hdr, sizeof(hdr), &payload, &plen, &flen) < 0)
 		return fail(t, -EPROTO,
-		            "keyturnd announced an answer of %u bytes (allowed: 1 to "
-		            "%u)",
-		            (unsigned)n, KT_PROTO_MAX_FRAME);
+			    "keyturnd announced an answer of %u bytes (allowed: 1 to "
+			    "%u)",
+			    (unsigned)n, KT_PROTO_MAX_FRAME);
 	return recv_exact(t, NULL, answer, n, &got, d);
 }
 
@@ -468,7 +468,7 @@ int kt_transport_init(struct kt_transport *t, const char *path)
 		return fail(t, -EINVAL, "no socket path");
 	if (strlen(path) >= sizeof(t->path))
 		return fail(t, -ENAMETOOLONG, "the socket path is longer than %zu bytes",
-		            sizeof(t->path) - 1);
+			    sizeof(t->path) - 1);
 	memcpy(t->path, path, strlen(path) + 1);
 	return 0;
 }
@@ -489,7 +489,8 @@ int kt_transport_call(struct kt_transport *t, const char *req, size_t len, struc
 	}
 	if (rc < 0) {
 		/* The daemon would close the connection at the header. */
-		rc = fail(t, -EMSGSIZE, "the request is larger than %u bytes", KT_PROTO_MAX_REQUEST);
+		rc = fail(t, -EMSGSIZE, "the request is larger than %u bytes",
+			  KT_PROTO_MAX_REQUEST);
 		goto out;
 	}
 	deadline_set(&d, t->timeout_ms);
@@ -507,9 +508,9 @@ int kt_transport_call(struct kt_transport *t, const char *req, size_t len, struc
 		kt_transport_disconnect(t);
 		if (!reused || attempt > 0) {
 			rc = fail(t, -ECONNREFUSED,
-			          "keyturnd closed the connection on %s "
-			          "without answering",
-			          t->path);
+				  "keyturnd closed the connection on %s "
+				  "without answering",
+				  t->path);
 			break;
 		}
 	}

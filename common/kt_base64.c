@@ -31,8 +31,8 @@ char *kt_base64_encode(const void *data, size_t n)
 
 static int b64_char_ok(unsigned char ch)
 {
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	       (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	       ch == '+' || ch == '/';
 }
 
 int kt_base64_decode(const char *text, size_t len, unsigned char **out, size_t *outlen)

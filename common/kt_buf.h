@@ -8,21 +8,23 @@
 #include <stddef.h>
 
 struct kt_buf {
-	char *data;   /* always NUL-terminated when non-NULL */
-	size_t len;   /* bytes used, not counting the terminator */
-	size_t cap;   /* bytes allocated */
-	size_t max;   /* largest len allowed */
+	char *data; /* always NUL-terminated when non-NULL */
+	size_t len; /* bytes used, not counting the terminator */
+	size_t cap; /* bytes allocated */
+	size_t max; /* largest len allowed */
 };
 
-#define KT_BUF_INIT(maxlen) { NULL, 0, 0, (maxlen) }
+#define KT_BUF_INIT(maxlen)          \
+	{                            \
+		NULL, 0, 0, (maxlen) \
+	}
 
 void kt_buf_init(struct kt_buf *b, size_t max);
 
 /* Appends n bytes. Returns 0, -E2BIG past the limit, or -ENOMEM. */
 int kt_buf_append(struct kt_buf *b, const void *p, size_t n);
 int kt_buf_append_str(struct kt_buf *b, const char *s);
-int kt_buf_printf(struct kt_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int kt_buf_printf(struct kt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int kt_buf_vprintf(struct kt_buf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 

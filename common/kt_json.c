@@ -319,7 +319,7 @@ static bool same_counts(struct json_object *o, const struct strict *s, size_t *i
 struct json_object *kt_json_parse(const char *text, size_t len)
 {
 	struct strict s = { .p = (const unsigned char *)text,
-		            .end = (const unsigned char *)text + len };
+			    .end = (const unsigned char *)text + len };
 	struct json_tokener *tok = NULL;
 	struct json_object *obj = NULL;
 	size_t used, i = 0;
@@ -412,8 +412,8 @@ void kt_json_put_wiped(struct json_object *obj)
 char *kt_json_dump(struct json_object *obj, size_t *len)
 {
 	size_t n = 0;
-	const char *s = json_object_to_json_string_length(obj,
-		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	const char *s = json_object_to_json_string_length(
+		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 	char *copy;
 
 	if (s == NULL)
@@ -473,13 +473,27 @@ int kt_json_append_string(struct kt_buf *out, const char *s, size_t n)
 		run = i + 1;
 		esc[0] = '\\';
 		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
+		case '"':
+			esc[1] = '"';
+			break;
+		case '\\':
+			esc[1] = '\\';
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
 		default:
 			memcpy(esc + 1, "u00", 3);
 			esc[4] = hex[c >> 4];
@@ -511,8 +525,7 @@ const char *kt_json_str(struct json_object *obj, const char *key)
 	return s;
 }
 
-bool kt_json_opt_str(struct json_object *obj, const char *key, bool allow_empty,
-		     const char **out)
+bool kt_json_opt_str(struct json_object *obj, const char *key, bool allow_empty, const char **out)
 {
 	struct json_object *v;
 

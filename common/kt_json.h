@@ -39,8 +39,7 @@ const char *kt_json_str(struct json_object *obj, const char *key);
 
 /* An optional string member: *out is NULL when absent or null. False when
  * present with another type, holding a NUL, or empty unless allow_empty. */
-bool kt_json_opt_str(struct json_object *obj, const char *key, bool allow_empty,
-		     const char **out);
+bool kt_json_opt_str(struct json_object *obj, const char *key, bool allow_empty, const char **out);
 
 /* Copies a string from outside (a client, AWS) into out for a log line or a
  * message: control characters, non-ASCII bytes and backslashes as \xNN (so a

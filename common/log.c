@@ -43,9 +43,8 @@ int log_parse_level(const char *s, enum kt_log_level *out)
 		const char *name;
 		enum kt_log_level level;
 	} names[] = {
-		{ "error", KT_LOG_ERR },   { "err", KT_LOG_ERR },
-		{ "warning", KT_LOG_WARN }, { "warn", KT_LOG_WARN },
-		{ "info", KT_LOG_INFO },   { "debug", KT_LOG_DEBUG },
+		{ "error", KT_LOG_ERR }, { "err", KT_LOG_ERR },   { "warning", KT_LOG_WARN },
+		{ "warn", KT_LOG_WARN }, { "info", KT_LOG_INFO }, { "debug", KT_LOG_DEBUG },
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -63,8 +62,10 @@ int log_parse_level(const char *s, enum kt_log_level *out)
 static void log_emit(enum kt_log_level level, const char *msg, const char *suffix)
 {
 	static const char *const tags[] = {
-		[KT_LOG_ERR] = "error", [KT_LOG_WARN] = "warning",
-		[KT_LOG_INFO] = "info", [KT_LOG_DEBUG] = "debug",
+		[KT_LOG_ERR] = "error",
+		[KT_LOG_WARN] = "warning",
+		[KT_LOG_INFO] = "info",
+		[KT_LOG_DEBUG] = "debug",
 	};
 	const char *sep = suffix != NULL ? ": " : "";
 
@@ -82,7 +83,7 @@ static void log_emit(enum kt_log_level level, const char *msg, const char *suffi
 /* Formats and writes a line, with strerror(errnum) after it when with_errno.
  * It may change errno (stdio and syslog do): the callers restore it. */
 static void log_vwrite(enum kt_log_level level, bool with_errno, int errnum, const char *fmt,
-                       va_list ap)
+		       va_list ap)
 {
 	char msg[2048], ebuf[128];
 
@@ -94,15 +95,15 @@ static void log_vwrite(enum kt_log_level level, bool with_errno, int errnum, con
 	log_emit(level, msg, with_errno ? strerror_r(errnum, ebuf, sizeof(ebuf)) : NULL);
 }
 
-#define LOG_FN(name, level, with_errno)                                                            \
-	void name(const char *fmt, ...)                                                            \
-	{                                                                                          \
-		int e = errno; /* before anything can change it */                                 \
-		va_list ap;                                                                        \
-		va_start(ap, fmt);                                                                 \
-		log_vwrite(level, with_errno, e, fmt, ap);                                         \
-		va_end(ap);                                                                        \
-		errno = e;                                                                         \
+#define LOG_FN(name, level, with_errno)                            \
+	void name(const char *fmt, ...)                            \
+	{                                                          \
+		int e = errno; /* before anything can change it */ \
+		va_list ap;                                        \
+		va_start(ap, fmt);                                 \
+		log_vwrite(level, with_errno, e, fmt, ap);         \
+		va_end(ap);                                        \
+		errno = e;                                         \
 	}
 
 LOG_FN(log_err, KT_LOG_ERR, false)

@@ -46,6 +46,6 @@ void log_warn_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * that matched), at warning otherwise: refusals are worth an operator's
  * attention at the default level. System tests grep these lines. */
 void log_audit(const char *kind, bool granted, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -11,12 +11,9 @@
 #include "secmem.h"
 
 static const char *const err_names[] = {
-	[KT_PERR_BAD_REQUEST] = "bad_request",
-	[KT_PERR_NOT_FOUND] = "not_found",
-	[KT_PERR_DENIED] = "denied",
-	[KT_PERR_UNAVAILABLE] = "unavailable",
-	[KT_PERR_THROTTLED] = "throttled",
-	[KT_PERR_INTERNAL] = "internal",
+	[KT_PERR_BAD_REQUEST] = "bad_request", [KT_PERR_NOT_FOUND] = "not_found",
+	[KT_PERR_DENIED] = "denied",           [KT_PERR_UNAVAILABLE] = "unavailable",
+	[KT_PERR_THROTTLED] = "throttled",     [KT_PERR_INTERNAL] = "internal",
 };
 
 const char *kt_proto_err_name(enum kt_proto_err e)
@@ -102,6 +99,7 @@ int kt_proto_send_json(struct kt_buf *out, struct json_object *obj)
 struct json_object *kt_proto_error(enum kt_proto_err code, const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
+	const char *name = kt_proto_err_name(code);
 	char msg[512];
 	va_list ap;
 
@@ -111,7 +109,7 @@ struct json_object *kt_proto_error(enum kt_proto_err code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (json_object_object_add(o, "ok", json_object_new_boolean(false)) < 0 ||
-	    json_object_object_add(o, "error", json_object_new_string(kt_proto_err_name(code))) < 0 ||
+	    json_object_object_add(o, "error", json_object_new_string(name)) < 0 ||
 	    json_object_object_add(o, "message", json_object_new_string(msg)) < 0) {
 		json_object_put(o);
 		return NULL;

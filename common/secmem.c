@@ -91,14 +91,14 @@ int kt_secure_init(size_t size, char *err, size_t errlen)
 
 	if (size < KT_SECURE_MIN || size > KT_SECURE_MAX || (size & (size - 1)) != 0) {
 		kt_errf(err, errlen, "locked memory of %zu bytes: not a power of two from %d to %d",
-		        size, KT_SECURE_MIN, KT_SECURE_MAX);
+			size, KT_SECURE_MIN, KT_SECURE_MAX);
 		return -EINVAL;
 	}
 	if (CRYPTO_secure_malloc_initialized()) {
 		if (size == secure_size)
 			return 0;
 		kt_errf(err, errlen, "the secure heap is already set up with %zu bytes",
-		        secure_size);
+			secure_size);
 		return -EBUSY;
 	}
 	/* 1: mapped, locked and left out of core dumps; 2: mapped, but mlock
@@ -108,8 +108,8 @@ int kt_secure_init(size_t size, char *err, size_t errlen)
 		if (r == 2)
 			CRYPTO_secure_malloc_done();
 		kt_errf(err, errlen,
-		        "cannot set up %zu bytes of locked memory (OpenSSL's secure heap): %s",
-		        size, r == 2 ? "mlock or madvise(MADV_DONTDUMP) failed" : "mmap failed");
+			"cannot set up %zu bytes of locked memory (OpenSSL's secure heap): %s",
+			size, r == 2 ? "mlock or madvise(MADV_DONTDUMP) failed" : "mmap failed");
 		ERR_clear_error();
 		return r == 2 ? -EPERM : -ENOMEM;
 	}

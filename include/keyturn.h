@@ -21,18 +21,18 @@ extern "C" {
 /* Error codes. The first six are the daemon's own, one to one. */
 enum keyturn_error {
 	KEYTURN_OK = 0,
-	KEYTURN_E_BAD_REQUEST = 1,  /* the daemon refused the request as malformed */
-	KEYTURN_E_NOT_FOUND = 2,    /* no such secret, version, stage or key */
-	KEYTURN_E_DENIED = 3,       /* this user may not read it */
-	KEYTURN_E_UNAVAILABLE = 4,  /* the daemon cannot get the value now */
-	KEYTURN_E_THROTTLED = 5,    /* too many requests; try again later */
-	KEYTURN_E_INTERNAL = 6,     /* the daemon failed */
-	KEYTURN_E_CONNECT = 7,      /* the daemon cannot be reached */
-	KEYTURN_E_UNTRUSTED = 8,    /* the socket or its peer is not root's or keyturn's */
-	KEYTURN_E_PROTOCOL = 9,     /* a garbled, oversize or unexpected answer */
-	KEYTURN_E_TIMEOUT = 10,     /* no answer in time */
-	KEYTURN_E_NOMEM = 11,       /* out of memory */
-	KEYTURN_E_INVALID = 12,     /* a bad argument */
+	KEYTURN_E_BAD_REQUEST = 1, /* the daemon refused the request as malformed */
+	KEYTURN_E_NOT_FOUND = 2,   /* no such secret, version, stage or key */
+	KEYTURN_E_DENIED = 3,      /* this user may not read it */
+	KEYTURN_E_UNAVAILABLE = 4, /* the daemon cannot get the value now */
+	KEYTURN_E_THROTTLED = 5,   /* too many requests; try again later */
+	KEYTURN_E_INTERNAL = 6,    /* the daemon failed */
+	KEYTURN_E_CONNECT = 7,     /* the daemon cannot be reached */
+	KEYTURN_E_UNTRUSTED = 8,   /* the socket or its peer is not root's or keyturn's */
+	KEYTURN_E_PROTOCOL = 9,    /* a garbled, oversize or unexpected answer */
+	KEYTURN_E_TIMEOUT = 10,    /* no answer in time */
+	KEYTURN_E_NOMEM = 11,      /* out of memory */
+	KEYTURN_E_INVALID = 12,    /* a bad argument */
 };
 
 /* A short, stable description of an error code. Never NULL. */
@@ -72,7 +72,7 @@ const void *keyturn_value_data(const keyturn_value_t *v, size_t *len);
 /* 1 when the secret is binary (SecretBinary), 0 for a string. */
 int keyturn_value_is_binary(const keyturn_value_t *v);
 const char *keyturn_value_name(const keyturn_value_t *v);
-const char *keyturn_value_arn(const keyturn_value_t *v);       /* may be NULL */
+const char *keyturn_value_arn(const keyturn_value_t *v); /* may be NULL */
 const char *keyturn_value_version_id(const keyturn_value_t *v);
 size_t keyturn_value_stage_count(const keyturn_value_t *v);
 const char *keyturn_value_stage(const keyturn_value_t *v, size_t i); /* NULL past the end */

@@ -79,7 +79,7 @@ static int get_conn(pam_handle_t *pamh, const struct kt_pam_opts *o, keyturn_t *
 	c->kt = keyturn_open(o->socket, &err);
 	if (c->kt == NULL) {
 		pam_syslog(pamh, LOG_ERR, "cannot open a keyturn handle for %s: %s", o->socket,
-		           keyturn_strerror(err));
+			   keyturn_strerror(err));
 		rc = err == KEYTURN_E_NOMEM ? PAM_BUF_ERR : PAM_SERVICE_ERR;
 		goto out;
 	}
@@ -115,7 +115,7 @@ static int get_password(pam_handle_t *pamh, const struct kt_pam_opts *o, const c
 		if (item == NULL) {
 			if (o->debug)
 				pam_syslog(pamh, LOG_DEBUG,
-				           "use_first_pass: no password from an earlier module");
+					   "use_first_pass: no password from an earlier module");
 			return PAM_AUTH_ERR;
 		}
 		*pw = item;
@@ -146,7 +146,7 @@ static const char *str_item(pam_handle_t *pamh, int type, char *buf, size_t size
  * the daemon's own failure) is PAM_SERVICE_ERR, which no option turns into
  * PAM_IGNORE. */
 static int to_pam(pam_handle_t *pamh, const struct kt_pam_opts *o, const char *user, int krc,
-                  int match, const keyturn_t *kt)
+		  int match, const keyturn_t *kt)
 {
 	const char *why = keyturn_last_message(kt);
 
@@ -165,7 +165,7 @@ static int to_pam(pam_handle_t *pamh, const struct kt_pam_opts *o, const char *u
 		if (o->ignore_unknown_user) {
 			if (o->debug)
 				pam_syslog(pamh, LOG_DEBUG, "user %s: no keyturn login; ignored",
-				           user);
+					   user);
 			return PAM_IGNORE;
 		}
 		pam_syslog(pamh, LOG_NOTICE, "user %s: no keyturn login: %s", user, why);
@@ -175,7 +175,7 @@ static int to_pam(pam_handle_t *pamh, const struct kt_pam_opts *o, const char *u
 	case KEYTURN_E_UNAVAILABLE:
 	case KEYTURN_E_THROTTLED:
 		pam_syslog(pamh, LOG_WARNING, "user %s: keyturnd cannot check the password%s: %s",
-		           user, o->ignore_authinfo_unavail ? " (ignored)" : "", why);
+			   user, o->ignore_authinfo_unavail ? " (ignored)" : "", why);
 		return o->ignore_authinfo_unavail ? PAM_IGNORE : PAM_AUTHINFO_UNAVAIL;
 	case KEYTURN_E_DENIED:
 		pam_syslog(pamh, LOG_ERR, "user %s: keyturnd refused this caller: %s", user, why);
@@ -185,11 +185,11 @@ static int to_pam(pam_handle_t *pamh, const struct kt_pam_opts *o, const char *u
 		return PAM_BUF_ERR;
 	case KEYTURN_E_UNTRUSTED:
 		pam_syslog(pamh, LOG_CRIT, "user %s: not trusting the keyturn socket: %s", user,
-		           why);
+			   why);
 		return PAM_SERVICE_ERR;
 	default:
 		pam_syslog(pamh, LOG_ERR, "user %s: password not checked: %s (%s)", user, why,
-		           keyturn_strerror(krc));
+			   keyturn_strerror(krc));
 		return PAM_SERVICE_ERR;
 	}
 }
@@ -211,12 +211,12 @@ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **ar
 	}
 	if (o.debug)
 		pam_syslog(pamh, LOG_DEBUG, "socket=%s timeout=%d prompt=%s%s%s", o.socket,
-		           o.timeout_ms,
-		           o.pass == KT_PAM_PASS_USE_FIRST   ? "use_first_pass"
-		           : o.pass == KT_PAM_PASS_TRY_FIRST ? "try_first_pass"
-		                                             : "default",
-		           o.ignore_unknown_user ? " ignore_unknown_user" : "",
-		           o.ignore_authinfo_unavail ? " ignore_authinfo_unavail" : "");
+			   o.timeout_ms,
+			   o.pass == KT_PAM_PASS_USE_FIRST   ? "use_first_pass"
+			   : o.pass == KT_PAM_PASS_TRY_FIRST ? "try_first_pass"
+							     : "default",
+			   o.ignore_unknown_user ? " ignore_unknown_user" : "",
+			   o.ignore_authinfo_unavail ? " ignore_authinfo_unavail" : "");
 
 	rc = pam_get_user(pamh, &user, NULL);
 	if (rc == PAM_CONV_AGAIN)
@@ -237,7 +237,7 @@ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **ar
 	if (rc != PAM_SUCCESS) {
 		if (o.debug)
 			pam_syslog(pamh, LOG_DEBUG, "user %s: no password: %s", uq,
-			           pam_strerror(pamh, rc));
+				   pam_strerror(pamh, rc));
 		goto out;
 	}
 	/* Passwords that cannot match a secret are refused here: an empty
@@ -247,9 +247,9 @@ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **ar
 	plen = strnlen(password, MAX_PASSWORD + 1);
 	if (plen == 0 || plen > MAX_PASSWORD || !kt_pam_utf8_valid(password, plen)) {
 		pam_syslog(pamh, LOG_NOTICE, "authentication failure; user=%s (%s password)", uq,
-		           plen == 0             ? "empty"
-		           : plen > MAX_PASSWORD ? "oversize"
-		                                 : "non-UTF-8");
+			   plen == 0             ? "empty"
+			   : plen > MAX_PASSWORD ? "oversize"
+						 : "non-UTF-8");
 		rc = PAM_AUTH_ERR;
 		goto out;
 	}
@@ -263,9 +263,9 @@ int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **ar
 		goto out;
 	}
 	krc = keyturn_verify(kt, user, password, plen,
-	                     str_item(pamh, PAM_SERVICE, service, sizeof(service)),
-	                     str_item(pamh, PAM_RHOST, rhost, sizeof(rhost)),
-	                     str_item(pamh, PAM_TTY, tty, sizeof(tty)), &match);
+			     str_item(pamh, PAM_SERVICE, service, sizeof(service)),
+			     str_item(pamh, PAM_RHOST, rhost, sizeof(rhost)),
+			     str_item(pamh, PAM_TTY, tty, sizeof(tty)), &match);
 	rc = to_pam(pamh, &o, uq, krc, match, kt);
 out:
 	return rc;

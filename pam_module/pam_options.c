@@ -17,7 +17,7 @@
 #define QUOTE_MAX 80
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -117,7 +117,7 @@ static int parse_timeout(const char *s, int *out)
 }
 
 int kt_pam_opts_parse(struct kt_pam_opts *o, int argc, const char *const *argv, char *err,
-                      size_t errlen)
+		      size_t errlen)
 {
 	char q[QUOTE_MAX + 1];
 	bool use_first = false, try_first = false;
@@ -151,25 +151,25 @@ int kt_pam_opts_parse(struct kt_pam_opts *o, int argc, const char *const *argv, 
 
 			if (*p != '/')
 				return bad(err, errlen, "socket=%s: not an absolute path",
-				           kt_pam_printable(p, q, sizeof(q)));
+					   kt_pam_printable(p, q, sizeof(q)));
 			if (strlen(p) > KT_PAM_MAX_SOCKET_LEN)
 				return bad(err, errlen, "socket=%s...: longer than %d bytes",
-				           kt_pam_printable(p, q, sizeof(q)),
-				           KT_PAM_MAX_SOCKET_LEN);
+					   kt_pam_printable(p, q, sizeof(q)),
+					   KT_PAM_MAX_SOCKET_LEN);
 			o->socket = p;
 		} else if (strncmp(a, "timeout=", 8) == 0) {
 			int rc = parse_timeout(a + 8, &o->timeout_ms);
 
 			if (rc == -EINVAL)
 				return bad(err, errlen, "timeout=%s: not a number of milliseconds",
-				           kt_pam_printable(a + 8, q, sizeof(q)));
+					   kt_pam_printable(a + 8, q, sizeof(q)));
 			if (rc < 0)
 				return bad(err, errlen, "timeout=%s: out of range (%d to %d ms)",
-				           kt_pam_printable(a + 8, q, sizeof(q)),
-				           KT_PAM_MIN_TIMEOUT_MS, KT_PAM_MAX_TIMEOUT_MS);
+					   kt_pam_printable(a + 8, q, sizeof(q)),
+					   KT_PAM_MIN_TIMEOUT_MS, KT_PAM_MAX_TIMEOUT_MS);
 		} else {
 			return bad(err, errlen, "unknown option \"%s\"",
-			           kt_pam_printable(a, q, sizeof(q)));
+				   kt_pam_printable(a, q, sizeof(q)));
 		}
 	}
 	/* The stricter one wins, as with pam_unix: a line that says

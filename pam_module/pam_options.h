@@ -10,10 +10,10 @@
 
 /* The same socket as libkeyturn's and keyturnd's default: /run/keyturn/
  * keyturnd.sock when built with --runstatedir=/run, as packages are. */
-#define KT_PAM_DEFAULT_SOCKET     RUNSTATEDIR "/keyturn/keyturnd.sock"
+#define KT_PAM_DEFAULT_SOCKET RUNSTATEDIR "/keyturn/keyturnd.sock"
 #define KT_PAM_DEFAULT_TIMEOUT_MS 5000
-#define KT_PAM_MIN_TIMEOUT_MS     1
-#define KT_PAM_MAX_TIMEOUT_MS     60000
+#define KT_PAM_MIN_TIMEOUT_MS 1
+#define KT_PAM_MAX_TIMEOUT_MS 60000
 /* sun_path holds 108 bytes with the NUL. */
 #define KT_PAM_MAX_SOCKET_LEN 107
 
@@ -40,7 +40,7 @@ struct kt_pam_opts {
  * errlen > 0; never longer than errlen). o is filled in either way, but a
  * caller must not use it after an error. */
 int kt_pam_opts_parse(struct kt_pam_opts *o, int argc, const char *const *argv, char *err,
-                      size_t errlen);
+		      size_t errlen);
 
 /* Whether s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing past U+10FFFF). keyturnd drops a request that is not,

@@ -50,7 +50,7 @@ struct json_object *kt_answer_aws_failure(const char *name, const struct aws_err
 
 /* Puts the value (or one JSON key of it) into the answer. */
 struct json_object *kt_answer_value(const struct kt_entry *e, const struct kt_value *v,
-					const char *key, bool stale)
+				    const char *key, bool stale)
 {
 	struct json_object *o = kt_answer_ok(), *doc = NULL, *member;
 	char shown[160];
@@ -68,7 +68,8 @@ struct json_object *kt_answer_value(const struct kt_entry *e, const struct kt_va
 			kt_json_put_wiped(doc);
 			json_object_put(o);
 			return kt_proto_error(KT_PERR_BAD_REQUEST,
-					      "%s is not a JSON object, so it has no key %s", e->name,
+					      "%s is not a JSON object, so it has no key %s",
+					      e->name,
 					      kt_json_printable(key, shown, sizeof(shown)));
 		}
 		if (!json_object_object_get_ex(doc, key, &member)) {
@@ -83,24 +84,28 @@ struct json_object *kt_answer_value(const struct kt_entry *e, const struct kt_va
 			kt_json_put_wiped(doc);
 			json_object_put(o);
 			return kt_proto_error(KT_PERR_BAD_REQUEST, "key %s of %s is not a string",
-					      kt_json_printable(key, shown, sizeof(shown)), e->name);
+					      kt_json_printable(key, shown, sizeof(shown)),
+					      e->name);
 		}
 		/* A string by its length (it may hold a NUL); a number or a
 		 * boolean as its JSON text. */
-		json_object_object_add(o, "string",
-				       json_object_is_type(member, json_type_string)
-				       ? json_object_new_string_len(json_object_get_string(member),
-								    json_object_get_string_len(member))
-				       : json_object_new_string(json_object_get_string(member)));
+		json_object_object_add(
+			o, "string",
+			json_object_is_type(member, json_type_string)
+				? json_object_new_string_len(json_object_get_string(member),
+							     json_object_get_string_len(member))
+				: json_object_new_string(json_object_get_string(member)));
 		kt_json_put_wiped(doc);
 	} else if (v->binary) {
 		char *b64 = kt_base64_encode(v->data, v->len);
 
-		json_object_object_add(o, "binary", b64 != NULL ? json_object_new_string(b64) : NULL);
+		json_object_object_add(o, "binary",
+				       b64 != NULL ? json_object_new_string(b64) : NULL);
 		kt_str_free_wiped(b64);
 	} else {
 		json_object_object_add(o, "string",
-				       json_object_new_string_len((const char *)v->data, (int)v->len));
+				       json_object_new_string_len((const char *)v->data,
+								  (int)v->len));
 	}
 	json_object_object_add(o, "fetched_at", json_object_new_int64(v->fetched_at));
 	json_object_object_add(o, "stale", json_object_new_boolean(stale));
@@ -111,7 +116,7 @@ struct json_object *kt_answer_value(const struct kt_entry *e, const struct kt_va
  * same members, in the same order, as kt_answer_value() without a key. Cache
  * hits are the daemon's hot path, and json-c's serialiser was most of it. */
 int kt_answer_write_hit(struct kt_buf *out, const struct kt_entry *e, const struct kt_value *v,
-		     bool stale)
+			bool stale)
 {
 	static const char head[] = "\0\0\0\0{\"ok\":true,\"name\":"; /* length patched below */
 	size_t start = out->len, len;
@@ -176,20 +181,23 @@ struct json_object *kt_answer_metadata(const struct kt_entry *e, time_t now, lon
 	json_object_object_add(o, "name", json_object_new_string(e->name));
 	json_object_object_add(o, "id", json_object_new_string(e->cfg->id));
 	json_object_object_add(o, "arn", e->arn != NULL ? json_object_new_string(e->arn) : NULL);
-	json_object_object_add(o, "version_id", e->cur.version_id != NULL
-			       ? json_object_new_string(e->cur.version_id) : NULL);
+	json_object_object_add(o, "version_id",
+			       e->cur.version_id != NULL ? json_object_new_string(e->cur.version_id)
+							 : NULL);
 	json_object_object_add(o, "stages", stages_json(e->cur.stages, e->cur.nstages));
 	json_object_object_add(o, "fetched_at", json_object_new_int64(e->cur.fetched_at));
 	json_object_object_add(o, "checked_at", json_object_new_int64(e->checked_at));
 	json_object_object_add(o, "stale", json_object_new_boolean(kt_entry_stale(e)));
-	json_object_object_add(o, "available", json_object_new_boolean(
-		e->cur.data != NULL && !e->gone && kt_entry_servable(e, now, max_stale)));
-	json_object_object_add(o, "current_version_in_aws", cur != NULL ? json_object_new_string(cur) : NULL);
+	json_object_object_add(o, "available",
+			       json_object_new_boolean(e->cur.data != NULL && !e->gone &&
+						       kt_entry_servable(e, now, max_stale)));
+	json_object_object_add(o, "current_version_in_aws",
+			       cur != NULL ? json_object_new_string(cur) : NULL);
 	/* Deadlines are kept on the schedule clock and shown as wall-clock time. */
 	json_object_object_add(o, "next_check",
-			       json_object_new_int64(kt_sched_to_wall(e->next_check, now, time(NULL))));
+			       json_object_new_int64(
+				       kt_sched_to_wall(e->next_check, now, time(NULL))));
 	json_object_object_add(o, "rotation_enabled", json_object_new_boolean(e->rot.enabled));
 	json_object_object_add(o, "next_rotation", json_object_new_int64(e->rot.rotation_date));
 	return o;
 }
-

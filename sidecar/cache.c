@@ -25,10 +25,10 @@ void kt_value_clear(struct kt_value *v)
 
 /* Copies the value bytes of src into the locked arena. Every reader takes
  * the length, so no NUL follows them: the arena hands out powers of two,
- * and a terminator would double the room a 4 KiB value takes. Without room the value is refused: it is
- * logged with what would fix it, recorded for status, and -ENOSPC comes
- * back with nothing changed, so whatever the entry held before is still
- * served. Never falls back to unlocked memory. */
+ * and a terminator would double the room a 4 KiB value takes. Without room the value is refused: it
+ * is logged with what would fix it, recorded for status, and -ENOSPC comes back with nothing
+ * changed, so whatever the entry held before is still served. Never falls back to unlocked memory.
+ */
 static int value_lock(struct kt_entry *e, const struct sm_value *src, unsigned char **out)
 {
 	struct kt_secure_stats st;
@@ -42,12 +42,12 @@ static int value_lock(struct kt_entry *e, const struct sm_value *src, unsigned c
 	}
 	kt_secure_stats(&st);
 	snprintf(e->last_error, sizeof(e->last_error),
-	         "version %.64s (%zu bytes) not cached: no room in locked memory "
-	         "(locked_memory = %zu bytes, %zu in use); raise locked_memory",
-	         src->version_id != NULL ? src->version_id : "?", src->len, st.size, st.used);
+		 "version %.64s (%zu bytes) not cached: no room in locked memory "
+		 "(locked_memory = %zu bytes, %zu in use); raise locked_memory",
+		 src->version_id != NULL ? src->version_id : "?", src->len, st.size, st.used);
 	e->last_error_at = time(NULL);
 	log_warn("%s: %s; the value cached before, if any, is still served", e->name,
-	         e->last_error);
+		 e->last_error);
 	return -ENOSPC;
 }
 

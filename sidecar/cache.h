@@ -24,42 +24,42 @@ struct kt_value {
 	unsigned char *data; /* len bytes and a NUL, in the locked arena; wiped when freed */
 	size_t len;
 	bool binary;
-	time_t fetched_at;            /* wall clock: shown, never scheduled on */
+	time_t fetched_at; /* wall clock: shown, never scheduled on */
 };
 
 struct kt_entry {
-	uint64_t id;                  /* tag for worker jobs; never reused */
-	char *name;                   /* the [secret:NAME] */
-	const struct kt_secret_cfg *cfg; /* re-bound on reload */
-	char *arn;                    /* known after the first answer */
-	struct kt_value cur;          /* AWSCURRENT; data NULL until fetched */
+	uint64_t id;                                    /* tag for worker jobs; never reused */
+	char *name;                                     /* the [secret:NAME] */
+	const struct kt_secret_cfg *cfg;                /* re-bound on reload */
+	char *arn;                                      /* known after the first answer */
+	struct kt_value cur;                            /* AWSCURRENT; data NULL until fetched */
 	struct kt_value other[KT_CACHE_OTHER_VERSIONS]; /* other versions asked for */
-	struct sm_version *stages_map; /* VersionIdsToStages from the last check */
+	struct sm_version *stages_map;                  /* VersionIdsToStages from the last check */
 	size_t nstages_map;
 	/* Times are on the schedule clock (kt_sched_now(), CLOCK_BOOTTIME)
 	 * unless they say "wall clock": those are only shown or written to disk. */
 	struct kt_rotation_info rot;
-	time_t last_ok;               /* last answer from AWS about this secret */
-	time_t checked_at;            /* the same, wall clock (list, offline verifiers) */
-	bool superseded;              /* AWS moved AWSCURRENT to a version not fetched yet */
-	time_t superseded_at;         /* when a check first said so; stale from then on */
-	char superseded_by[72];       /* the version KT_NEWS_SUPERSEDED was last told for */
-	time_t next_check;            /* when the next check is due */
-	time_t last_refresh;          /* last `refresh` request that made a check */
-	time_t version_window;        /* start of the current version-fetch window */
-	int version_fetches;          /* fetches of other versions in that window */
-	int failures;                 /* consecutive failed checks or fetches */
-	bool in_flight;               /* a job for this entry is running */
-	bool fetch_alone;             /* a batch answer left it out: fetched on its own */
-	bool gone;                    /* AWS says it does not exist or is deleted */
+	time_t last_ok;         /* last answer from AWS about this secret */
+	time_t checked_at;      /* the same, wall clock (list, offline verifiers) */
+	bool superseded;        /* AWS moved AWSCURRENT to a version not fetched yet */
+	time_t superseded_at;   /* when a check first said so; stale from then on */
+	char superseded_by[72]; /* the version KT_NEWS_SUPERSEDED was last told for */
+	time_t next_check;      /* when the next check is due */
+	time_t last_refresh;    /* last `refresh` request that made a check */
+	time_t version_window;  /* start of the current version-fetch window */
+	int version_fetches;    /* fetches of other versions in that window */
+	int failures;           /* consecutive failed checks or fetches */
+	bool in_flight;         /* a job for this entry is running */
+	bool fetch_alone;       /* a batch answer left it out: fetched on its own */
+	bool gone;              /* AWS says it does not exist or is deleted */
 	/* For logins (see login.c). */
-	bool login_only;              /* made for a [login:] mapping: `get` cannot read it */
+	bool login_only;               /* made for a [login:] mapping: `get` cannot read it */
 	struct kt_secret_cfg *own_cfg; /* its section, owned by the entry (login_only) */
-	char *login_user;             /* the last account that mapped to it through %u */
-	char *prev_version;           /* the version AWSCURRENT last moved away from, */
-	time_t rotated_at;            /* when this daemon saw it move (0: never) */
-	time_t last_verify_check;     /* the last check made after a failed password */
-	time_t offline_written;       /* the last write of its offline verifiers (wall clock) */
+	char *login_user;              /* the last account that mapped to it through %u */
+	char *prev_version;            /* the version AWSCURRENT last moved away from, */
+	time_t rotated_at;             /* when this daemon saw it move (0: never) */
+	time_t last_verify_check;      /* the last check made after a failed password */
+	time_t offline_written;        /* the last write of its offline verifiers (wall clock) */
 	/* Its offline verifiers could not be written, or were removed as
 	 * superseded (login_offline.c): offline logins are unavailable since
 	 * offline_failed_at (wall clock, 0: fine) and retried at
@@ -68,8 +68,8 @@ struct kt_entry {
 	time_t offline_retry_at;
 	int offline_tries;
 	char offline_error[300];
-	char last_error[400];         /* the last failure, for status (no values) */
-	time_t last_error_at;         /* wall clock */
+	char last_error[400]; /* the last failure, for status (no values) */
+	time_t last_error_at; /* wall clock */
 };
 
 /* What makes e's AWSCURRENT value stale (see kt_sched_stale_since). */
@@ -98,8 +98,8 @@ static inline bool kt_entry_servable(const struct kt_entry *e, time_t now, long 
 }
 
 struct kt_cache {
-	struct kt_entry **entries;    /* sorted by name */
-	struct kt_entry **by_id;      /* the same n entries, sorted by id */
+	struct kt_entry **entries; /* sorted by name */
+	struct kt_entry **by_id;   /* the same n entries, sorted by id */
 	size_t n;
 	uint64_t next_id;
 };

@@ -43,7 +43,7 @@ static int add_secret(struct parser *p, const char *name)
 
 	if (!conf_is_word(name))
 		return conf_fail(p, NULL, -EINVAL,
-		                 "a secret name must be printable and hold no spaces");
+				 "a secret name must be printable and hold no spaces");
 	if ((cfg->nsecrets & (cfg->nsecrets - 1)) == 0) {
 		n = realloc(cfg->secrets, room * sizeof(*n));
 		if (n == NULL)
@@ -69,14 +69,14 @@ static int add_login(struct parser *p, const char *user)
 
 	if (!conf_is_word(user) || strchr(user, ':') != NULL)
 		return conf_fail(p, NULL, -EINVAL,
-		                 "a user name must be printable, without spaces or ':'");
+				 "a user name must be printable, without spaces or ':'");
 	if (strchr(user, '*') != NULL && strcmp(user, "*") != 0)
 		return conf_fail(p, NULL, -EINVAL, "only a lone '*' is a wildcard");
 	for (size_t i = 0; i < cfg->nlogins; i++) {
 		if (strcmp(cfg->logins[i].user, user) == 0)
 			return conf_fail(p, NULL, -EINVAL,
-			                 "section appears twice (first on line %d)",
-			                 cfg->logins[i].line);
+					 "section appears twice (first on line %d)",
+					 cfg->logins[i].line);
 	}
 	n = realloc(cfg->logins, (cfg->nlogins + 1) * sizeof(*n));
 	if (n == NULL)
@@ -104,7 +104,7 @@ static int end_section(struct parser *p)
 	l = &p->cfg->logins[p->idx];
 	if (l->secret == NULL)
 		return conf_fail_at(p, l->line, p->section, "secret", -EINVAL,
-		                    "missing; every [login:] section needs one");
+				    "missing; every [login:] section needs one");
 	return 0;
 }
 
@@ -144,7 +144,7 @@ static int check_unique_secrets(struct parser *p)
 		return 0;
 	snprintf(section, sizeof(section), "secret:%s", dup->name);
 	return conf_fail_at(p, dup->line, section, NULL, -EINVAL,
-	                    "section appears twice (first on line %d)", first->line);
+			    "section appears twice (first on line %d)", first->line);
 }
 
 /* A "[...]" line: starts the section it names, or records why it cannot. */
@@ -170,8 +170,8 @@ static int start_section(struct parser *p, const char *s)
 	if (strcmp(p->section, "daemon") == 0) {
 		if (p->daemon_line != 0)
 			return conf_fail(p, NULL, -EINVAL,
-			                 "section appears twice (first on line %d)",
-			                 p->daemon_line);
+					 "section appears twice (first on line %d)",
+					 p->daemon_line);
 		p->daemon_line = p->lineno;
 		p->kind = SEC_DAEMON;
 		return 0;
@@ -181,7 +181,7 @@ static int start_section(struct parser *p, const char *s)
 	if (strncmp(p->section, "login:", 6) == 0)
 		return add_login(p, p->section + 6);
 	return conf_fail(p, NULL, -EINVAL,
-	                 "unknown section (expected [daemon], [secret:NAME] or [login:USER])");
+			 "unknown section (expected [daemon], [secret:NAME] or [login:USER])");
 }
 
 /* libinih's reader. It counts lines for the messages, refuses lines that
@@ -238,11 +238,11 @@ static int check_file(struct parser *p)
 		return conf_fail_at(p, 0, NULL, NULL, -EINVAL, "not a regular file");
 	if (st.st_uid != 0 && st.st_uid != geteuid())
 		return conf_fail_at(p, 0, NULL, NULL, -EPERM,
-		                    "owned by uid %u, not by root or uid %u", (unsigned)st.st_uid,
-		                    (unsigned)geteuid());
+				    "owned by uid %u, not by root or uid %u", (unsigned)st.st_uid,
+				    (unsigned)geteuid());
 	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
 		return conf_fail_at(p, 0, NULL, NULL, -EPERM,
-		                    "writable by group or others (chmod go-w)");
+				    "writable by group or others (chmod go-w)");
 	return 0;
 }
 
@@ -306,7 +306,7 @@ int kt_config_load(const char *path, struct kt_config **out, char *err, size_t e
 	if (r > 0 && (p.err == 0 || r < p.errline)) {
 		p.err = 0;
 		conf_fail_at(&p, r, NULL, NULL, -EINVAL,
-		             "syntax error (expected 'key = value', '[section]' or a comment)");
+			     "syntax error (expected 'key = value', '[section]' or a comment)");
 	} else if (r < 0) {
 		conf_fail_at(&p, 0, NULL, NULL, -ENOMEM, "libinih failed (%d)", r);
 	} else if (p.err == 0) {

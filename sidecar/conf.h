@@ -15,25 +15,25 @@
 #define KT_DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/keyturn"
 
 struct kt_secret_cfg {
-	char *name;          /* the name local callers use (after "secret:") */
-	char *id;            /* SecretId sent to AWS: `id =`, default the name */
-	char **allow_users;  /* user names as written */
+	char *name;         /* the name local callers use (after "secret:") */
+	char *id;           /* SecretId sent to AWS: `id =`, default the name */
+	char **allow_users; /* user names as written */
 	size_t nallow_users;
-	uid_t *allow_uids;   /* resolved at load; unknown names are an error */
+	uid_t *allow_uids; /* resolved at load; unknown names are an error */
 	char **allow_groups;
 	size_t nallow_groups;
 	gid_t *allow_gids;
-	char *key;           /* default JSON key for `get`, or NULL */
-	int line;            /* where the section starts */
+	char *key; /* default JSON key for `get`, or NULL */
+	int line;  /* where the section starts */
 };
 
 struct kt_login_cfg {
-	char *user;          /* account name, or "*" for every account without a section */
-	char *secret;        /* a SecretId or a [secret:] name; may hold %H and %u */
-	char *key;           /* JSON key of the password, or NULL for the whole value */
-	long previous_grace; /* s AWSPREVIOUS is accepted after a rotation; 0 = never */
-	bool offline;        /* keep a salted hash on disk */
-	long offline_max_age;/* s an offline verifier may be used; default 7 days */
+	char *user;           /* account name, or "*" for every account without a section */
+	char *secret;         /* a SecretId or a [secret:] name; may hold %H and %u */
+	char *key;            /* JSON key of the password, or NULL for the whole value */
+	long previous_grace;  /* s AWSPREVIOUS is accepted after a rotation; 0 = never */
+	bool offline;         /* keep a salted hash on disk */
+	long offline_max_age; /* s an offline verifier may be used; default 7 days */
 	int line;
 };
 
@@ -47,18 +47,18 @@ struct kt_config {
 	char *socket_path;
 	char *user;
 	char *state_dir;
-	long check_interval;   /* default 3600 */
-	long window_interval;  /* default 30 */
-	long max_stale;        /* default 86400 */
+	long check_interval;  /* default 3600 */
+	long window_interval; /* default 30 */
+	long max_stale;       /* default 86400 */
 	enum kt_log_level log_level;
-	long max_connections;  /* default 1024 */
-	long idle_timeout;     /* s, default 60 */
+	long max_connections;         /* default 1024 */
+	long idle_timeout;            /* s, default 60 */
 	long max_connections_per_uid; /* default 32; root is not counted */
-	long request_timeout;  /* s a request frame may take from its first byte, default 5 */
-	long max_wait;         /* s a get or refresh waits on AWS before `unavailable`, default 3 */
+	long request_timeout; /* s a request frame may take from its first byte, default 5 */
+	long max_wait;        /* s a get or refresh waits on AWS before `unavailable`, default 3 */
 	long refresh_min_interval; /* s between `refresh` checks of one secret, default 10 */
-	long workers;          /* AWS worker threads, default 2 */
-	long locked_memory;    /* bytes of locked arena for values, a power of two; default 4M */
+	long workers;              /* AWS worker threads, default 2 */
+	long locked_memory; /* bytes of locked arena for values, a power of two; default 4M */
 	/* sections */
 	struct kt_secret_cfg *secrets;
 	size_t nsecrets;

@@ -12,7 +12,7 @@
 
 #include "conf.h"
 
-#define DAY  (24L * 3600)
+#define DAY (24L * 3600)
 #define WEEK (7 * DAY)
 #define YEAR (365 * DAY)
 
@@ -47,11 +47,11 @@ struct parser {
  * recorded; line 0 leaves out the line, a NULL section or key its part.
  * Returns the error recorded first (err when this is the first). */
 __attribute__((format(printf, 6, 7))) int conf_fail_at(struct parser *p, int line,
-                                                       const char *section, const char *key,
-                                                       int err, const char *fmt, ...);
+						       const char *section, const char *key,
+						       int err, const char *fmt, ...);
 
 /* conf_fail_at at the line being read, in the current section. */
-#define conf_fail(p, key, err, ...)                                                                \
+#define conf_fail(p, key, err, ...) \
 	conf_fail_at((p), (p)->lineno, (p)->section, (key), (err), __VA_ARGS__)
 
 /* Checks and stores one key = value pair of the current section (p->kind,

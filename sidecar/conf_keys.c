@@ -100,10 +100,10 @@ static const struct keydef *const tables[] = {
 };
 
 _Static_assert(sizeof(daemon_keys) / sizeof(daemon_keys[0]) <= MAX_KEYS,
-               "struct parser's key_line is too small for [daemon]");
+	       "struct parser's key_line is too small for [daemon]");
 
 int conf_fail_at(struct parser *p, int line, const char *section, const char *key, int err,
-                 const char *fmt, ...)
+		 const char *fmt, ...)
 {
 	char msg[256], at[16] = "";
 	va_list ap;
@@ -120,13 +120,13 @@ int conf_fail_at(struct parser *p, int line, const char *section, const char *ke
 	if (line > 0)
 		snprintf(at, sizeof(at), ":%d", line);
 	snprintf(p->errbuf, p->errlen, "%s%s:%s%s%s%s%s%s %s", p->path, at, section ? " [" : "",
-	         section ? section : "", section ? "]" : "", key ? " " : "", key ? key : "",
-	         section || key ? ":" : "", msg);
+		 section ? section : "", section ? "]" : "", key ? " " : "", key ? key : "",
+		 section || key ? ":" : "", msg);
 	return err;
 }
 
 static int set_list(struct parser *p, const char *key, struct kt_secret_cfg *s, bool group,
-                    const char *v)
+		    const char *v)
 {
 	const char *what = group ? "group" : "user";
 	char ***names = group ? &s->allow_groups : &s->allow_users;
@@ -152,10 +152,10 @@ static int set_list(struct parser *p, const char *key, struct kt_secret_cfg *s, 
 		ret = conf_lookup_id((*names)[*count], group, &id);
 		if (ret == -ENOENT)
 			return conf_fail(p, key, -EINVAL, "unknown %s '%s'", what,
-			                 (*names)[*count]);
+					 (*names)[*count]);
 		if (ret < 0)
 			return conf_fail(p, key, ret, "cannot look up %s '%s': %s", what,
-			                 (*names)[*count], strerror(-ret));
+					 (*names)[*count], strerror(-ret));
 		if (group)
 			s->allow_gids[*count] = (gid_t)id;
 		else
@@ -172,10 +172,10 @@ static int check_pattern(struct parser *p, const char *key, const char *v)
 	for (const char *s = strchr(v, '%'); s != NULL; s = strchr(s + 2, '%')) {
 		if (s[1] == '\0')
 			return conf_fail(p, key, -EINVAL,
-			                 "'%%' at the end (write %%%% for a literal %%)");
+					 "'%%' at the end (write %%%% for a literal %%)");
 		if (s[1] != '%' && s[1] != 'H' && s[1] != 'u')
 			return conf_fail(p, key, -EINVAL,
-			                 "unknown escape '%%%c' (use %%H, %%u or %%%%)", s[1]);
+					 "unknown escape '%%%c' (use %%H, %%u or %%%%)", s[1]);
 	}
 	return 0;
 }
@@ -191,7 +191,7 @@ static int check_string(struct parser *p, const char *key, enum vtype type, cons
 	}
 	if (!conf_is_word(v))
 		return conf_fail(p, key, -EINVAL, "'%.64s' must be printable and hold no spaces",
-		                 v);
+				 v);
 	switch (type) {
 	case V_PATTERN:
 		return check_pattern(p, key, v);
@@ -201,18 +201,18 @@ static int check_string(struct parser *p, const char *key, enum vtype type, cons
 			return conf_fail(p, key, -EINVAL, "'%.64s' is not an absolute path", v);
 		if (type == V_SOCKET && strlen(v) > SUN_PATH_MAX)
 			return conf_fail(p, key, -EINVAL, "longer than a socket path may be (%zu)",
-			                 SUN_PATH_MAX);
+					 SUN_PATH_MAX);
 		return 0;
 	case V_URL:
 		if ((strncmp(v, "https://", 8) != 0 || v[8] == '\0') &&
 		    (strncmp(v, "http://", 7) != 0 || v[7] == '\0'))
 			return conf_fail(p, key, -EINVAL,
-			                 "'%.64s' is not an http:// or https:// URL", v);
+					 "'%.64s' is not an http:// or https:// URL", v);
 		return 0;
 	case V_REGION:
 		if (strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v))
 			return conf_fail(p, key, -EINVAL,
-			                 "'%.64s' is not a region (like us-east-1)", v);
+					 "'%.64s' is not a region (like us-east-1)", v);
 		return 0;
 	default:
 		return 0;
@@ -241,29 +241,29 @@ static int set_value(struct parser *p, const struct keydef *kd, void *base, cons
 		ret = conf_parse_long(v, kd->min, kd->max, field);
 		if (ret == -EINVAL)
 			return conf_fail(p, kd->name, ret, "'%.64s' is not a whole number%s", v,
-			                 kd->type == V_SECS ? " of seconds" : "");
+					 kd->type == V_SECS ? " of seconds" : "");
 		if (ret < 0)
 			return conf_fail(p, kd->name, -EINVAL,
-			                 "%.64s is out of range (%ld to %ld%s)", v, kd->min,
-			                 kd->max, unit);
+					 "%.64s is out of range (%ld to %ld%s)", v, kd->min,
+					 kd->max, unit);
 		return 0;
 	case V_POW2:
 		ret = conf_parse_size(v, kd->min, kd->max, field);
 		if (ret == -EINVAL)
 			return conf_fail(p, kd->name, ret,
-			                 "'%.64s' is not a size (bytes, or a number with K or M)",
-			                 v);
+					 "'%.64s' is not a size (bytes, or a number with K or M)",
+					 v);
 		if (ret < 0 || (*(long *)field & (*(long *)field - 1)) != 0)
 			return conf_fail(
-			        p, kd->name, -EINVAL,
-			        "%.64s is not a power of two from 4K to 1024M (OpenSSL's secure "
-			        "heap needs one, like 4M or 8M)",
-			        v);
+				p, kd->name, -EINVAL,
+				"%.64s is not a power of two from 4K to 1024M (OpenSSL's secure "
+				"heap needs one, like 4M or 8M)",
+				v);
 		return 0;
 	case V_LEVEL:
 		if (log_parse_level(v, field) < 0)
 			return conf_fail(p, kd->name, -EINVAL,
-			                 "'%.64s' is not error, warning, info or debug", v);
+					 "'%.64s' is not error, warning, info or debug", v);
 		return 0;
 	default:
 		ret = check_string(p, kd->name, kd->type, v);
@@ -288,8 +288,8 @@ int conf_set_pair(struct parser *p, const char *name, const char *value)
 		return conf_fail(p, NULL, -EINVAL, "a key name must come before '='");
 	if (kd == NULL)
 		return conf_fail(p, name, -EINVAL,
-		                 "outside any section (put it under [daemon], "
-		                 "[secret:NAME] or [login:USER])");
+				 "outside any section (put it under [daemon], "
+				 "[secret:NAME] or [login:USER])");
 	for (i = 0; kd[i].name != NULL && strcmp(kd[i].name, name) != 0; i++)
 		;
 	if (kd[i].name == NULL)

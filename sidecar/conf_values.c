@@ -32,7 +32,7 @@ bool conf_is_word(const char *s)
 bool conf_is_name_part(const char *s)
 {
 	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                         "0123456789_+=.@-";
+				 "0123456789_+=.@-";
 
 	return s != NULL && *s != '\0' && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 &&
 	       strspn(s, ok) == strlen(s);

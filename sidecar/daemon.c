@@ -166,10 +166,11 @@ static void hasher_event(void *ctx, uint32_t events)
 static void arm_clock_watch(struct kt_daemon *d)
 {
 	struct itimerspec its = { { 0, 0 }, { 0, 0 } };
+	int flags = TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET;
 
 	/* Far enough away never to fire; only the cancellation matters. */
 	its.it_value.tv_sec = time(NULL) + 10L * 366 * 86400;
-	if (timerfd_settime(d->clockfd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0)
+	if (timerfd_settime(d->clockfd, flags, &its, NULL) < 0)
 		log_warn_errno("the wall clock is watched once a second only: timerfd");
 }
 
@@ -252,7 +253,8 @@ static long connection_limit(long wanted)
 		room = 16;
 	if (wanted > room) {
 		log_warn("max_connections = %ld is more than the open-file limit (%ld) allows; "
-			 "using %ld", wanted, (long)rl.rlim_cur, room);
+			 "using %ld",
+			 wanted, (long)rl.rlim_cur, room);
 		return room;
 	}
 	return wanted;
@@ -287,13 +289,15 @@ static void reload(struct kt_daemon *d)
 		kt_notify_ready("reload failed; old configuration kept");
 		return;
 	}
-	if (strcmp(cfg->socket_path, d->cfg->socket_path) != 0 || strcmp(cfg->user, d->cfg->user) != 0 ||
-	    strcmp(cfg->state_dir, d->cfg->state_dir) != 0 || !kt_str_eq(cfg->region, d->cfg->region) ||
-	    !kt_str_eq(cfg->endpoint, d->cfg->endpoint))
+	if (strcmp(cfg->socket_path, d->cfg->socket_path) != 0 ||
+	    strcmp(cfg->user, d->cfg->user) != 0 ||
+	    strcmp(cfg->state_dir, d->cfg->state_dir) != 0 ||
+	    !kt_str_eq(cfg->region, d->cfg->region) || !kt_str_eq(cfg->endpoint, d->cfg->endpoint))
 		log_warn("reload: socket, user, state_dir, region and endpoint changes take effect "
 			 "at the next restart");
 	if (cfg->workers != d->cfg->workers || cfg->fips != d->cfg->fips ||
-	    !kt_str_eq(cfg->ca_file, d->cfg->ca_file) || cfg->locked_memory != d->cfg->locked_memory)
+	    !kt_str_eq(cfg->ca_file, d->cfg->ca_file) ||
+	    cfg->locked_memory != d->cfg->locked_memory)
 		log_warn("reload: workers, fips, ca_file and locked_memory changes take effect at "
 			 "the next restart");
 	if (kt_engine_configure(d->eng, cfg) < 0) {
@@ -420,7 +424,8 @@ static int start_aws(struct kt_daemon *d)
 		log_err("AWS client: %s", err.message);
 		return -1;
 	}
-	log_info("AWS: region %s, endpoint %s", aws_client_region(d->aws), aws_client_endpoint(d->aws));
+	log_info("AWS: region %s, endpoint %s", aws_client_region(d->aws),
+		 aws_client_endpoint(d->aws));
 	if (kt_workers_start(d->aws, (int)d->cfg->workers, &d->workers) < 0) {
 		log_err("cannot start %ld worker threads", d->cfg->workers);
 		return -1;

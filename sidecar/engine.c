@@ -108,7 +108,8 @@ int kt_engine_subscribe(struct kt_engine *eng, kt_engine_news_fn *fn, void *ctx)
 	return 0;
 }
 
-void kt_engine_tell(struct kt_engine *eng, enum kt_news what, struct kt_entry *e, const char *version)
+void kt_engine_tell(struct kt_engine *eng, enum kt_news what, struct kt_entry *e,
+		    const char *version)
 {
 	for (size_t i = 0; i < eng->nsubs; i++)
 		eng->subs[i].fn(eng->subs[i].ctx, what, e, version);
@@ -186,8 +187,8 @@ static void submit(struct kt_engine *eng, struct kt_job *job, unsigned purpose,
 }
 
 void kt_engine_submit_for(struct kt_engine *eng, struct kt_entry *e, enum kt_job_kind kind,
-		       unsigned purpose, const char *vid, const char *stage,
-		       enum kt_check_reason why)
+			  unsigned purpose, const char *vid, const char *stage,
+			  enum kt_check_reason why)
 {
 	const char *id = e->cfg->id;
 	struct kt_job *job = kt_job_new(kind, e->id, &id, 1, vid, stage);
@@ -209,7 +210,7 @@ void kt_engine_fetch_version(struct kt_engine *eng, struct kt_entry *e, const ch
 {
 	if (!e->in_flight && !eng->stopping)
 		kt_engine_submit_for(eng, e, KT_JOB_GET, PURPOSE_VERSION, version_id,
-			   version_id != NULL ? NULL : stage, KT_WHY_READ);
+				     version_id != NULL ? NULL : stage, KT_WHY_READ);
 }
 
 void kt_engine_check(struct kt_engine *eng, struct kt_entry *e, enum kt_check_reason why)
@@ -297,7 +298,7 @@ void kt_engine_resume_conn(struct kt_engine *eng, uint64_t conn_id, enum kt_wait
 /* Resumes every request waiting on entry_id (e is NULL when the entry is
  * gone: why is KT_RESUME_GONE then). */
 void kt_engine_resume_id(struct kt_engine *eng, uint64_t entry_id, struct kt_entry *e,
-		   const struct kt_job *job)
+			 const struct kt_job *job)
 {
 	struct kt_parked *mine = NULL, **pp = &eng->parked, *p;
 
@@ -334,7 +335,8 @@ static void expire_parked(struct kt_engine *eng)
 
 	while ((p = *pp) != NULL) {
 		if ((p->kind == KT_WAIT_CURRENT || p->kind == KT_WAIT_VERSION ||
-		     p->kind == KT_WAIT_REFRESH) && now - p->since_ms >= max_ms) {
+		     p->kind == KT_WAIT_REFRESH) &&
+		    now - p->since_ms >= max_ms) {
 			*pp = p->next;
 			p->next = late;
 			late = p;
@@ -493,5 +495,6 @@ void kt_engine_clock_stepped(struct kt_engine *eng, time_t step)
 			e->next_check = next;
 	}
 	log_warn("the wall clock stepped by %+lld s; checks keep their schedule, %zu rotation "
-		 "date(s) re-anchored", (long long)step, n);
+		 "date(s) re-anchored",
+		 (long long)step, n);
 }

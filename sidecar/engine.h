@@ -72,7 +72,7 @@ struct kt_parked {
 	struct kt_peer peer;
 	struct json_object *req;
 	int64_t since_ms; /* engine clock (ms) when the request first parked; for
-	                   * KT_RESUME_EXPIRED, how long it waited */
+			   * KT_RESUME_EXPIRED, how long it waited */
 };
 
 /* Why a parked request comes back. */

@@ -138,8 +138,8 @@ static void batch_done(struct kt_engine *eng, struct kt_job *job, time_t now)
 		for (size_t i = 0; i < job->batch.nvalues && !answered; i++) {
 			struct sm_value *v = &job->batch.values[i];
 
-			if (v->data == NULL || (strcmp(e->cfg->id, v->name) != 0 &&
-						strcmp(e->cfg->id, v->arn) != 0))
+			if (v->data == NULL ||
+			    (strcmp(e->cfg->id, v->name) != 0 && strcmp(e->cfg->id, v->arn) != 0))
 				continue;
 			answered = true;
 			if (kt_cache_set_current(e, v, now) < 0)
@@ -232,7 +232,8 @@ static void check_done(struct kt_engine *eng, struct kt_entry *e, struct kt_job 
 			return;
 		}
 		log_info("%s: AWSCURRENT is now version %s; fetching it", e->name, cur);
-		kt_engine_submit_for(eng, e, KT_JOB_GET, PURPOSE_CURRENT, cur, NULL, KT_WHY_SCHEDULE);
+		kt_engine_submit_for(eng, e, KT_JOB_GET, PURPOSE_CURRENT, cur, NULL,
+				     KT_WHY_SCHEDULE);
 		return;
 	}
 	entry_ok(eng, e, now);
@@ -266,7 +267,6 @@ static void get_done(struct kt_engine *eng, struct kt_entry *e, struct kt_job *j
 	}
 	kt_engine_resume_id(eng, e->id, e, job);
 }
-
 
 void kt_engine_jobs_done(struct kt_engine *eng, struct kt_job *job)
 {
@@ -303,4 +303,3 @@ void kt_engine_jobs_done(struct kt_engine *eng, struct kt_job *job)
 	if (eng->sched_more)
 		kt_engine_schedule(eng, now);
 }
-

@@ -25,7 +25,7 @@ struct kt_engine {
 	int throttle_failures;
 	bool batch_denied; /* BatchGetSecretValue refused: fetch one by one */
 	bool stopping;
-	bool sched_more;   /* schedule() left due work for lack of queue room */
+	bool sched_more; /* schedule() left due work for lack of queue room */
 	unsigned long jobs[KT_WHY_COUNT];
 	struct {
 		char secret[128];

@@ -11,11 +11,12 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: keyturnd [-c FILE] [-f|--foreground] [--check-config] [--version]\n"
-		   "  -c, --config FILE  configuration file (default %s)\n"
-		   "  -f, --foreground   stay in the foreground and log to stderr\n"
-		   "      --check-config report problems in the configuration and exit\n"
-		   "      --version      print the version and exit\n",
+	fprintf(f,
+		"usage: keyturnd [-c FILE] [-f|--foreground] [--check-config] [--version]\n"
+		"  -c, --config FILE  configuration file (default %s)\n"
+		"  -f, --foreground   stay in the foreground and log to stderr\n"
+		"      --check-config report problems in the configuration and exit\n"
+		"      --version      print the version and exit\n",
 		KT_DEFAULT_CONFIG);
 }
 
@@ -49,12 +50,24 @@ int main(int argc, char **argv)
 
 	while ((ch = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': path = optarg; break;
-		case 'f': foreground = true; break;
-		case 'C': check = true; break;
-		case 'V': printf("keyturnd %s\n", PACKAGE_VERSION); return 0;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'V':
+			printf("keyturnd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc) {

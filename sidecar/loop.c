@@ -165,7 +165,7 @@ static int io_register(struct kt_loop *l, struct kt_loop_io *io, uint32_t events
 }
 
 int kt_loop_io_add(struct kt_loop *l, int fd, uint32_t events, kt_loop_io_fn *fn, void *ctx,
-                   struct kt_loop_io **out)
+		   struct kt_loop_io **out)
 {
 	struct kt_loop_io *io = calloc(1, sizeof(*io));
 	int rc;
@@ -270,7 +270,7 @@ static void timer_retire(struct kt_loop *l, struct kt_loop_timer *t)
 }
 
 static int timer_add(struct kt_loop *l, uint64_t delay_ns, uint64_t interval_ns, kt_loop_fn *fn,
-                     void *ctx, struct kt_loop_timer **out)
+		     void *ctx, struct kt_loop_timer **out)
 {
 	struct kt_loop_timer *t = calloc(1, sizeof(*t));
 
@@ -287,7 +287,7 @@ static int timer_add(struct kt_loop *l, uint64_t delay_ns, uint64_t interval_ns,
 }
 
 int kt_loop_every(struct kt_loop *l, unsigned interval_ms, kt_loop_fn *fn, void *ctx,
-                  struct kt_loop_timer **out)
+		  struct kt_loop_timer **out)
 {
 	/* A period of 0 would fire in every turn and keep the loop awake. */
 	if (interval_ms == 0)
@@ -296,7 +296,7 @@ int kt_loop_every(struct kt_loop *l, unsigned interval_ms, kt_loop_fn *fn, void 
 }
 
 int kt_loop_after(struct kt_loop *l, unsigned delay_ms, kt_loop_fn *fn, void *ctx,
-                  struct kt_loop_timer **out)
+		  struct kt_loop_timer **out)
 {
 	return timer_add(l, delay_ms * 1000000ull, 0, fn, ctx, out);
 }

@@ -50,7 +50,7 @@ void kt_loop_free(struct kt_loop *l);
  * caller's: delete the handle before closing it. 0 or -errno (-EEXIST when
  * fd is watched already, -EPERM for a regular file); *out is set on 0. */
 int kt_loop_io_add(struct kt_loop *l, int fd, uint32_t events, kt_loop_io_fn *fn, void *ctx,
-                   struct kt_loop_io **out);
+		   struct kt_loop_io **out);
 
 /* Changes the events watched. 0 or -errno (-ENOENT for a deleted handle). */
 int kt_loop_io_mod(struct kt_loop *l, struct kt_loop_io *io, uint32_t events);
@@ -71,9 +71,9 @@ void kt_loop_io_del(struct kt_loop *l, struct kt_loop_io *io);
  * their deadlines; one added by a timer's callback fires in a later turn at
  * the earliest. 0 or -errno; out may be NULL for a timer never deleted. */
 int kt_loop_every(struct kt_loop *l, unsigned interval_ms, kt_loop_fn *fn, void *ctx,
-                  struct kt_loop_timer **out);
+		  struct kt_loop_timer **out);
 int kt_loop_after(struct kt_loop *l, unsigned delay_ms, kt_loop_fn *fn, void *ctx,
-                  struct kt_loop_timer **out);
+		  struct kt_loop_timer **out);
 
 /* Cancels a timer; safe from callbacks, including its own. NULL is a no-op. */
 void kt_loop_timer_del(struct kt_loop *l, struct kt_loop_timer *t);

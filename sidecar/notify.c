@@ -114,7 +114,7 @@ static ssize_t notify_send_once(const char *msg, size_t len, bool to_addr)
 	do {
 		if (to_addr)
 			n = sendto(notify_fd, msg, len, flags,
-			           (const struct sockaddr *)&notify_addr, notify_addrlen);
+				   (const struct sockaddr *)&notify_addr, notify_addrlen);
 		else
 			n = send(notify_fd, msg, len, flags);
 	} while (n < 0 && errno == EINTR);

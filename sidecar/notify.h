@@ -26,7 +26,7 @@ int kt_notify_ready(const char *status);
  * lost; see server_listen.c): sent at once as STATUS=, and appended to the
  * status of every later READY=1 until cleared. Newlines become blanks. */
 int kt_notify_problem(const char *problem);
-int kt_notify_reloading(void);  /* RELOADING=1 with MONOTONIC_USEC */
+int kt_notify_reloading(void); /* RELOADING=1 with MONOTONIC_USEC */
 int kt_notify_stopping(void);
 int kt_notify_watchdog(void);
 

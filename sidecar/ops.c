@@ -59,15 +59,16 @@ static void audit(const struct op_ctx *x, const char *op, const char *secret, co
 	if (x->r->replay)
 		return;
 	/* Refusals are worth an operator's attention at the default level. */
-	log_audit("access", strcmp(result, "allowed") == 0, "op=%s secret=%s uid=%lu pid=%ld result=%s",
-		  op, secret, (unsigned long)x->r->peer->uid, (long)x->r->peer->pid, result);
+	log_audit("access", strcmp(result, "allowed") == 0,
+		  "op=%s secret=%s uid=%lu pid=%ld result=%s", op, secret,
+		  (unsigned long)x->r->peer->uid, (long)x->r->peer->pid, result);
 }
 
 /* The members that name things. They end up in log lines and messages, so a
  * control character in one is refused rather than passed on (a newline
  * would let a caller forge log lines). Passwords are not among them. */
 static const char *const name_fields[] = { "op",   "secret",  "stage", "version_id", "key",
-					    "user", "service", "rhost", "tty" };
+					   "user", "service", "rhost", "tty" };
 
 static const char *bad_name_field(struct json_object *req)
 {
@@ -97,7 +98,8 @@ static struct kt_entry *lookup(struct op_ctx *x, const char *op, struct json_obj
 	char shown[160];
 
 	if (name == NULL || name[0] == '\0') {
-		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"secret\" must be a non-empty string");
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
+					 "\"secret\" must be a non-empty string");
 		return NULL;
 	}
 	e = kt_cache_find(x->ops->cache, name);
@@ -113,8 +115,8 @@ static struct kt_entry *lookup(struct op_ctx *x, const char *op, struct json_obj
 			*answer = kt_proto_error(KT_PERR_DENIED, "uid %lu may not read %s",
 						 (unsigned long)x->r->peer->uid, shown);
 		} else {
-			*answer = kt_proto_error(KT_PERR_NOT_FOUND, "no secret named %s is configured",
-						 shown);
+			*answer = kt_proto_error(KT_PERR_NOT_FOUND,
+						 "no secret named %s is configured", shown);
 		}
 		return NULL;
 	}
@@ -128,6 +130,17 @@ static struct kt_entry *lookup(struct op_ctx *x, const char *op, struct json_obj
 	return e;
 }
 
+/* Parks the request on e until its job ends (engine.h). */
+static enum kt_op_result park(struct op_ctx *x, struct kt_entry *e, enum kt_wait_kind kind,
+			      struct json_object **answer)
+{
+	if (kt_engine_wait(x->ops->eng, e, x->r->conn_id, x->r->peer, kind, x->r->req) < 0) {
+		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+		return KT_OP_ANSWER;
+	}
+	return KT_OP_PARKED;
+}
+
 /* Serves AWSCURRENT, or parks the request while it is fetched. */
 static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const char *key,
 				     struct json_object **answer)
@@ -136,37 +149,39 @@ static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const
 
 	if (e->cur.data != NULL) {
 		if (!kt_entry_servable(e, x->r->now, ops->cfg->max_stale)) {
-			*answer = e->superseded
-				? kt_proto_error(KT_PERR_UNAVAILABLE,
-						 "%s: AWSCURRENT moved %lld s ago to a version keyturnd "
-						 "could not fetch (max_stale %ld): %s", e->name,
-						 (long long)(x->r->now - e->superseded_at),
-						 ops->cfg->max_stale, e->last_error)
-				: kt_proto_error(KT_PERR_UNAVAILABLE,
-						 "%s: no answer from AWS for %lld s (max_stale %ld): %s",
-						 e->name, (long long)(x->r->now - e->last_ok),
-						 ops->cfg->max_stale, e->last_error);
+			*answer =
+				e->superseded
+					? kt_proto_error(
+						  KT_PERR_UNAVAILABLE,
+						  "%s: AWSCURRENT moved %lld s ago to a version keyturnd "
+						  "could not fetch (max_stale %ld): %s",
+						  e->name,
+						  (long long)(x->r->now - e->superseded_at),
+						  ops->cfg->max_stale, e->last_error)
+					: kt_proto_error(
+						  KT_PERR_UNAVAILABLE,
+						  "%s: no answer from AWS for %lld s (max_stale %ld): %s",
+						  e->name, (long long)(x->r->now - e->last_ok),
+						  ops->cfg->max_stale, e->last_error);
 			return KT_OP_ANSWER;
 		}
-		if (key == NULL && x->r->out != NULL && kt_answer_write_hit(x->r->out, e, &e->cur, kt_entry_stale(e)) == 0)
+		if (key == NULL && x->r->out != NULL &&
+		    kt_answer_write_hit(x->r->out, e, &e->cur, kt_entry_stale(e)) == 0)
 			return KT_OP_WRITTEN;
 		*answer = kt_answer_value(e, &e->cur, key, kt_entry_stale(e));
 		return KT_OP_ANSWER;
 	}
 	if (!e->in_flight) {
 		if (e->failures > 0 && x->r->now < e->next_check) {
-			*answer = kt_proto_error(kt_engine_throttled_until(ops->eng) > x->r->now ? KT_PERR_THROTTLED
-									      : KT_PERR_UNAVAILABLE,
+			*answer = kt_proto_error(kt_engine_throttled_until(ops->eng) > x->r->now
+							 ? KT_PERR_THROTTLED
+							 : KT_PERR_UNAVAILABLE,
 						 "%s: not fetched yet: %s", e->name, e->last_error);
 			return KT_OP_ANSWER;
 		}
 		kt_engine_fetch_current(ops->eng, e, KT_WHY_READ);
 	}
-	if (kt_engine_wait(ops->eng, e, x->r->conn_id, x->r->peer, KT_WAIT_CURRENT, x->r->req) < 0) {
-		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
-		return KT_OP_ANSWER;
-	}
-	return KT_OP_PARKED;
+	return park(x, e, KT_WAIT_CURRENT, answer);
 }
 
 static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
@@ -175,10 +190,12 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 	const struct kt_value *v;
 	struct kt_entry *e;
 
-	if (!kt_json_opt_str(x->r->req, "stage", false, &stage) || !kt_json_opt_str(x->r->req, "version_id", false, &vid) ||
+	if (!kt_json_opt_str(x->r->req, "stage", false, &stage) ||
+	    !kt_json_opt_str(x->r->req, "version_id", false, &vid) ||
 	    !kt_json_opt_str(x->r->req, "key", false, &key)) {
-		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
-					 "\"stage\", \"version_id\" and \"key\" must be non-empty strings");
+		*answer = kt_proto_error(
+			KT_PERR_BAD_REQUEST,
+			"\"stage\", \"version_id\" and \"key\" must be non-empty strings");
 		return KT_OP_ANSWER;
 	}
 	e = lookup(x, "get", answer);
@@ -188,8 +205,8 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 	if (key == NULL)
 		key = e->cfg->key;
 	if (e->gone) {
-		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s no longer exists in AWS: %s", e->name,
-					 e->last_error);
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s no longer exists in AWS: %s",
+					 e->name, e->last_error);
 		return KT_OP_ANSWER;
 	}
 	if (vid == NULL && (stage == NULL || strcmp(stage, "AWSCURRENT") == 0))
@@ -201,8 +218,8 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 	if (vid == NULL && e->stages_map != NULL) {
 		char shown[80];
 
-		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s has no version labelled %s", e->name,
-					 kt_json_printable(stage, shown, sizeof(shown)));
+		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s has no version labelled %s",
+					 e->name, kt_json_printable(stage, shown, sizeof(shown)));
 		return KT_OP_ANSWER;
 	}
 	v = vid != NULL ? kt_cache_value(e, vid) : NULL;
@@ -230,19 +247,17 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 			e->version_fetches = 0;
 		}
 		if (e->version_fetches >= VERSION_FETCHES_PER_WINDOW) {
-			*answer = kt_proto_error(KT_PERR_THROTTLED,
-						 "%s: too many reads of uncached versions; try again in %lld s",
-						 e->name, (long long)(e->version_window + window - x->r->now));
+			*answer = kt_proto_error(
+				KT_PERR_THROTTLED,
+				"%s: too many reads of uncached versions; try again in %lld s",
+				e->name, (long long)(e->version_window + window - x->r->now));
 			return KT_OP_ANSWER;
 		}
 		e->version_fetches++;
-		kt_engine_fetch_version(x->ops->eng, e, kt_json_str(x->r->req, "version_id"), stage);
+		kt_engine_fetch_version(x->ops->eng, e, kt_json_str(x->r->req, "version_id"),
+					stage);
 	}
-	if (kt_engine_wait(x->ops->eng, e, x->r->conn_id, x->r->peer, KT_WAIT_VERSION, x->r->req) < 0) {
-		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
-		return KT_OP_ANSWER;
-	}
-	return KT_OP_PARKED;
+	return park(x, e, KT_WAIT_VERSION, answer);
 }
 
 static enum kt_op_result op_refresh(struct op_ctx *x, struct json_object **answer)
@@ -259,25 +274,24 @@ static enum kt_op_result op_refresh(struct op_ctx *x, struct json_object **answe
 		 * secret per refresh_min_interval reaches AWS. */
 		wait = ops->cfg->refresh_min_interval - (long)(x->r->now - e->last_refresh);
 		if (e->last_refresh != 0 && wait > 0) {
-			*answer = kt_proto_error(KT_PERR_THROTTLED,
-						 "%s was checked %lld s ago; refresh again in %ld s",
-						 e->name, (long long)(x->r->now - e->last_refresh), wait);
+			*answer =
+				kt_proto_error(KT_PERR_THROTTLED,
+					       "%s was checked %lld s ago; refresh again in %ld s",
+					       e->name, (long long)(x->r->now - e->last_refresh),
+					       wait);
 			return KT_OP_ANSWER;
 		}
 		if (kt_engine_throttled_until(ops->eng) > x->r->now) {
-			*answer = kt_proto_error(KT_PERR_THROTTLED,
-						 "AWS is throttling keyturnd; refresh again in %lld s",
-						 (long long)(kt_engine_throttled_until(ops->eng) - x->r->now));
+			*answer = kt_proto_error(
+				KT_PERR_THROTTLED,
+				"AWS is throttling keyturnd; refresh again in %lld s",
+				(long long)(kt_engine_throttled_until(ops->eng) - x->r->now));
 			return KT_OP_ANSWER;
 		}
 		e->last_refresh = x->r->now;
 		kt_engine_check(ops->eng, e, KT_WHY_REFRESH);
 	}
-	if (kt_engine_wait(ops->eng, e, x->r->conn_id, x->r->peer, KT_WAIT_REFRESH, x->r->req) < 0) {
-		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
-		return KT_OP_ANSWER;
-	}
-	return KT_OP_PARKED;
+	return park(x, e, KT_WAIT_REFRESH, answer);
 }
 
 /* One page of list: at most LIST_PAGE_MAX secrets and LIST_PAGE_BYTES of
@@ -296,14 +310,16 @@ static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer)
 	if (json_object_object_get_ex(x->r->req, "limit", &v) &&
 	    !json_object_is_type(v, json_type_null) &&
 	    (!json_object_is_type(v, json_type_int) || (limit = json_object_get_int64(v)) < 1)) {
-		*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "\"limit\" must be a positive integer");
+		*answer =
+			kt_proto_error(KT_PERR_BAD_REQUEST, "\"limit\" must be a positive integer");
 		return KT_OP_ANSWER;
 	}
 	if (limit > LIST_PAGE_MAX)
 		limit = LIST_PAGE_MAX;
 	if (!kt_json_opt_str(x->r->req, "next", false, &after)) {
-		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
-					 "\"next\" must be the non-empty token of the previous page");
+		*answer =
+			kt_proto_error(KT_PERR_BAD_REQUEST,
+				       "\"next\" must be the non-empty token of the previous page");
 		return KT_OP_ANSWER;
 	}
 	audit(x, "list", "*", "allowed");
@@ -412,7 +428,8 @@ enum kt_op_result kt_ops_handle(struct kt_ops *ops, struct kt_request *r,
 		if (!who_allows(op_table[i].who, &x)) {
 			ops->denied++;
 			audit(&x, op, "-", "denied");
-			*answer = kt_proto_error(KT_PERR_DENIED, "uid %lu may not %s for another account",
+			*answer = kt_proto_error(KT_PERR_DENIED,
+						 "uid %lu may not %s for another account",
 						 (unsigned long)r->peer->uid, op);
 			return KT_OP_ANSWER;
 		}
@@ -457,7 +474,8 @@ static enum kt_op_result resumed(struct kt_ops *ops, struct kt_parked *p, struct
 		return KT_OP_ANSWER;
 	}
 	if (p->kind == KT_WAIT_VERSION && job != NULL && job_is_for(job, p->req)) {
-		const char *vid = kt_json_str(p->req, "version_id"), *key = kt_json_str(p->req, "key");
+		const char *vid = kt_json_str(p->req, "version_id"),
+			   *key = kt_json_str(p->req, "key");
 		const struct kt_value *v;
 
 		if (job->rc < 0) {
@@ -498,11 +516,12 @@ static void resume(void *ctx, struct kt_parked *p, struct kt_entry *e, const str
 		break;
 	case KT_RESUME_EXPIRED:
 		/* since_ms holds the wait here. */
-		answer = kt_proto_error(KT_PERR_UNAVAILABLE,
-					p->kind == KT_WAIT_REFRESH
-					? "%s: still being checked with AWS after %lld ms; try again"
-					: "%s: still being fetched from AWS after %lld ms; try again",
-					shown, (long long)p->since_ms);
+		answer = kt_proto_error(
+			KT_PERR_UNAVAILABLE,
+			p->kind == KT_WAIT_REFRESH
+				? "%s: still being checked with AWS after %lld ms; try again"
+				: "%s: still being fetched from AWS after %lld ms; try again",
+			shown, (long long)p->since_ms);
 		break;
 	case KT_RESUME_DONE:
 		if (resumed(ops, p, e, job, &answer) != KT_OP_ANSWER) {

@@ -23,9 +23,9 @@ struct kt_ops;
 /* The front door's figures for status. */
 struct kt_door_stats {
 	size_t connections;
-	size_t unsent;          /* bytes of answers queued and not yet sent */
-	unsigned long refused;  /* connections refused by a quota or the cap */
-	unsigned long requests; /* request frames read */
+	size_t unsent;              /* bytes of answers queued and not yet sent */
+	unsigned long refused;      /* connections refused by a quota or the cap */
+	unsigned long requests;     /* request frames read */
 	struct json_object *socket; /* the socket's state (taken), or NULL */
 };
 

@@ -9,7 +9,7 @@ struct kt_ops {
 	struct kt_engine *eng;
 	struct kt_cache *cache; /* eng's */
 	const struct kt_config *cfg;
-	unsigned long denied;   /* requests refused by an access rule */
+	unsigned long denied; /* requests refused by an access rule */
 };
 
 /* The status answer for the caller peer (now: schedule clock). */

@@ -15,8 +15,7 @@
  * superseded, since when and why (login/offline.c): offline checks for them
  * fail until a write succeeds. Root sees every one, others those of the
  * secrets they may read; the first 32 are listed, all are counted. */
-static struct json_object *offline_unavailable(const struct kt_ops *ops,
-					       const struct kt_peer *peer)
+static struct json_object *offline_unavailable(const struct kt_ops *ops, const struct kt_peer *peer)
 {
 	struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
 	int64_t n = 0;
@@ -58,7 +57,8 @@ static void add_error(void *ctx, const char *secret, const char *message, time_t
 	struct kt_entry *e = kt_cache_find(w->ops->cache, secret);
 	struct json_object *eo;
 
-	if (w->arr == NULL || (w->peer->uid != 0 && (e == NULL || !kt_acl_may_read(e->cfg, w->peer))))
+	if (w->arr == NULL ||
+	    (w->peer->uid != 0 && (e == NULL || !kt_acl_may_read(e->cfg, w->peer))))
 		return;
 	eo = json_object_new_object();
 	json_object_object_add(eo, "secret", json_object_new_string(secret));
@@ -85,10 +85,10 @@ static struct json_object *backend(struct kt_ops *ops, size_t failing, time_t no
 	json_object_object_add(b, "endpoint", json_object_new_string(aws_client_endpoint(aws)));
 	json_object_object_add(b, "aws_requests",
 			       json_object_new_int64((int64_t)aws_client_requests_sent(aws)));
-	json_object_object_add(b, "throttled_until",
-			       json_object_new_int64(throttled > now
-						     ? kt_sched_to_wall(throttled, now, time(NULL))
-						     : 0));
+	json_object_object_add(
+		b, "throttled_until",
+		json_object_new_int64(throttled > now ? kt_sched_to_wall(throttled, now, time(NULL))
+						      : 0));
 	return b;
 }
 

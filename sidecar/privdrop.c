@@ -38,7 +38,7 @@
 /* Records "<step>: <strerror(e)>" in err and returns -e, so that every failed
  * system call is reported the same way and names what was being done. */
 static int priv_fail(char *err, size_t errlen, int e, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5)));
 
 static int priv_fail(char *err, size_t errlen, int e, const char *fmt, ...)
 {
@@ -76,9 +76,9 @@ static int priv_check_memlock(size_t size, char *err, size_t errlen)
 	}
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < size) {
 		kt_errf(err, errlen,
-		        "locked_memory = %zu bytes (%zu KiB) is more than RLIMIT_MEMLOCK allows "
-		        "(%llu bytes); lower locked_memory in [daemon] or raise LimitMEMLOCK",
-		        size, size / 1024, (unsigned long long)rl.rlim_cur);
+			"locked_memory = %zu bytes (%zu KiB) is more than RLIMIT_MEMLOCK allows "
+			"(%llu bytes); lower locked_memory in [daemon] or raise LimitMEMLOCK",
+			size, size / 1024, (unsigned long long)rl.rlim_cur);
 		rc = -ENOMEM;
 	}
 out:
@@ -175,7 +175,7 @@ out:
 /* The service user's groups as the system's group database lists them, the
  * primary group first. Without a user name only the primary group is kept. */
 static int priv_user_groups(const char *user, gid_t gid, gid_t **out, int *nout, char *err,
-                            size_t errlen)
+			    size_t errlen)
 {
 	gid_t *groups = NULL;
 	gid_t *grown;
@@ -262,7 +262,7 @@ static int priv_drop_bounding_set(char *err, size_t errlen)
 
 			name = cap_to_name((cap_value_t)c);
 			rc = priv_fail(err, errlen, e, "prctl(PR_CAPBSET_DROP, %s)",
-			               name != NULL ? name : "?");
+				       name != NULL ? name : "?");
 			cap_free(name);
 			goto out;
 		}
@@ -275,7 +275,7 @@ out:
  * group list is exactly the one set, and that no capability is left in any
  * set. A privilege still held is reported as -EPERM. */
 static int priv_verify_ids(uid_t uid, gid_t gid, const gid_t *want, int nwant, char *err,
-                           size_t errlen)
+			   size_t errlen)
 {
 	gid_t *have = NULL;
 	uid_t ru, eu, su;
@@ -290,7 +290,7 @@ static int priv_verify_ids(uid_t uid, gid_t gid, const gid_t *want, int nwant, c
 	}
 	if (ru != uid || eu != uid || su != uid) {
 		kt_errf(err, errlen, "verify: uids are %u/%u/%u, not %u", (unsigned)ru,
-		             (unsigned)eu, (unsigned)su, (unsigned)uid);
+			(unsigned)eu, (unsigned)su, (unsigned)uid);
 		rc = -EPERM;
 		goto out;
 	}
@@ -300,7 +300,7 @@ static int priv_verify_ids(uid_t uid, gid_t gid, const gid_t *want, int nwant, c
 	}
 	if (rg != gid || eg != gid || sg != gid) {
 		kt_errf(err, errlen, "verify: gids are %u/%u/%u, not %u", (unsigned)rg,
-		             (unsigned)eg, (unsigned)sg, (unsigned)gid);
+			(unsigned)eg, (unsigned)sg, (unsigned)gid);
 		rc = -EPERM;
 		goto out;
 	}
@@ -328,7 +328,7 @@ static int priv_verify_ids(uid_t uid, gid_t gid, const gid_t *want, int nwant, c
 	}
 	if (nhave != nwant || i != nwant) {
 		kt_errf(err, errlen, "verify: %d supplementary groups set, %d expected", nhave,
-		             nwant);
+			nwant);
 		rc = -EPERM;
 		goto out;
 	}
@@ -357,7 +357,7 @@ static int priv_verify_caps(char *err, size_t errlen)
 	if (cap_compare(now, none) != 0) {
 		text = cap_to_text(now, NULL);
 		kt_errf(err, errlen, "verify: capabilities still held: %s",
-		             text != NULL ? text : "?");
+			text != NULL ? text : "?");
 		rc = -EPERM;
 		goto out;
 	}
@@ -366,8 +366,8 @@ static int priv_verify_caps(char *err, size_t errlen)
 		if (in < 0 && errno == EINVAL)
 			break;
 		if (in != 0) {
-			kt_errf(err, errlen,
-			             "verify: capability %d is still in the bounding set", c);
+			kt_errf(err, errlen, "verify: capability %d is still in the bounding set",
+				c);
 			rc = -EPERM;
 			goto out;
 		}
@@ -380,7 +380,7 @@ out:
 }
 
 static int priv_verify(uid_t uid, gid_t gid, const gid_t *groups, int ngroups, char *err,
-                       size_t errlen)
+		       size_t errlen)
 {
 	int rc;
 
@@ -428,23 +428,21 @@ int kt_drop_privileges(const char *user, uid_t uid, gid_t gid, char *err, size_t
 	 * the final check find that setuid(0) still works. */
 	if (uid == 0) {
 		kt_errf(err, errlen, "refusing to run as uid 0 (user %s)",
-		             user != NULL ? user : "?");
+			user != NULL ? user : "?");
 		rc = -EINVAL;
 		goto out;
 	}
 	if (geteuid() != 0) {
-		kt_errf(err, errlen,
-		             "geteuid: running as uid %u, dropping privileges needs root",
-		             (unsigned)geteuid());
+		kt_errf(err, errlen, "geteuid: running as uid %u, dropping privileges needs root",
+			(unsigned)geteuid());
 		rc = -EPERM;
 		goto out;
 	}
 	threads = priv_count_threads();
 	if (threads > 1) {
-		kt_errf(
-		        err, errlen,
-		        "%d threads running: privileges must be dropped before any thread starts",
-		        threads);
+		kt_errf(err, errlen,
+			"%d threads running: privileges must be dropped before any thread starts",
+			threads);
 		rc = -EBUSY;
 		goto out;
 	}
@@ -471,7 +469,7 @@ int kt_drop_privileges(const char *user, uid_t uid, gid_t gid, char *err, size_t
 	 * to take the earlier ones. */
 	if (setgroups((size_t)ngroups, groups) != 0) {
 		rc = priv_fail(err, errlen, errno, "setgroups(%d groups of %s)", ngroups,
-		               user != NULL ? user : "?");
+			       user != NULL ? user : "?");
 		goto out;
 	}
 	if (setresgid(gid, gid, gid) != 0) {

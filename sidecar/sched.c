@@ -251,7 +251,7 @@ bool kt_sched_in_window(const struct kt_rotation_info *r, time_t now)
  * secret would otherwise keep calling in step once a window opens for all of
  * them at the same moment. */
 time_t kt_sched_next_check(const struct kt_sched_cfg *c, const struct kt_rotation_info *r,
-                           time_t now, uint32_t rnd)
+			   time_t now, uint32_t rnd)
 {
 	long check = clamp_interval(c != NULL ? c->check_interval : 0, KT_SCHED_DEFAULT_CHECK);
 	long win = clamp_interval(c != NULL ? c->window_interval : 0, KT_SCHED_DEFAULT_WINDOW);
@@ -273,9 +273,10 @@ time_t kt_sched_backoff(const struct kt_sched_cfg *c, int failures, time_t now, 
 {
 	long check = clamp_interval(c != NULL ? c->check_interval : 0, KT_SCHED_DEFAULT_CHECK);
 	long base = clamp_interval(c != NULL ? c->backoff_base : 0, KT_SCHED_DEFAULT_BACKOFF_BASE);
-	long cap = clamp_interval(
-	        c != NULL ? c->backoff_cap : 0,
-	        check < KT_SCHED_DEFAULT_BACKOFF_CAP ? check : KT_SCHED_DEFAULT_BACKOFF_CAP);
+	long cap =
+		clamp_interval(c != NULL ? c->backoff_cap : 0,
+			       check < KT_SCHED_DEFAULT_BACKOFF_CAP ? check
+								    : KT_SCHED_DEFAULT_BACKOFF_CAP);
 	long ceiling = cap;
 	long delay;
 	int shift = failures < 1 ? 0 : failures - 1;

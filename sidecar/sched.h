@@ -15,10 +15,10 @@
 #include <time.h>
 
 /* Used when a kt_sched_cfg field is 0 (or negative). */
-#define KT_SCHED_DEFAULT_CHECK        3600L /* s between quiet-time checks */
-#define KT_SCHED_DEFAULT_WINDOW       30L   /* s between checks inside a window */
-#define KT_SCHED_DEFAULT_BACKOFF_BASE 5L    /* s after the first failure */
-#define KT_SCHED_DEFAULT_BACKOFF_CAP  900L  /* s, or check_interval when shorter */
+#define KT_SCHED_DEFAULT_CHECK 3600L      /* s between quiet-time checks */
+#define KT_SCHED_DEFAULT_WINDOW 30L       /* s between checks inside a window */
+#define KT_SCHED_DEFAULT_BACKOFF_BASE 5L  /* s after the first failure */
+#define KT_SCHED_DEFAULT_BACKOFF_CAP 900L /* s, or check_interval when shorter */
 
 struct kt_sched_cfg {
 	long check_interval;  /* s */
@@ -36,17 +36,17 @@ struct kt_rotation_info {
 	bool enabled;
 	time_t rotation_date; /* NextRotationDate (wall clock, as AWS says), 0 when unknown */
 	time_t next_rotation; /* the same instant on the schedule clock (kt_sched_anchor);
-	                       * 0 when unknown. The functions below use this one. */
+			       * 0 when unknown. The functions below use this one. */
 	long window_s;        /* RotationRules.Duration in s, 0 when absent */
 	long schedule_days;   /* AutomaticallyAfterDays, 0 when absent */
 };
 
 /* What makes a cached AWSCURRENT value stale. */
 struct kt_staleness {
-	bool failing;          /* the last check or fetch failed */
-	time_t last_ok;        /* the last answer from AWS (schedule clock) */
-	bool superseded;       /* AWS moved AWSCURRENT to a version not fetched */
-	time_t superseded_at;  /* when this daemon first saw that (schedule clock) */
+	bool failing;         /* the last check or fetch failed */
+	time_t last_ok;       /* the last answer from AWS (schedule clock) */
+	bool superseded;      /* AWS moved AWSCURRENT to a version not fetched */
+	time_t superseded_at; /* when this daemon first saw that (schedule clock) */
 };
 
 /* The schedule clock, in seconds: CLOCK_BOOTTIME, which never steps and
@@ -90,7 +90,7 @@ bool kt_sched_in_window(const struct kt_rotation_info *r, time_t now);
  * jitter of up to +-10%, so a fleet does not check in step. Never later than
  * the start of the next window. c and r may be NULL (defaults, no rotation). */
 time_t kt_sched_next_check(const struct kt_sched_cfg *c, const struct kt_rotation_info *r,
-                           time_t now, uint32_t rnd);
+			   time_t now, uint32_t rnd);
 
 /* The next attempt after `failures` consecutive failures (>= 1; less counts
  * as 1): full jitter on min(cap, base * 2^(failures-1)), at least 1 s. */

@@ -57,8 +57,8 @@ int kt_server_new(struct kt_loop *loop, int listen_fd, const char *path,
 	struct kt_server *s = calloc(1, sizeof(*s));
 	int rc = -ENOMEM;
 
-	if (s == NULL || (s->path = kt_strdup(path)) == NULL || (s->uids = kt_uidtab_new()) == NULL ||
-	    kt_sockwatch_new(path, &s->watch) < 0)
+	if (s == NULL || (s->path = kt_strdup(path)) == NULL ||
+	    (s->uids = kt_uidtab_new()) == NULL || kt_sockwatch_new(path, &s->watch) < 0)
 		goto fail;
 	s->loop = loop;
 	s->h = *h;
@@ -173,10 +173,12 @@ static struct kt_conn *conn_admit(struct kt_server *s, int fd, time_t now)
 			return NULL;
 		}
 		if (use->conns >= s->lim.per_uid) {
-			snprintf(why, sizeof(why), "uid %lu has %ld connections open (max_connections_per_uid)",
+			snprintf(why, sizeof(why),
+				 "uid %lu has %ld connections open (max_connections_per_uid)",
 				 (unsigned long)cred.uid, use->conns);
 			kt_uidtab_complain(s->uids, cred.uid, KT_COMPLAINT_QUOTA, now,
-					   "refusing a connection of pid %ld: %s", (long)cred.pid, why);
+					   "refusing a connection of pid %ld: %s", (long)cred.pid,
+					   why);
 			refuse(s, fd, why);
 			return NULL;
 		}
@@ -301,10 +303,12 @@ static void tick(void *ctx)
 		if (c->in.len > 0 && (kt_conn_frame_need(c, &need) <= 0 || c->in.len < need) &&
 		    !kt_conn_over_share(c) && c->out.len < OUT_HIGH &&
 		    now - c->frame_start > s->lim.request_timeout) {
-			kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_DEADLINE, now,
-					   "closing connection of uid %lu pid %ld: request incomplete "
-					   "after %ld s (request_timeout)", (unsigned long)c->peer.uid,
-					   (long)c->peer.pid, s->lim.request_timeout);
+			kt_uidtab_complain(
+				s->uids, c->peer.uid, KT_COMPLAINT_DEADLINE, now,
+				"closing connection of uid %lu pid %ld: request incomplete "
+				"after %ld s (request_timeout)",
+				(unsigned long)c->peer.uid, (long)c->peer.pid,
+				s->lim.request_timeout);
 			kt_conn_close(s, c, "request timeout");
 		} else if (c->in.len == 0 && c->out.len == 0 &&
 			   now - c->last_active > s->lim.idle_timeout) {

@@ -1,8 +1,8 @@
 /* keyturnd's Unix-socket server, a front door that knows nothing of the
- * daemon: it takes the loop and a request handler. Its rules: connections and buffers bounded per uid
- * (with a reserve for root and uids that may read a secret), framing with
- * partial reads and writes, one request at a time per connection (so
- * answers stay in order), deadlines, and the peer's credentials. */
+ * daemon: it takes the loop and a request handler. Its rules: connections and buffers bounded per
+ * uid (with a reserve for root and uids that may read a secret), framing with partial reads and
+ * writes, one request at a time per connection (so answers stay in order), deadlines, and the
+ * peer's credentials. */
 #ifndef KT_SERVER_H
 #define KT_SERVER_H
 

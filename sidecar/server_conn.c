@@ -147,8 +147,8 @@ static int conn_answer(struct kt_server *s, struct kt_conn *c, struct json_objec
 
 	kt_json_put_wiped(answer);
 	if (rc == -EMSGSIZE) {
-		struct json_object *e = kt_proto_error(KT_PERR_INTERNAL,
-						       "the answer would be larger than 1 MiB");
+		struct json_object *e =
+			kt_proto_error(KT_PERR_INTERNAL, "the answer would be larger than 1 MiB");
 
 		rc = e != NULL ? kt_proto_send_json(&c->out, e) : -ENOMEM;
 		kt_json_put_wiped(e);
@@ -181,7 +181,8 @@ static void complain_frame(struct kt_server *s, struct kt_conn *c, int rc)
 	kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_FRAME, kt_server_mono_now(),
 			   "closing connection of uid %lu pid %ld: %s", (unsigned long)c->peer.uid,
 			   (long)c->peer.pid,
-			   rc == -EMSGSIZE ? "request frame longer than 64 KiB" : "frame of length 0");
+			   rc == -EMSGSIZE ? "request frame longer than 64 KiB"
+					   : "frame of length 0");
 }
 
 /* Handles whole frames in the input buffer, at most REQUESTS_PER_TURN, until
@@ -216,10 +217,12 @@ static bool conn_process(struct kt_server *s, struct kt_conn *c)
 		c->frame_start = kt_server_mono_now();
 		buf_trim(&c->in, 2 * READ_AHEAD);
 		if (req == NULL || !json_object_is_type(req, json_type_object)) {
-			kt_uidtab_complain(s->uids, c->peer.uid, KT_COMPLAINT_REQUEST, c->frame_start,
-					   "uid %lu pid %ld sent a request that is not a JSON object",
-					   (unsigned long)c->peer.uid, (long)c->peer.pid);
-			answer = kt_proto_error(KT_PERR_BAD_REQUEST, "the request is not a JSON object");
+			kt_uidtab_complain(
+				s->uids, c->peer.uid, KT_COMPLAINT_REQUEST, c->frame_start,
+				"uid %lu pid %ld sent a request that is not a JSON object",
+				(unsigned long)c->peer.uid, (long)c->peer.pid);
+			answer = kt_proto_error(KT_PERR_BAD_REQUEST,
+						"the request is not a JSON object");
 		} else {
 			before = c->out.len;
 			struct kt_request r = { c->id, &c->peer, req, 0, &c->out, false, 0 };

@@ -42,13 +42,13 @@ struct kt_conn {
 	struct kt_uid_use *use; /* NULL for root, which has no quota */
 	struct kt_buf in;
 	struct kt_buf out;
-	bool busy;           /* a request is parked */
-	bool hangup;         /* peer closed its side; close once output is sent */
-	bool closed;         /* off the loop and the list; freed at the end of the turn */
-	bool ready;          /* on the ready list */
-	time_t last_active;  /* connect, or the last request answered (monotonic) */
-	time_t frame_start;  /* first byte of the frame being assembled (monotonic) */
-	uint32_t events;     /* epoll interest now registered */
+	bool busy;          /* a request is parked */
+	bool hangup;        /* peer closed its side; close once output is sent */
+	bool closed;        /* off the loop and the list; freed at the end of the turn */
+	bool ready;         /* on the ready list */
+	time_t last_active; /* connect, or the last request answered (monotonic) */
+	time_t frame_start; /* first byte of the frame being assembled (monotonic) */
+	uint32_t events;    /* epoll interest now registered */
 	struct kt_conn *prev, *next;
 	struct kt_conn *ready_next;  /* ready list */
 	struct kt_conn *closed_next; /* list of closed ones, freed by kt_server_reap */

@@ -51,7 +51,7 @@ static int listen_at(const char *path, uid_t owner, gid_t group, bool remove_sta
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		kt_errf(err, errlen, "socket path %s is longer than %zu bytes", path,
-		        sizeof(sa.sun_path) - 1);
+			sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -65,7 +65,7 @@ static int listen_at(const char *path, uid_t owner, gid_t group, bool remove_sta
 			if (chmod(dir, 0755) < 0) {
 				rc = -errno;
 				kt_errf(err, errlen, "cannot set the mode of %s: %s", dir,
-				        strerror(-rc));
+					strerror(-rc));
 				return rc;
 			}
 		} else if (errno != EEXIST) {
@@ -121,7 +121,6 @@ fail:
 	close(fd);
 	return rc;
 }
-
 
 int kt_server_listen(const char *path, uid_t owner, gid_t group, char *err, size_t errlen)
 {
@@ -230,7 +229,8 @@ int kt_sockwatch_check(struct kt_sockwatch *w, time_t now)
 		if (w->state != KT_SOCK_REPLACED)
 			log_err("socket %s was replaced by another file; new clients cannot reach "
 				"keyturnd until it is removed (keyturnd then binds the path again) "
-				"or keyturnd is restarted", w->path);
+				"or keyturnd is restarted",
+				w->path);
 		set_state(w, KT_SOCK_REPLACED, "another file is at the path");
 		return -1;
 	}
@@ -243,14 +243,16 @@ int kt_sockwatch_check(struct kt_sockwatch *w, time_t now)
 	}
 	if (w->state != KT_SOCK_MISSING)
 		log_err("socket %s is gone (removed while keyturnd runs): new clients cannot "
-			"connect; binding it again", w->path);
+			"connect; binding it again",
+			w->path);
 	/* As the service user now: its own directory can be written, and one
 	 * that is gone can be made again where the parent allows. */
 	fd = listen_at(w->path, geteuid(), getegid(), false, err, sizeof(err));
 	if (fd < 0) {
 		if (w->state != KT_SOCK_MISSING || strcmp(err, w->detail) != 0)
 			log_err("socket %s cannot be bound again: %s; new clients cannot connect "
-				"until it can, or keyturnd is restarted", w->path, err);
+				"until it can, or keyturnd is restarted",
+				w->path, err);
 		set_state(w, KT_SOCK_MISSING, err);
 		return -1;
 	}
@@ -270,8 +272,8 @@ struct json_object *kt_sockwatch_json(const struct kt_sockwatch *w)
 	json_object_object_add(o, "path", json_object_new_string(w->path));
 	json_object_object_add(o, "state", json_object_new_string(state_name(w->state)));
 	json_object_object_add(o, "since", json_object_new_int64(w->since));
-	json_object_object_add(o, "detail", w->detail[0] != '\0' ? json_object_new_string(w->detail)
-								 : NULL);
+	json_object_object_add(o, "detail",
+			       w->detail[0] != '\0' ? json_object_new_string(w->detail) : NULL);
 	json_object_object_add(o, "rebound", json_object_new_int64((int64_t)w->rebound));
 	return o;
 }

@@ -113,8 +113,8 @@ static void summarise(struct kt_uid_use *u)
 			used += (size_t)n;
 	}
 	if (total > 0)
-		log_warn("uid %lu: %lu more complaints in the last %d s (%s)", (unsigned long)u->uid,
-			 total, KT_COMPLAINT_WINDOW, line);
+		log_warn("uid %lu: %lu more complaints in the last %d s (%s)",
+			 (unsigned long)u->uid, total, KT_COMPLAINT_WINDOW, line);
 	memset(u->counts, 0, sizeof(u->counts));
 }
 

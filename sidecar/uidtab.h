@@ -25,10 +25,10 @@ enum kt_complaint {
 
 struct kt_uid_use {
 	uid_t uid;
-	long conns;          /* open connections */
-	size_t out;          /* bytes of answers queued and not yet sent */
-	bool stalled;        /* some connection waits for out to drop */
-	time_t window_start; /* of the complaint window, 0 when none is open */
+	long conns;                           /* open connections */
+	size_t out;                           /* bytes of answers queued and not yet sent */
+	bool stalled;                         /* some connection waits for out to drop */
+	time_t window_start;                  /* of the complaint window, 0 when none is open */
 	unsigned long counts[KT_COMPLAINT_N]; /* complaints not logged in it */
 	struct kt_uid_use *next;
 };

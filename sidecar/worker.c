@@ -65,7 +65,7 @@ static bool job_shape_ok(enum kt_job_kind kind, const char *const *ids, size_t n
 /* A malformed job is a caller's bug; it gets NULL with errno EINVAL rather
  * than a job a worker would later have to refuse. */
 struct kt_job *kt_job_new(enum kt_job_kind kind, uint64_t tag, const char *const *ids, size_t nids,
-                          const char *version_id, const char *stage)
+			  const char *version_id, const char *stage)
 {
 	struct kt_job *job = NULL;
 	int err = EINVAL;
@@ -134,11 +134,11 @@ static void job_run(struct aws_client *c, struct kt_job *job)
 	switch (job->kind) {
 	case KT_JOB_BATCH_GET:
 		job->rc = sm_batch_get_secret_value(c, (const char *const *)job->ids, job->nids,
-		                                    &job->batch, &job->err);
+						    &job->batch, &job->err);
 		break;
 	case KT_JOB_GET:
 		job->rc = sm_get_secret_value(c, job->ids[0], job->version_id, job->stage,
-		                              &job->value, &job->err);
+					      &job->value, &job->err);
 		break;
 	case KT_JOB_DESCRIBE:
 		job->rc = sm_describe_secret(c, job->ids[0], &job->desc, &job->err);

@@ -21,27 +21,27 @@ enum kt_job_kind {
 
 struct kt_job {
 	enum kt_job_kind kind;
-	uint64_t tag;                 /* the loop's own reference (entry id, ...) */
-	unsigned purpose;             /* the loop's own use; workers ignore it */
-	char *ids[SM_BATCH_MAX];      /* owned by the job */
+	uint64_t tag;            /* the loop's own reference (entry id, ...) */
+	unsigned purpose;        /* the loop's own use; workers ignore it */
+	char *ids[SM_BATCH_MAX]; /* owned by the job */
 	size_t nids;
-	char *version_id;             /* for KT_JOB_GET; may be NULL */
-	char *stage;                  /* for KT_JOB_GET; may be NULL */
+	char *version_id; /* for KT_JOB_GET; may be NULL */
+	char *stage;      /* for KT_JOB_GET; may be NULL */
 	/* results, filled by the worker */
-	int rc;                       /* 0 or a negative errno */
+	int rc; /* 0 or a negative errno */
 	struct aws_error err;
-	struct sm_value value;        /* KT_JOB_GET */
-	struct sm_batch batch;        /* KT_JOB_BATCH_GET */
-	struct sm_description desc;   /* KT_JOB_DESCRIBE */
-	unsigned long requests;       /* HTTP requests the job made */
-	struct kt_job *next;          /* queue link */
+	struct sm_value value;      /* KT_JOB_GET */
+	struct sm_batch batch;      /* KT_JOB_BATCH_GET */
+	struct sm_description desc; /* KT_JOB_DESCRIBE */
+	unsigned long requests;     /* HTTP requests the job made */
+	struct kt_job *next;        /* queue link */
 };
 
 struct kt_workers;
 
 /* Makes a job (ids copied). NULL on ENOMEM. */
-struct kt_job *kt_job_new(enum kt_job_kind kind, uint64_t tag, const char *const *ids,
-			  size_t nids, const char *version_id, const char *stage);
+struct kt_job *kt_job_new(enum kt_job_kind kind, uint64_t tag, const char *const *ids, size_t nids,
+			  const char *version_id, const char *stage);
 /* Frees a job, wiping any value it holds. */
 void kt_job_free(struct kt_job *job);
 

@@ -128,13 +128,13 @@ int main(int argc, char **argv)
 		 * a little and read again (someone else's check may have found
 		 * the new version already). */
 		fprintf(stderr, "dbclient: the database refused the password; refreshing %s\n",
-		        secret);
+			secret);
 		err = keyturn_refresh(kt, secret, NULL);
 		if (err == KEYTURN_E_THROTTLED)
 			sleep_ms(1000L << attempt);
 		else if (err != KEYTURN_OK)
 			fprintf(stderr, "dbclient: refresh %s: %s\n", secret,
-			        keyturn_last_message(kt));
+				keyturn_last_message(kt));
 	}
 	if (rc != 0)
 		fprintf(stderr, "dbclient: could not connect to the database\n");

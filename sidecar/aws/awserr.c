@@ -19,8 +19,7 @@ void aws_error_clear(struct aws_error *e)
 	e->code = AWS_OK;
 }
 
-void aws_error_set(struct aws_error *e, enum aws_errc code, const char *type,
-		   const char *fmt, ...)
+void aws_error_set(struct aws_error *e, enum aws_errc code, const char *type, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -183,8 +182,8 @@ static void copy_clean(char *out, size_t outlen, const char *s)
 	out[i] = '\0';
 }
 
-static bool parse_json_error(const char *body, size_t len, char *type, size_t typelen,
-			     char *msg, size_t msglen)
+static bool parse_json_error(const char *body, size_t len, char *type, size_t typelen, char *msg,
+			     size_t msglen)
 {
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *obj = NULL, *v;
@@ -213,8 +212,8 @@ out:
 	return found;
 }
 
-void aws_error_parse(long http_status, const char *body, size_t len,
-		     const char *amzn_type, struct aws_error *e)
+void aws_error_parse(long http_status, const char *body, size_t len, const char *amzn_type,
+		     struct aws_error *e)
 {
 	char type[128] = "", msg[512] = "", raw[512];
 
@@ -242,11 +241,13 @@ void aws_error_parse(long http_status, const char *body, size_t len,
 	if (http_status >= 500) {
 		e->code = AWS_ERR_SERVER;
 		snprintf(e->type, sizeof(e->type), "HTTP%ld", http_status);
-		snprintf(e->message, sizeof(e->message), "the service answered HTTP %ld", http_status);
+		snprintf(e->message, sizeof(e->message), "the service answered HTTP %ld",
+			 http_status);
 	} else if (http_status == 429) {
 		e->code = AWS_ERR_THROTTLED;
 		snprintf(e->type, sizeof(e->type), "HTTP429");
-		snprintf(e->message, sizeof(e->message), "the service answered HTTP 429 Too Many Requests");
+		snprintf(e->message, sizeof(e->message),
+			 "the service answered HTTP 429 Too Many Requests");
 	} else {
 		e->code = AWS_ERR_MALFORMED;
 		snprintf(e->type, sizeof(e->type), "HTTP%ld", http_status);

@@ -8,24 +8,25 @@
 
 enum aws_errc {
 	AWS_OK = 0,
-	AWS_ERR_NOT_FOUND,        /* ResourceNotFoundException */
-	AWS_ERR_ACCESS_DENIED,    /* AccessDeniedException, not authorized */
-	AWS_ERR_AUTH,             /* bad key or signature: UnrecognizedClient, InvalidSignature, ... */
-	AWS_ERR_EXPIRED_TOKEN,    /* ExpiredTokenException: credentials must be renewed */
-	AWS_ERR_CLOCK_SKEW,       /* RequestExpired, RequestTimeTooSkewed, signature expired */
-	AWS_ERR_THROTTLED,        /* ThrottlingException, TooManyRequests, RequestLimitExceeded, ... */
-	AWS_ERR_INVALID_REQUEST,  /* InvalidRequestException, InvalidParameterException, ValidationException */
-	AWS_ERR_DECRYPTION,       /* DecryptionFailure (KMS) */
-	AWS_ERR_EXISTS,           /* ResourceExistsException */
-	AWS_ERR_LIMIT,            /* LimitExceededException */
-	AWS_ERR_SERVER,           /* InternalServiceError, InternalFailure, a 5xx answer */
-	AWS_ERR_TRANSPORT,        /* connection refused, reset, TLS failure */
-	AWS_ERR_TIMEOUT,          /* connect or total timeout */
-	AWS_ERR_TLS,              /* the server's certificate was refused: not retried */
-	AWS_ERR_MALFORMED,        /* an answer that is not what the API documents */
-	AWS_ERR_NO_CREDENTIALS,   /* the credential chain found nothing */
-	AWS_ERR_CONFIG,           /* bad region, endpoint, profile file */
-	AWS_ERR_OTHER,            /* any other __type */
+	AWS_ERR_NOT_FOUND,     /* ResourceNotFoundException */
+	AWS_ERR_ACCESS_DENIED, /* AccessDeniedException, not authorized */
+	AWS_ERR_AUTH,          /* bad key or signature: UnrecognizedClient, InvalidSignature, ... */
+	AWS_ERR_EXPIRED_TOKEN, /* ExpiredTokenException: credentials must be renewed */
+	AWS_ERR_CLOCK_SKEW,    /* RequestExpired, RequestTimeTooSkewed, signature expired */
+	AWS_ERR_THROTTLED,     /* ThrottlingException, TooManyRequests, RequestLimitExceeded, ... */
+	AWS_ERR_INVALID_REQUEST, /* InvalidRequestException, InvalidParameterException,
+				    ValidationException */
+	AWS_ERR_DECRYPTION,      /* DecryptionFailure (KMS) */
+	AWS_ERR_EXISTS,          /* ResourceExistsException */
+	AWS_ERR_LIMIT,           /* LimitExceededException */
+	AWS_ERR_SERVER,          /* InternalServiceError, InternalFailure, a 5xx answer */
+	AWS_ERR_TRANSPORT,       /* connection refused, reset, TLS failure */
+	AWS_ERR_TIMEOUT,         /* connect or total timeout */
+	AWS_ERR_TLS,             /* the server's certificate was refused: not retried */
+	AWS_ERR_MALFORMED,       /* an answer that is not what the API documents */
+	AWS_ERR_NO_CREDENTIALS,  /* the credential chain found nothing */
+	AWS_ERR_CONFIG,          /* bad region, endpoint, profile file */
+	AWS_ERR_OTHER,           /* any other __type */
 };
 
 struct aws_error {
@@ -39,14 +40,14 @@ struct aws_error {
 void aws_error_clear(struct aws_error *e);
 
 /* Sets e to a local error with a printf-style message. */
-void aws_error_set(struct aws_error *e, enum aws_errc code, const char *type,
-		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void aws_error_set(struct aws_error *e, enum aws_errc code, const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* Fills e from a failed answer. body may be JSON ({"__type":..,"message":..}),
  * XML (moto's signature errors, STS) or anything else; amzn_type is the
  * X-Amzn-ErrorType header or NULL. Always leaves e->code != AWS_OK. */
-void aws_error_parse(long http_status, const char *body, size_t len,
-		     const char *amzn_type, struct aws_error *e);
+void aws_error_parse(long http_status, const char *body, size_t len, const char *amzn_type,
+		     struct aws_error *e);
 
 /* Strips "namespace#" and ":suffix" from a __type: "aws.foo#Bar:http://x" -> "Bar". */
 void aws_error_type_strip(const char *in, char *out, size_t outlen);

@@ -28,19 +28,19 @@
 struct aws_client {
 	char *region;
 	char *endpoint;
-	char *url;             /* endpoint + "/" */
-	char host[256];        /* Host header and SigV4 host */
+	char *url;      /* endpoint + "/" */
+	char host[256]; /* Host header and SigV4 host */
 	char *ca_file;
 	struct kt_http_opts http_opts;
 	struct aws_creds_chain *creds;
 	struct aws_retry retry;
 	bool retry_ready;
 
-	pthread_mutex_t lock;  /* guards pool and skew */
+	pthread_mutex_t lock; /* guards pool and skew */
 	struct kt_http *pool[CLIENT_POOL_MAX];
 	size_t npool;
-	long skew_s;           /* server clock minus ours */
-	unsigned long sent;    /* HTTP requests sent */
+	long skew_s;        /* server clock minus ours */
+	unsigned long sent; /* HTTP requests sent */
 
 	/* aws_client_cancel: the flag is read by libcurl's progress callback
 	 * and the credential providers; the condition wakes backoff sleeps. */
@@ -284,7 +284,7 @@ static int client_send(struct aws_client *c, struct kt_http *h, const char *targ
 		struct sigv4_request sr = { "POST", "/", NULL, sh, 3, json, json_len };
 		struct sigv4_key key = { cr.access_key, cr.secret_key, cr.session_token };
 		struct sigv4_params sp = { c->region, CLIENT_SERVICE, time(NULL) + client_skew(c),
-					   true, false, false };
+					   true,      false,          false };
 
 		rc = sigv4_sign(&sr, &key, &sp, &sig);
 		if (rc < 0) {
@@ -360,9 +360,8 @@ static void client_backoff(struct aws_client *c, long ms)
 	pthread_mutex_unlock(&c->sleep_lock);
 }
 
-int aws_client_call(struct aws_client *c, const char *target, const char *json,
-		    size_t json_len, struct json_object **resp, struct aws_error *err,
-		    struct aws_call_stats *stats)
+int aws_client_call(struct aws_client *c, const char *target, const char *json, size_t json_len,
+		    struct json_object **resp, struct aws_error *err, struct aws_call_stats *stats)
 {
 	struct kt_http *h = NULL;
 	struct kt_http_resp hr = { 0 };
@@ -394,9 +393,10 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json,
 			if (*resp == NULL || !json_object_is_type(*resp, json_type_object)) {
 				kt_json_put_wiped(*resp);
 				*resp = NULL;
-				aws_error_set(err, AWS_ERR_MALFORMED, "MalformedAnswer",
-					      "%s answered %s with a body that is not a JSON object",
-					      c->endpoint, target);
+				aws_error_set(
+					err, AWS_ERR_MALFORMED, "MalformedAnswer",
+					"%s answered %s with a body that is not a JSON object",
+					c->endpoint, target);
 				err->http_status = hr.status;
 				rc = -EBADMSG;
 				break;
@@ -419,8 +419,8 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json,
 			rc = -ECANCELED;
 			break;
 		}
-		log_debug("aws: %s attempt %d: %s (%s)", target, attempt,
-			  aws_errc_name(err->code), err->type);
+		log_debug("aws: %s attempt %d: %s (%s)", target, attempt, aws_errc_name(err->code),
+			  err->type);
 		/* Expired temporary credentials are renewed and the call tried once
 		 * more; it is our state that was stale, not the service failing. */
 		if (err->code == AWS_ERR_EXPIRED_TOKEN && !renewed) {

@@ -12,24 +12,24 @@
 #include "awserr.h"
 
 struct aws_client_opts {
-	const char *region;        /* NULL: the region chain */
-	const char *endpoint;      /* NULL: the endpoint chain */
-	const char *ca_file;       /* NULL: AWS_CA_BUNDLE, else the system store */
+	const char *region;   /* NULL: the region chain */
+	const char *endpoint; /* NULL: the endpoint chain */
+	const char *ca_file;  /* NULL: AWS_CA_BUNDLE, else the system store */
 	bool fips;
-	long connect_timeout_ms;   /* 0: 3000 */
-	long timeout_ms;           /* 0: 10000 */
-	int max_attempts;          /* 0: AWS_MAX_ATTEMPTS, else 3 */
-	long retry_base_ms;        /* 0: 1000 (tests make it small) */
-	long retry_cap_ms;         /* 0: 20000 */
-	size_t max_body;           /* 0: KT_HTTP_DEFAULT_MAX_BODY */
-	bool use_imds_region;      /* ask instance metadata when nothing else names a region */
+	long connect_timeout_ms; /* 0: 3000 */
+	long timeout_ms;         /* 0: 10000 */
+	int max_attempts;        /* 0: AWS_MAX_ATTEMPTS, else 3 */
+	long retry_base_ms;      /* 0: 1000 (tests make it small) */
+	long retry_cap_ms;       /* 0: 20000 */
+	size_t max_body;         /* 0: KT_HTTP_DEFAULT_MAX_BODY */
+	bool use_imds_region;    /* ask instance metadata when nothing else names a region */
 };
 
 struct aws_client;
 
 struct aws_call_stats {
-	int attempts;        /* HTTP requests sent for the last call */
-	long skew_s;         /* the clock correction in force */
+	int attempts; /* HTTP requests sent for the last call */
+	long skew_s;  /* the clock correction in force */
 };
 
 /* HTTP requests this client has sent since it was made (all threads). */
@@ -48,9 +48,8 @@ const char *aws_client_endpoint(const struct aws_client *c);
  * success (0) *resp is the answer's JSON object, to be released with
  * kt_json_put_wiped(). On failure returns a negative errno (-EIO for an AWS
  * error) and err says what happened. stats may be NULL. */
-int aws_client_call(struct aws_client *c, const char *target, const char *json,
-		    size_t json_len, struct json_object **resp, struct aws_error *err,
-		    struct aws_call_stats *stats);
+int aws_client_call(struct aws_client *c, const char *target, const char *json, size_t json_len,
+		    struct json_object **resp, struct aws_error *err, struct aws_call_stats *stats);
 
 /* Ends the client's work for good, from any thread and without waiting:
  * calls in flight (their HTTP request, a credential fetch, a retry's

@@ -50,7 +50,7 @@ struct aws_creds_chain {
 	bool failed;                /* the last fetch failed with last_rc, for last_err */
 	int last_rc;
 	struct aws_error last_err;
-	time_t warned_expiry;       /* the Expiration whose loss was already logged */
+	time_t warned_expiry; /* the Expiration whose loss was already logged */
 };
 
 /* Renewal intervals count on the boot clock, so that a wall-clock step does
@@ -196,8 +196,7 @@ static int from_web_identity(struct aws_creds_chain *c, struct aws_creds *out,
 	return aws_creds_from_web_identity(&c->opts, out, err);
 }
 
-static int from_container(struct aws_creds_chain *c, struct aws_creds *out,
-			  struct aws_error *err)
+static int from_container(struct aws_creds_chain *c, struct aws_creds *out, struct aws_error *err)
 {
 	return aws_creds_from_container(&c->opts, out, err);
 }
@@ -211,10 +210,8 @@ static const struct {
 	const char *name;
 	int (*fetch)(struct aws_creds_chain *c, struct aws_creds *out, struct aws_error *err);
 } providers[] = {
-	{ "environment", from_env },
-	{ "web identity", from_web_identity },
-	{ "profile", from_profile },
-	{ "container", from_container },
+	{ "environment", from_env },        { "web identity", from_web_identity },
+	{ "profile", from_profile },        { "container", from_container },
 	{ "instance metadata", from_imds },
 };
 
@@ -222,8 +219,8 @@ static const struct {
 
 /* Runs the chain from the first provider, or asks only the one that gave the
  * cached credentials when renewing them (as the SDKs do). */
-static int chain_fetch(struct aws_creds_chain *c, int only, struct aws_creds *out,
-		       int *provider, struct aws_error *err)
+static int chain_fetch(struct aws_creds_chain *c, int only, struct aws_creds *out, int *provider,
+		       struct aws_error *err)
 {
 	int rc = -ENOENT;
 
@@ -291,8 +288,8 @@ static bool creds_valid(const struct aws_creds_chain *c, time_t now)
 	return c->have && (c->cached.expiration == 0 || now < c->cached.expiration);
 }
 
-static void creds_keep(struct aws_creds_chain *c, struct aws_creds *fresh, int provider,
-		       time_t now, time_t boot)
+static void creds_keep(struct aws_creds_chain *c, struct aws_creds *fresh, int provider, time_t now,
+		       time_t boot)
 {
 	if (fresh->expiration != 0 && fresh->expiration <= now)
 		log_warn("credentials from %s expired already (clock skew?)", fresh->source);
@@ -306,15 +303,15 @@ static void creds_keep(struct aws_creds_chain *c, struct aws_creds *fresh, int p
 	c->failed = false;
 	if (c->periodic)
 		log_debug("credentials from %s carry no usable Expiration; fetching them again "
-			  "every %ld s", c->cached.source, c->opts.no_expiry_refetch_s);
+			  "every %ld s",
+			  c->cached.source, c->opts.no_expiry_refetch_s);
 }
 
 /* A failed renewal is not yet an outage: the old credentials stay good until
  * their Expiration. Once they have expired the loss is logged once for that
  * Expiration, not for every call that finds them so. Returns whether the
  * cached ones may still be served. */
-static bool creds_after_failure(struct aws_creds_chain *c, const struct aws_error *ferr,
-				time_t now)
+static bool creds_after_failure(struct aws_creds_chain *c, const struct aws_error *ferr, time_t now)
 {
 	char when[32];
 	struct tm tm;
@@ -325,7 +322,8 @@ static bool creds_after_failure(struct aws_creds_chain *c, const struct aws_erro
 				 c->cached.source, ferr->message);
 		else
 			log_warn("renewing %s credentials failed, using the current ones for %ld s "
-				 "more: %s", c->cached.source, (long)(c->cached.expiration - now),
+				 "more: %s",
+				 c->cached.source, (long)(c->cached.expiration - now),
 				 ferr->message);
 		return true;
 	}
@@ -334,8 +332,8 @@ static bool creds_after_failure(struct aws_creds_chain *c, const struct aws_erro
 		gmtime_r(&c->cached.expiration, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		log_warn("%s credentials expired at %s and cannot be renewed (tried again at most "
-			 "every %ld s): %s", c->cached.source, when, c->opts.renew_min_interval_s,
-			 ferr->message);
+			 "every %ld s): %s",
+			 c->cached.source, when, c->opts.renew_min_interval_s, ferr->message);
 	}
 	return false;
 }

@@ -14,12 +14,12 @@
  * configured (the chain goes on), or another negative errno with err set
  * (the chain stops: a configured provider that fails is an error). */
 int aws_creds_from_web_identity(const struct aws_creds_opts *o, struct aws_creds *out,
-                                struct aws_error *err);
+				struct aws_error *err);
 int aws_creds_from_container(const struct aws_creds_opts *o, struct aws_creds *out,
-                             struct aws_error *err);
+			     struct aws_error *err);
 /* tok is the chain's IMDSv2 session token, reused across renewals; the
  * chain's lock keeps it to one caller at a time. */
 int aws_creds_from_imds(const struct aws_creds_opts *o, struct aws_imds_token *tok,
-                        struct aws_creds *out, struct aws_error *err);
+			struct aws_creds *out, struct aws_error *err);
 
 #endif

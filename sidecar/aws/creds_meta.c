@@ -29,8 +29,8 @@
 
 /* Reads the credentials object both endpoints answer. The IMDS one also
  * carries Code, which must say "Success". */
-static int meta_parse_creds(const char *what, const char *source, const char *body,
-			    size_t len, struct aws_creds *out, struct aws_error *err)
+static int meta_parse_creds(const char *what, const char *source, const char *body, size_t len,
+			    struct aws_creds *out, struct aws_error *err)
 {
 	struct json_object *obj = kt_json_parse(body, len);
 	const char *ak, *sk, *code;
@@ -54,9 +54,8 @@ static int meta_parse_creds(const char *what, const char *source, const char *bo
 	ak = kt_json_str(obj, "AccessKeyId");
 	sk = kt_json_str(obj, "SecretAccessKey");
 	if (ak == NULL || *ak == '\0' || sk == NULL || *sk == '\0') {
-		aws_error_set(err, AWS_ERR_MALFORMED, "MalformedAnswer",
-			      "%s: the answer has no %s", what,
-			      ak == NULL || *ak == '\0' ? "AccessKeyId" : "SecretAccessKey");
+		aws_error_set(err, AWS_ERR_MALFORMED, "MalformedAnswer", "%s: the answer has no %s",
+			      what, ak == NULL || *ak == '\0' ? "AccessKeyId" : "SecretAccessKey");
 		rc = -EBADMSG;
 		goto out;
 	}
@@ -138,7 +137,8 @@ static int container_url_check(const char *url, char *why, size_t whylen)
 	memcpy(host, auth, hlen);
 	host[hlen] = '\0';
 	if (!host_allowed_for_http(host)) {
-		snprintf(why, whylen, "plain http is allowed only to a loopback address, localhost, "
+		snprintf(why, whylen,
+			 "plain http is allowed only to a loopback address, localhost, "
 			 "169.254.170.2, 169.254.170.23 or fd00:ec2::23; use https");
 		return -EINVAL;
 	}
@@ -156,8 +156,10 @@ static int container_url(char **url, struct aws_error *err)
 	*url = NULL;
 	if (rel != NULL && *rel != '\0') {
 		if (*rel != '/') {
-			aws_error_set(err, AWS_ERR_CONFIG, "BadContainerUri",
-				      CONTAINER ": AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must start with '/'");
+			aws_error_set(
+				err, AWS_ERR_CONFIG, "BadContainerUri",
+				CONTAINER
+				": AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must start with '/'");
 			return -EINVAL;
 		}
 		n = strlen(CONTAINER_HOST) + strlen(rel) + 1;
@@ -295,7 +297,8 @@ int aws_creds_from_imds(const struct aws_creds_opts *o, struct aws_imds_token *t
 		goto out;
 	if (resp.status == 404) {
 		aws_error_set(err, AWS_ERR_NO_CREDENTIALS, "NoRole",
-			      IMDS ": no IAM role is attached to this instance (%s answered 404)", url);
+			      IMDS ": no IAM role is attached to this instance (%s answered 404)",
+			      url);
 		err->http_status = 404;
 		rc = -ENOENT;
 		goto out;
@@ -312,7 +315,8 @@ int aws_creds_from_imds(const struct aws_creds_opts *o, struct aws_imds_token *t
 	if (n > AWS_IAM_ROLE_NAME_MAX) {
 		aws_error_set(err, AWS_ERR_MALFORMED, "BadRoleName",
 			      IMDS ": %s named an IAM role of %zu characters, more than the %d "
-			      "IAM allows; refusing it", url, n, AWS_IAM_ROLE_NAME_MAX);
+				   "IAM allows; refusing it",
+			      url, n, AWS_IAM_ROLE_NAME_MAX);
 		rc = -EBADMSG;
 		goto out;
 	}

@@ -80,7 +80,8 @@ static size_t xml_entity(const char *s, size_t n, char *c)
 		const char *ent;
 		char c;
 	} ents[] = {
-		{ "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' }, { "&apos;", '\'' },
+		{ "&amp;", '&' },  { "&lt;", '<' },    { "&gt;", '>' },
+		{ "&quot;", '"' }, { "&apos;", '\'' },
 	};
 	char num[8], *end;
 	size_t j = 2, m = 0;
@@ -122,7 +123,8 @@ static int xml_text(const char *s, size_t n, char **out)
 
 	while (n > 0 && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
 		s++, n--;
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+	while (n > 0 &&
+	       (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
 		n--;
 	d = malloc(n + 1);
 	if (d == NULL)
@@ -201,9 +203,9 @@ static int sts_parse_error(long status, const char *body, size_t len, const char
 	if (xml_element(body, len, "Error", &e, &elen) == 0 &&
 	    xml_get(e, elen, "Code", &code) == 0 && code != NULL && code[0] != '\0' &&
 	    xml_get(e, elen, "Message", &msg) == 0) {
-		aws_error_set(err, aws_error_classify(code, msg ? msg : ""), code, WHAT ": STS %.*s answered %ld: %s%s%.300s",
-			      aws_creds_url_shown(url), url, status, code, msg ? ": " : "",
-			      msg ? msg : "");
+		aws_error_set(err, aws_error_classify(code, msg ? msg : ""), code,
+			      WHAT ": STS %.*s answered %ld: %s%s%.300s", aws_creds_url_shown(url),
+			      url, status, code, msg ? ": " : "", msg ? msg : "");
 		err->http_status = status;
 	} else {
 		aws_creds_status_error(err, WHAT ": STS", url, status);
@@ -247,8 +249,10 @@ static int web_identity_cfg(struct web_identity_cfg *cfg, struct aws_profile *pr
 	cfg->session_name = getenv("AWS_ROLE_SESSION_NAME");
 	if (cfg->token_file != NULL && cfg->token_file[0] != '\0') {
 		if (cfg->role_arn == NULL || cfg->role_arn[0] == '\0') {
-			aws_error_set(err, AWS_ERR_CONFIG, "IncompleteConfig",
-				      WHAT ": AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+			aws_error_set(
+				err, AWS_ERR_CONFIG, "IncompleteConfig",
+				WHAT
+				": AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
 			return -EINVAL;
 		}
 		return 0;
@@ -275,7 +279,8 @@ static int web_identity_cfg(struct web_identity_cfg *cfg, struct aws_profile *pr
 	}
 	if (cfg->role_arn == NULL || cfg->role_arn[0] == '\0') {
 		aws_error_set(err, AWS_ERR_CONFIG, "IncompleteConfig",
-			      WHAT ": %s:%d: profile '%s' has web_identity_token_file but no role_arn",
+			      WHAT
+			      ": %s:%d: profile '%s' has web_identity_token_file but no role_arn",
 			      path, aws_profile_line(prof, "web_identity_token_file"), name);
 		rc = -EINVAL;
 	}

@@ -108,13 +108,13 @@ int aws_creds_parse_time(const char *s, time_t *out)
 }
 
 int aws_creds_fill(struct aws_creds *out, const char *source, const char *what, const char *ak,
-                   const char *sk, const char *tok, const char *expiration, struct aws_error *err)
+		   const char *sk, const char *tok, const char *expiration, struct aws_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	out->source = source;
 	if (expiration != NULL && aws_creds_parse_time(expiration, &out->expiration) < 0) {
 		aws_error_set(err, AWS_ERR_MALFORMED, "MalformedCredentials",
-		              "%s: Expiration '%.64s' is not an ISO 8601 time", what, expiration);
+			      "%s: Expiration '%.64s' is not an ISO 8601 time", what, expiration);
 		return -EBADMSG;
 	}
 	out->access_key = kt_strdup(ak);
@@ -143,14 +143,14 @@ int aws_creds_read_token_file(const char *what, const char *path, char **out, st
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
 		aws_error_set(err, AWS_ERR_CONFIG, "TokenFile", "%s: cannot read token file %s: %s",
-		              what, path, strerror(errno));
+			      what, path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > AWS_CREDS_MAX_TOKEN_FILE) {
 		rc = -EINVAL;
 		aws_error_set(err, AWS_ERR_CONFIG, "TokenFile",
-		              "%s: token file %s is not a regular file of at most %u bytes", what,
-		              path, AWS_CREDS_MAX_TOKEN_FILE);
+			      "%s: token file %s is not a regular file of at most %u bytes", what,
+			      path, AWS_CREDS_MAX_TOKEN_FILE);
 		goto out;
 	}
 	/* The file may change between fstat() and read() (a kubelet renewing
@@ -167,7 +167,7 @@ int aws_creds_read_token_file(const char *what, const char *path, char **out, st
 				continue;
 			rc = -errno;
 			aws_error_set(err, AWS_ERR_CONFIG, "TokenFile", "%s: reading %s: %s", what,
-			              path, strerror(errno));
+				      path, strerror(errno));
 			goto out;
 		}
 		len += (size_t)n;
@@ -178,7 +178,7 @@ int aws_creds_read_token_file(const char *what, const char *path, char **out, st
 	if (len == 0 || strlen(buf) != len) {
 		rc = -EINVAL;
 		aws_error_set(err, AWS_ERR_CONFIG, "TokenFile",
-		              "%s: token file %s is empty or binary", what, path);
+			      "%s: token file %s is empty or binary", what, path);
 		goto out;
 	}
 	*out = kt_strdup(buf);
@@ -197,7 +197,7 @@ int aws_creds_url_shown(const char *url)
 }
 
 int aws_creds_http_error(struct aws_error *err, const char *what, const char *url, int rc,
-                         const struct kt_http *h)
+			 const struct kt_http *h)
 {
 	enum aws_errc code = AWS_ERR_TRANSPORT;
 	const char *why = h != NULL ? kt_http_last_error(h) : NULL;
@@ -211,7 +211,7 @@ int aws_creds_http_error(struct aws_error *err, const char *what, const char *ur
 	if (why == NULL || *why == '\0')
 		why = strerror(-rc);
 	aws_error_set(err, code, "HttpError", "%s: %.*s: %s", what, aws_creds_url_shown(url), url,
-	              why);
+		      why);
 	return rc;
 }
 
@@ -226,14 +226,14 @@ int aws_creds_status_error(struct aws_error *err, const char *what, const char *
 	else if (status == 401 || status == 403)
 		code = AWS_ERR_ACCESS_DENIED;
 	aws_error_set(err, code, "HttpStatus", "%s: %.*s answered %ld", what,
-	              aws_creds_url_shown(url), url, status);
+		      aws_creds_url_shown(url), url, status);
 	err->http_status = status;
 	return -EIO;
 }
 
 int aws_creds_http_send(const char *what, const struct aws_creds_opts *o,
-                        const struct kt_http_opts *hopts, const struct kt_http_req *req,
-                        struct kt_http_resp *resp, struct aws_error *err)
+			const struct kt_http_opts *hopts, const struct kt_http_req *req,
+			struct kt_http_resp *resp, struct aws_error *err)
 {
 	struct kt_http_opts ho = *hopts;
 	struct kt_http *h = NULL;
@@ -244,7 +244,7 @@ int aws_creds_http_send(const char *what, const struct aws_creds_opts *o,
 	rc = kt_http_new(&ho, &h);
 	if (rc < 0) {
 		aws_error_set(err, AWS_ERR_CONFIG, "HttpSetup", "%s: cannot set up HTTP (%s)", what,
-		              strerror(-rc));
+			      strerror(-rc));
 		return rc;
 	}
 	rc = kt_http_do(h, req, resp);

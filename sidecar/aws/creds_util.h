@@ -34,9 +34,9 @@ struct aws_creds_opts {
 	long refresh_ahead_s;      /* renew this long before Expiration; 0: 300 */
 	long imds_timeout_ms;      /* 0: 1000 */
 	long renew_min_interval_s; /* fetches at most this often while the cached
-	                            * ones are valid, and after a failure; 0: 60 */
+				    * ones are valid, and after a failure; 0: 60 */
 	long no_expiry_refetch_s;  /* container/IMDS credentials without an
-	                            * Expiration (or one years away); 0: 900 */
+				    * Expiration (or one years away); 0: 900 */
 	const atomic_bool *cancel; /* when it turns true, fetches end (-ECANCELED) */
 };
 
@@ -55,7 +55,7 @@ void aws_creds_clear(struct aws_creds *cr);
  * source is kept as a pointer and must outlive out (a literal). Returns 0, -ENOMEM,
  * or -EBADMSG for a bad expiration (err names `what`). */
 int aws_creds_fill(struct aws_creds *out, const char *source, const char *what, const char *ak,
-                   const char *sk, const char *tok, const char *expiration, struct aws_error *err);
+		   const char *sk, const char *tok, const char *expiration, struct aws_error *err);
 
 /* "2026-11-29T15:00:00Z", with optional fractional seconds and a "Z" or
  * "+HH:MM" zone, as seconds since the epoch. Returns 0 or -EINVAL. */
@@ -65,7 +65,7 @@ int aws_creds_parse_time(const char *s, time_t *out);
  * newline (to be freed with kt_str_free_wiped). Returns 0 or a negative errno
  * with err naming what (the provider) and the file. */
 int aws_creds_read_token_file(const char *what, const char *path, char **out,
-                              struct aws_error *err);
+			      struct aws_error *err);
 
 /* Sends one request for a provider over a client of its own: hopts gives the
  * limits, o the CA file and the cancel flag; the client is freed before the
@@ -73,13 +73,13 @@ int aws_creds_read_token_file(const char *what, const char *path, char **out,
  * (the caller frees it with kt_http_resp_free()); or a negative errno with err
  * naming `what` and the URL without its query. */
 int aws_creds_http_send(const char *what, const struct aws_creds_opts *o,
-                        const struct kt_http_opts *hopts, const struct kt_http_req *req,
-                        struct kt_http_resp *resp, struct aws_error *err);
+			const struct kt_http_opts *hopts, const struct kt_http_req *req,
+			struct kt_http_resp *resp, struct aws_error *err);
 
 /* Sets err for a kt_http_do() failure rc and returns rc. The URL is shown
  * without its query, which could hold a credential. h may be NULL. */
 int aws_creds_http_error(struct aws_error *err, const char *what, const char *url, int rc,
-                         const struct kt_http *h);
+			 const struct kt_http *h);
 
 /* Sets err for an HTTP answer whose status is not a success and returns -EIO. */
 int aws_creds_status_error(struct aws_error *err, const char *what, const char *url, long status);

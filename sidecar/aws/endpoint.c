@@ -118,15 +118,16 @@ static int first_setting(const char *configured, const char *env, const char *en
 	return rc;
 }
 
-int aws_resolve_region(const char *configured, bool use_imds, char **region,
-		       enum aws_source *src, struct aws_error *err)
+int aws_resolve_region(const char *configured, bool use_imds, char **region, enum aws_source *src,
+		       struct aws_error *err)
 {
 	char *found = NULL;
 	enum aws_source s;
 	int rc;
 
 	*region = NULL;
-	rc = first_setting(configured, "AWS_REGION", "AWS_DEFAULT_REGION", "region", &found, &s, err);
+	rc = first_setting(configured, "AWS_REGION", "AWS_DEFAULT_REGION", "region", &found, &s,
+			   err);
 	if (rc < 0)
 		return rc;
 	if (found == NULL && use_imds) {
@@ -142,8 +143,8 @@ int aws_resolve_region(const char *configured, bool use_imds, char **region,
 	}
 	if (!region_valid(found)) {
 		aws_error_set(err, AWS_ERR_CONFIG, "BadRegion",
-			      "region \"%.64s\" from the %s is not a valid AWS region name",
-			      found, aws_source_name(s));
+			      "region \"%.64s\" from the %s is not a valid AWS region name", found,
+			      aws_source_name(s));
 		free(found);
 		return -EINVAL;
 	}
@@ -195,8 +196,8 @@ static void service_env_name(const char *service, char *out, size_t outlen)
 	out[n < outlen ? n : outlen - 1] = '\0';
 }
 
-int aws_resolve_endpoint(const char *service, const char *configured, const char *region,
-			 bool fips, char **endpoint, enum aws_source *src, struct aws_error *err)
+int aws_resolve_endpoint(const char *service, const char *configured, const char *region, bool fips,
+			 char **endpoint, enum aws_source *src, struct aws_error *err)
 {
 	char envname[96], host[256], *found = NULL;
 	enum aws_source s;
@@ -206,7 +207,8 @@ int aws_resolve_endpoint(const char *service, const char *configured, const char
 	*endpoint = NULL;
 	service_env_name(strcmp(service, "secretsmanager") == 0 ? "secrets_manager" : service,
 			 envname, sizeof(envname));
-	rc = first_setting(configured, envname, "AWS_ENDPOINT_URL", "endpoint_url", &found, &s, err);
+	rc = first_setting(configured, envname, "AWS_ENDPOINT_URL", "endpoint_url", &found, &s,
+			   err);
 	if (rc < 0)
 		return rc;
 	if (found == NULL) {

@@ -24,7 +24,7 @@ struct kt_http {
 	size_t max_body;
 	bool no_proxy;
 	const atomic_bool *cancel;
-	bool oversize;          /* set by the write callback when the cap is hit */
+	bool oversize; /* set by the write callback when the cap is hit */
 	struct kt_http_resp *cur;
 	char errbuf[CURL_ERROR_SIZE];
 	char last_error[CURL_ERROR_SIZE + 64];
@@ -74,9 +74,11 @@ int kt_http_new(const struct kt_http_opts *opts, struct kt_http **out)
 		if (h->ca_file == NULL)
 			goto out;
 	}
-	h->connect_timeout_ms = opts != NULL && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 3000;
+	h->connect_timeout_ms =
+		opts != NULL && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 3000;
 	h->timeout_ms = opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
-	h->max_body = opts != NULL && opts->max_body > 0 ? opts->max_body : KT_HTTP_DEFAULT_MAX_BODY;
+	h->max_body =
+		opts != NULL && opts->max_body > 0 ? opts->max_body : KT_HTTP_DEFAULT_MAX_BODY;
 	h->no_proxy = opts != NULL && opts->no_proxy;
 	h->cancel = opts != NULL ? opts->cancel : NULL;
 	*out = h;
@@ -157,7 +159,8 @@ static size_t http_header_cb(char *buf, size_t size, size_t nitems, void *data)
 	size_t n = size * nitems;
 
 	if (n > sizeof(date) - 1 && strncasecmp(buf, date, sizeof(date) - 1) == 0) {
-		if (http_keep_header(&h->cur->date, buf + sizeof(date) - 1, n - (sizeof(date) - 1)) < 0)
+		if (http_keep_header(&h->cur->date, buf + sizeof(date) - 1,
+				     n - (sizeof(date) - 1)) < 0)
 			return 0;
 	} else if (n > sizeof(etype) - 1 && strncasecmp(buf, etype, sizeof(etype) - 1) == 0) {
 		if (http_keep_header(&h->cur->amzn_errortype, buf + sizeof(etype) - 1,
@@ -212,13 +215,18 @@ static int http_map_error(struct kt_http *h, CURLcode cc)
 }
 
 /* Sets the options of one request on the (reset) easy handle. */
-static CURLcode http_setup(struct kt_http *h, const struct kt_http_req *req, struct curl_slist *hdrs)
+static CURLcode http_setup(struct kt_http *h, const struct kt_http_req *req,
+			   struct curl_slist *hdrs)
 {
 	CURLcode cc = CURLE_OK;
 	long timeout = req->timeout_ms > 0 ? req->timeout_ms : h->timeout_ms;
 	CURL *c = h->curl;
 
-#define SET(opt, val) do { if ((cc = curl_easy_setopt(c, opt, val)) != CURLE_OK) return cc; } while (0)
+#define SET(opt, val)                                                 \
+	do {                                                          \
+		if ((cc = curl_easy_setopt(c, opt, val)) != CURLE_OK) \
+			return cc;                                    \
+	} while (0)
 	SET(CURLOPT_URL, req->url);
 	SET(CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500

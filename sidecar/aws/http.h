@@ -28,13 +28,13 @@ struct kt_http_opts {
 struct kt_http;
 
 struct kt_http_req {
-	const char *method;          /* "GET", "POST", "PUT" */
+	const char *method; /* "GET", "POST", "PUT" */
 	const char *url;
-	const char *const *headers;  /* "Name: value" lines */
+	const char *const *headers; /* "Name: value" lines */
 	size_t nheaders;
 	const void *body;
 	size_t body_len;
-	long timeout_ms;             /* 0: the handle's */
+	long timeout_ms; /* 0: the handle's */
 };
 
 struct kt_http_resp {
@@ -53,7 +53,8 @@ void kt_http_free(struct kt_http *h);
  * -EHOSTUNREACH (name not resolved), -EKEYREJECTED (the server's
  * certificate did not verify), -EPROTO (other TLS or HTTP failure),
  * -EMSGSIZE (answer over max_body), -ECANCELED (the handle's cancel flag
- * turned true), -ENOMEM, -EIO (other transport failure), -EINVAL. kt_http_last_error() then says what went wrong, without secrets. */
+ * turned true), -ENOMEM, -EIO (other transport failure), -EINVAL. kt_http_last_error() then says
+ * what went wrong, without secrets. */
 int kt_http_do(struct kt_http *h, const struct kt_http_req *req, struct kt_http_resp *resp);
 void kt_http_resp_free(struct kt_http_resp *resp);
 

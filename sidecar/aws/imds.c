@@ -22,10 +22,10 @@
 
 /* The service's answers (a token, a role name, a credentials object, a region)
  * are small. */
-#define IMDS_MAX_BODY   (64u * 1024)
-#define IMDS_DEFAULT    "http://169.254.169.254"
+#define IMDS_MAX_BODY (64u * 1024)
+#define IMDS_DEFAULT "http://169.254.169.254"
 #define IMDS_DEFAULT_V6 "http://[fd00:ec2::254]"
-#define IMDS_TOKEN_TTL  21600
+#define IMDS_TOKEN_TTL 21600
 #define IMDS_TTL_HEADER "X-aws-ec2-metadata-token-ttl-seconds: 21600"
 /* A token is not used in its last minute, so that it cannot expire in flight. */
 #define IMDS_TOKEN_MARGIN 60
@@ -45,7 +45,7 @@ bool aws_imds_disabled(void)
 }
 
 int aws_imds_open(struct aws_imds *m, const struct aws_creds_opts *o, struct aws_imds_token *tok,
-                  struct aws_error *err)
+		  struct aws_error *err)
 {
 	const char *ep = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	const char *mode = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
@@ -63,7 +63,7 @@ int aws_imds_open(struct aws_imds *m, const struct aws_creds_opts *o, struct aws
 		n--;
 	if (n == 0 || n >= sizeof(m->base)) {
 		aws_error_set(err, AWS_ERR_CONFIG, "BadEndpoint",
-		              IMDS ": AWS_EC2_METADATA_SERVICE_ENDPOINT is not usable");
+			      IMDS ": AWS_EC2_METADATA_SERVICE_ENDPOINT is not usable");
 		return -EINVAL;
 	}
 	memcpy(m->base, ep, n);
@@ -76,13 +76,13 @@ int aws_imds_open(struct aws_imds *m, const struct aws_creds_opts *o, struct aws
 	rc = kt_http_new(&hopts, &m->h);
 	if (rc < 0)
 		aws_error_set(err, AWS_ERR_CONFIG, "HttpSetup", IMDS ": cannot set up HTTP (%s)",
-		              strerror(-rc));
+			      strerror(-rc));
 	return rc;
 }
 
 /* One request to base + path. Returns 0 when an answer came. */
 static int imds_send(struct aws_imds *m, const char *method, const char *path, const char *header,
-                     struct kt_http_resp *resp, char *url, size_t urllen, struct aws_error *err)
+		     struct kt_http_resp *resp, char *url, size_t urllen, struct aws_error *err)
 {
 	struct kt_http_req req = { 0 };
 	const char *headers[1] = { header };
@@ -112,14 +112,14 @@ static int imds_token(struct aws_imds *m, struct aws_error *err)
 
 	aws_imds_token_clear(m->tok);
 	rc = imds_send(m, "PUT", "/latest/api/token", IMDS_TTL_HEADER, &resp, url, sizeof(url),
-	               err);
+		       err);
 	if (rc < 0)
 		goto out;
 	if (resp.status == 200) {
 		n = strcspn(kt_buf_str(&resp.body), "\r\n");
 		if (n == 0) {
 			aws_error_set(err, AWS_ERR_MALFORMED, "MalformedAnswer",
-			              IMDS ": %s answered an empty token", url);
+				      IMDS ": %s answered an empty token", url);
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -139,7 +139,7 @@ static int imds_token(struct aws_imds *m, struct aws_error *err)
 		size_t l = strlen(err->message);
 
 		snprintf(err->message + l, sizeof(err->message) - l,
-		         " to the token PUT, and IMDSv1 fallback is off");
+			 " to the token PUT, and IMDSv1 fallback is off");
 	}
 out:
 	kt_http_resp_free(&resp);
@@ -149,7 +149,7 @@ out:
 /* GET base + path with the session token, taking a new token once when the
  * service says 401 (the old one expired or the service restarted). */
 int aws_imds_get(struct aws_imds *m, const char *path, struct kt_http_resp *resp, char *url,
-                 size_t urllen, struct aws_error *err)
+		 size_t urllen, struct aws_error *err)
 {
 	struct kt_buf hdr = KT_BUF_INIT(4096);
 	int rc = 0;
@@ -168,7 +168,7 @@ int aws_imds_get(struct aws_imds *m, const char *path, struct kt_http_resp *resp
 				break;
 		}
 		rc = imds_send(m, "GET", path, hdr.len > 0 ? kt_buf_str(&hdr) : NULL, resp, url,
-		               urllen, err);
+			       urllen, err);
 		if (rc < 0 || resp->status != 401 || m->v1)
 			break;
 		aws_imds_token_clear(m->tok);
@@ -197,7 +197,7 @@ int aws_imds_region(const struct aws_creds_opts *opts, char **region, struct aws
 	aws_error_clear(err);
 	if (aws_imds_disabled()) {
 		aws_error_set(err, AWS_ERR_CONFIG, "ImdsDisabled",
-		              IMDS ": disabled by AWS_EC2_METADATA_DISABLED, no region from it");
+			      IMDS ": disabled by AWS_EC2_METADATA_DISABLED, no region from it");
 		return -ENOENT;
 	}
 	rc = aws_imds_open(&m, opts != NULL ? opts : &dflt, &tok, err);
@@ -219,7 +219,7 @@ int aws_imds_region(const struct aws_creds_opts *opts, char **region, struct aws
 	}
 	if (n == 0 || n > 32) {
 		aws_error_set(err, AWS_ERR_MALFORMED, "MalformedAnswer",
-		              IMDS ": %s did not answer a region name", url);
+			      IMDS ": %s did not answer a region name", url);
 		rc = -EBADMSG;
 		goto out;
 	}

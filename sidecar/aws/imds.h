@@ -45,13 +45,13 @@ bool aws_imds_disabled(void);
  * outlive m. Returns 0, or a negative errno with err set; aws_imds_close()
  * is due either way. */
 int aws_imds_open(struct aws_imds *m, const struct aws_creds_opts *o, struct aws_imds_token *tok,
-                  struct aws_error *err);
+		  struct aws_error *err);
 
 /* GETs base + path into resp (freed and refilled; the caller frees it last)
  * and leaves the full URL in url for messages. Returns 0 when an answer came,
  * whatever its status, or a negative errno with err set. */
 int aws_imds_get(struct aws_imds *m, const char *path, struct kt_http_resp *resp, char *url,
-                 size_t urllen, struct aws_error *err);
+		 size_t urllen, struct aws_error *err);
 
 /* Frees what aws_imds_open() set up; the token stays with its owner. */
 void aws_imds_close(struct aws_imds *m);

@@ -23,12 +23,12 @@
 /* Where the parser stands while it walks the file. */
 struct parse_state {
 	const char *path;
-	const char *want;   /* the profile asked for */
+	const char *want; /* the profile asked for */
 	bool is_config;
-	bool in_want;       /* the current section is the wanted profile */
-	bool in_section;    /* any section header seen */
-	bool found;         /* the wanted section appeared at least once */
-	bool nested;        /* after "key =" with an empty value */
+	bool in_want;    /* the current section is the wanted profile */
+	bool in_section; /* any section header seen */
+	bool found;      /* the wanted section appeared at least once */
+	bool nested;     /* after "key =" with an empty value */
 	int lineno;
 };
 
@@ -80,8 +80,8 @@ static int parse_section(struct parse_state *st, char *line, char *err, size_t e
 	char *rest;
 
 	if (close == NULL) {
-		kt_errf(err, errlen, "%s:%d: unterminated section header (missing ']')",
-			st->path, st->lineno);
+		kt_errf(err, errlen, "%s:%d: unterminated section header (missing ']')", st->path,
+			st->lineno);
 		return -EINVAL;
 	}
 	*close = '\0';
@@ -131,8 +131,8 @@ static int profile_put(struct aws_profile *p, const char *key, const char *value
 	return 0;
 }
 
-static int parse_line(struct parse_state *st, char *raw, struct aws_profile *out,
-		      char *err, size_t errlen)
+static int parse_line(struct parse_state *st, char *raw, struct aws_profile *out, char *err,
+		      size_t errlen)
 {
 	bool indented = raw[0] == ' ' || raw[0] == '\t';
 	char *line = trim(raw);
@@ -149,20 +149,20 @@ static int parse_line(struct parse_state *st, char *raw, struct aws_profile *out
 		return parse_section(st, line, err, errlen);
 	eq = strchr(line, '=');
 	if (eq == NULL || eq == line) {
-		kt_errf(err, errlen, "%s:%d: expected 'key = value' or '[section]'",
-			st->path, st->lineno);
+		kt_errf(err, errlen, "%s:%d: expected 'key = value' or '[section]'", st->path,
+			st->lineno);
 		return -EINVAL;
 	}
 	if (!st->in_section) {
-		kt_errf(err, errlen, "%s:%d: 'key = value' before any '[section]'",
-			st->path, st->lineno);
+		kt_errf(err, errlen, "%s:%d: 'key = value' before any '[section]'", st->path,
+			st->lineno);
 		return -EINVAL;
 	}
 	*eq = '\0';
 	key = trim(line);
 	if (*key == '\0') {
-		kt_errf(err, errlen, "%s:%d: expected 'key = value' or '[section]'",
-			st->path, st->lineno);
+		kt_errf(err, errlen, "%s:%d: expected 'key = value' or '[section]'", st->path,
+			st->lineno);
 		return -EINVAL;
 	}
 	for (char *k = key; *k != '\0'; k++)
@@ -197,8 +197,8 @@ static int read_line(FILE *f, char *buf, size_t cap)
 	return c == EOF && n == 0 ? 0 : 1;
 }
 
-int aws_profile_load(const char *path, const char *name, bool is_config,
-		     struct aws_profile *out, char *err, size_t errlen)
+int aws_profile_load(const char *path, const char *name, bool is_config, struct aws_profile *out,
+		     char *err, size_t errlen)
 {
 	struct parse_state st = { .path = path, .want = name, .is_config = is_config };
 	char iobuf[4096];

@@ -23,8 +23,8 @@ struct aws_profile {
  * "[profile NAME]" except "[default]"; in a credentials file they are "[NAME]".
  * Returns 0; -ENOENT when the file or the profile does not exist; -EINVAL for
  * a syntax error, with err naming the file and line ("FILE:LINE: ..."). */
-int aws_profile_load(const char *path, const char *name, bool is_config,
-		     struct aws_profile *out, char *err, size_t errlen);
+int aws_profile_load(const char *path, const char *name, bool is_config, struct aws_profile *out,
+		     char *err, size_t errlen);
 
 /* The value of key in the profile, or NULL. */
 const char *aws_profile_get(const struct aws_profile *p, const char *key);

@@ -137,8 +137,8 @@ long aws_retry_backoff_ms(const struct aws_retry *r, int attempt, double rnd)
 	return delay;
 }
 
-bool aws_retry_should_retry(struct aws_retry *r, enum aws_errc code, int attempt,
-			    long *delay_ms, uint64_t *cost_out)
+bool aws_retry_should_retry(struct aws_retry *r, enum aws_errc code, int attempt, long *delay_ms,
+			    uint64_t *cost_out)
 {
 	unsigned cost = code == AWS_ERR_TIMEOUT ? AWS_RETRY_TIMEOUT_COST : AWS_RETRY_COST;
 	bool yes = false;

@@ -21,7 +21,7 @@ struct aws_retry {
 	pthread_mutex_t lock;
 	int max_attempts;
 	unsigned quota;
-	long base_ms;  /* tests shrink these to keep suites fast */
+	long base_ms; /* tests shrink these to keep suites fast */
 	long cap_ms;
 };
 
@@ -37,8 +37,8 @@ bool aws_retry_is_retryable(enum aws_errc code);
  * try again: the code must be retryable, attempts must remain, and the quota
  * must pay for it (taking 5, or 10 for a timeout). On yes, *delay_ms is the
  * full-jitter backoff min(cap, base * 2^(attempt-1)) * rnd, rnd in [0,1). */
-bool aws_retry_should_retry(struct aws_retry *r, enum aws_errc code, int attempt,
-			    long *delay_ms, uint64_t *cost_out);
+bool aws_retry_should_retry(struct aws_retry *r, enum aws_errc code, int attempt, long *delay_ms,
+			    uint64_t *cost_out);
 
 /* Called after a successful attempt: refunds what the retry cost, or 1. */
 void aws_retry_on_success(struct aws_retry *r, uint64_t cost);

@@ -40,8 +40,17 @@ struct query_param {
  * drops or rewrites on the way; signing them would make the signature depend
  * on the path a request takes. botocore leaves out the same set. */
 static const char *const unsigned_headers[] = {
-	"connection", "expect",	 "keep-alive", "proxy-authenticate", "proxy-authorization",
-	"te",	      "trailer", "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id",
+	"connection",
+	"expect",
+	"keep-alive",
+	"proxy-authenticate",
+	"proxy-authorization",
+	"te",
+	"trailer",
+	"transfer-encoding",
+	"upgrade",
+	"user-agent",
+	"x-amzn-trace-id",
 };
 
 static bool is_unreserved(unsigned char c)
@@ -216,8 +225,7 @@ static int canonical_query(const char *query, struct kt_buf *cr)
 		goto out;
 	qsort(params, n, sizeof(*params), query_cmp);
 	for (i = 0; i < n && rc == 0; i++)
-		rc = kt_buf_printf(cr, "%s%s=%s", i > 0 ? "&" : "", params[i].key,
-				   params[i].value);
+		rc = kt_buf_printf(cr, "%s%s=%s", i > 0 ? "&" : "", params[i].key, params[i].value);
 out:
 	for (i = 0; i < n; i++) {
 		kt_str_free_wiped(params[i].key);
@@ -317,9 +325,8 @@ static int add_header(struct canon_header *h, size_t *n, const char *name, const
 /* Collects the caller's headers and the ones the signer adds into hs (room
  * for nheaders + 3). The caller may not send a header the signer owns, nor an
  * Authorization header, and must send Host. */
-static int collect_headers(const struct sigv4_request *req, const char *amz_date,
-			   const char *token, const char *content_hash,
-			   struct canon_header *hs, size_t *n)
+static int collect_headers(const struct sigv4_request *req, const char *amz_date, const char *token,
+			   const char *content_hash, struct canon_header *hs, size_t *n)
 {
 	bool have_host = false;
 	size_t i;
@@ -411,8 +418,7 @@ static int hmac_sha256(const void *key, size_t keylen, const char *msg, size_t m
 /* Signs sts with the key derived from the secret through date, region and
  * service; writes the hex signature. Every intermediate key is wiped. */
 static int compute_signature(const char *secret, const char *date8,
-			     const struct sigv4_params *params, const char *sts,
-			     char out[65])
+			     const struct sigv4_params *params, const char *sts, char out[65])
 {
 	struct kt_buf ksecret = KT_BUF_INIT(SIGV4_TEXT_MAX);
 	unsigned char ka[32], kb[32];
@@ -486,8 +492,8 @@ static bool valid_request(const struct sigv4_request *req, const struct sigv4_ke
 /* Builds the canonical request into cr and the signed header list into
  * signed_list, from the request and the date and payload hash in res. */
 static int canonical_request(const struct sigv4_request *req, const struct sigv4_params *params,
-			     const char *token, const struct sigv4_result *res,
-			     struct kt_buf *cr, struct kt_buf *signed_list)
+			     const char *token, const struct sigv4_result *res, struct kt_buf *cr,
+			     struct kt_buf *signed_list)
 {
 	struct canon_header *hs;
 	size_t i, nh = 0;
@@ -555,8 +561,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_key *key,
 		rc = sha256_hex(cr.data, cr.len, cr_hash);
 	if (rc == 0)
 		rc = kt_buf_printf(&sts, SIGV4_ALGORITHM "\n%s\n%s/%s/%s/" SIGV4_TERMINATOR "\n%s",
-				   out->amz_date, date8, params->region, params->service,
-				   cr_hash);
+				   out->amz_date, date8, params->region, params->service, cr_hash);
 	if (rc == 0)
 		rc = compute_signature(key->secret_key, date8, params, kt_buf_str(&sts),
 				       out->signature);

@@ -40,12 +40,12 @@ struct sigv4_params {
 };
 
 struct sigv4_result {
-	char amz_date[17];        /* "20150830T123600Z" */
-	char payload_hash[65];    /* hex SHA-256 of the body */
-	char signature[65];       /* hex signature */
-	char *canonical_request;  /* for tests and debug logs; holds no secret */
+	char amz_date[17];       /* "20150830T123600Z" */
+	char payload_hash[65];   /* hex SHA-256 of the body */
+	char signature[65];      /* hex signature */
+	char *canonical_request; /* for tests and debug logs; holds no secret */
 	char *string_to_sign;
-	char *authorization;      /* value of the Authorization header */
+	char *authorization; /* value of the Authorization header */
 };
 
 /* Returns 0, -EINVAL for a malformed request (no Host, bad header), or -ENOMEM. */

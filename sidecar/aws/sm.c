@@ -50,7 +50,8 @@ static int parse_value(struct json_object *o, struct sm_value *v)
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	if ((rc = smj_dup_req(o, "ARN", &v->arn)) < 0 || (rc = smj_dup_req(o, "Name", &v->name)) < 0 ||
+	if ((rc = smj_dup_req(o, "ARN", &v->arn)) < 0 ||
+	    (rc = smj_dup_req(o, "Name", &v->name)) < 0 ||
 	    (rc = smj_dup_req(o, "VersionId", &v->version_id)) < 0 ||
 	    (rc = smj_dup_str_array(o, "VersionStages", &v->stages, &v->nstages)) < 0)
 		return rc;
@@ -86,8 +87,9 @@ int sm_get_secret_value(struct aws_client *c, const char *id, const char *versio
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (req != NULL && (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "VersionId", version_id) ||
-			    !smj_add_str(req, "VersionStage", stage))) {
+	if (req != NULL &&
+	    (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "VersionId", version_id) ||
+	     !smj_add_str(req, "VersionStage", stage))) {
 		json_object_put(req);
 		req = NULL;
 	}
@@ -153,7 +155,8 @@ static int batch_take_page(struct json_object *resp, struct sm_batch *out)
 	}
 	for (size_t i = 0; i < ne; i++) {
 		memset(&out->errors[out->nerrors], 0, sizeof(out->errors[0]));
-		rc = parse_batch_error(json_object_array_get_idx(errs, i), &out->errors[out->nerrors]);
+		rc = parse_batch_error(json_object_array_get_idx(errs, i),
+				       &out->errors[out->nerrors]);
 		out->nerrors++;
 		if (rc < 0)
 			return rc;
@@ -171,13 +174,15 @@ int sm_batch_get_secret_value(struct aws_client *c, const char *const *ids, size
 	memset(out, 0, sizeof(*out));
 	if (n == 0 || n > SM_BATCH_MAX) {
 		aws_error_set(err, AWS_ERR_INVALID_REQUEST, "TooManySecrets",
-			      "BatchGetSecretValue takes 1 to %d secret ids, not %zu", SM_BATCH_MAX, n);
+			      "BatchGetSecretValue takes 1 to %d secret ids, not %zu", SM_BATCH_MAX,
+			      n);
 		return -EINVAL;
 	}
 	do {
 		req = json_object_new_object();
 		list = json_object_new_array();
-		if (req == NULL || list == NULL || json_object_object_add(req, "SecretIdList", list) < 0) {
+		if (req == NULL || list == NULL ||
+		    json_object_object_add(req, "SecretIdList", list) < 0) {
 			json_object_put(list);
 			json_object_put(req);
 			req = NULL;
@@ -260,7 +265,8 @@ int sm_describe_secret(struct aws_client *c, const char *id, struct sm_descripti
 	rc = sm_call(c, SM_TARGET("DescribeSecret"), req, &resp, err);
 	if (rc < 0)
 		return rc;
-	if ((rc = smj_dup_req(resp, "ARN", &out->arn)) < 0 || (rc = smj_dup_req(resp, "Name", &out->name)) < 0 ||
+	if ((rc = smj_dup_req(resp, "ARN", &out->arn)) < 0 ||
+	    (rc = smj_dup_req(resp, "Name", &out->name)) < 0 ||
 	    (rc = parse_version_map(resp, out)) < 0)
 		goto out;
 	kt_json_bool(resp, "RotationEnabled", &out->rotation_enabled);
@@ -316,8 +322,9 @@ int sm_list_secret_version_ids(struct aws_client *c, const char *id, bool includ
 
 	do {
 		req = json_object_new_object();
-		if (req != NULL && (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "NextToken", next) ||
-				    !smj_add_bool(req, "IncludeDeprecated", include_deprecated))) {
+		if (req != NULL &&
+		    (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "NextToken", next) ||
+		     !smj_add_bool(req, "IncludeDeprecated", include_deprecated))) {
 			json_object_put(req);
 			req = NULL;
 		}
@@ -340,7 +347,8 @@ int sm_list_secret_version_ids(struct aws_client *c, const char *id, bool includ
 				all = p;
 			for (size_t i = 0; rc == 0 && i < k; i++) {
 				memset(&all[nall], 0, sizeof(all[0]));
-				rc = parse_version(json_object_array_get_idx(vers, i), &all[nall++]);
+				rc = parse_version(json_object_array_get_idx(vers, i),
+						   &all[nall++]);
 			}
 			if (rc == 0)
 				rc = smj_next_page(resp, &next, sent, &pages);
@@ -399,8 +407,8 @@ static int check_value_size(size_t len, struct aws_error *err)
 }
 
 int sm_put_secret_value(struct aws_client *c, const char *id, const void *data, size_t len,
-			bool binary, const char *const *stages, size_t nstages,
-			char **version_id, struct aws_error *err)
+			bool binary, const char *const *stages, size_t nstages, char **version_id,
+			struct aws_error *err)
 {
 	struct json_object *req = json_object_new_object(), *resp = NULL, *list = NULL;
 	int rc;
@@ -425,7 +433,8 @@ int sm_put_secret_value(struct aws_client *c, const char *id, const void *data, 
 			req = NULL;
 		}
 	}
-	if (req != NULL && (!smj_add_str(req, "SecretId", id) || !add_value(req, data, len, binary))) {
+	if (req != NULL &&
+	    (!smj_add_str(req, "SecretId", id) || !add_value(req, data, len, binary))) {
 		kt_json_put_wiped(req);
 		req = NULL;
 	}
@@ -445,9 +454,10 @@ int sm_update_secret_version_stage(struct aws_client *c, const char *id, const c
 	struct json_object *req = json_object_new_object(), *resp = NULL;
 	int rc;
 
-	if (req != NULL && (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "VersionStage", stage) ||
-			    !smj_add_str(req, "MoveToVersionId", move_to) ||
-			    !smj_add_str(req, "RemoveFromVersionId", remove_from))) {
+	if (req != NULL &&
+	    (!smj_add_str(req, "SecretId", id) || !smj_add_str(req, "VersionStage", stage) ||
+	     !smj_add_str(req, "MoveToVersionId", move_to) ||
+	     !smj_add_str(req, "RemoveFromVersionId", remove_from))) {
 		json_object_put(req);
 		req = NULL;
 	}
@@ -456,8 +466,8 @@ int sm_update_secret_version_stage(struct aws_client *c, const char *id, const c
 	return rc;
 }
 
-int sm_get_random_password(struct aws_client *c, const struct sm_random_opts *o,
-			   char **password, struct aws_error *err)
+int sm_get_random_password(struct aws_client *c, const struct sm_random_opts *o, char **password,
+			   struct aws_error *err)
 {
 	struct json_object *req = json_object_new_object(), *resp = NULL, *len;
 	int rc;
@@ -470,13 +480,14 @@ int sm_get_random_password(struct aws_client *c, const struct sm_random_opts *o,
 			req = NULL;
 		}
 	}
-	if (req != NULL && (!smj_add_str(req, "ExcludeCharacters", o->exclude_chars) ||
-			    !smj_add_bool(req, "ExcludeNumbers", o->exclude_numbers) ||
-			    !smj_add_bool(req, "ExcludePunctuation", o->exclude_punctuation) ||
-			    !smj_add_bool(req, "ExcludeUppercase", o->exclude_uppercase) ||
-			    !smj_add_bool(req, "ExcludeLowercase", o->exclude_lowercase) ||
-			    !smj_add_bool(req, "IncludeSpace", o->include_space) ||
-			    !smj_add_bool(req, "RequireEachIncludedType", o->require_each_included_type))) {
+	if (req != NULL &&
+	    (!smj_add_str(req, "ExcludeCharacters", o->exclude_chars) ||
+	     !smj_add_bool(req, "ExcludeNumbers", o->exclude_numbers) ||
+	     !smj_add_bool(req, "ExcludePunctuation", o->exclude_punctuation) ||
+	     !smj_add_bool(req, "ExcludeUppercase", o->exclude_uppercase) ||
+	     !smj_add_bool(req, "ExcludeLowercase", o->exclude_lowercase) ||
+	     !smj_add_bool(req, "IncludeSpace", o->include_space) ||
+	     !smj_add_bool(req, "RequireEachIncludedType", o->require_each_included_type))) {
 		json_object_put(req);
 		req = NULL;
 	}
@@ -502,15 +513,17 @@ int sm_create_secret(struct aws_client *c, const char *name, const void *data, s
 		json_object_put(req);
 		return rc;
 	}
-	if (req != NULL && (!smj_add_str(req, "Name", name) || !smj_add_str(req, "Description", description) ||
-			    !add_value(req, data, len, binary))) {
+	if (req != NULL &&
+	    (!smj_add_str(req, "Name", name) || !smj_add_str(req, "Description", description) ||
+	     !add_value(req, data, len, binary))) {
 		kt_json_put_wiped(req);
 		req = NULL;
 	}
 	rc = sm_call(c, SM_TARGET("CreateSecret"), req, &resp, err);
 	if (rc < 0)
 		return rc;
-	if ((rc = smj_dup_req(resp, "ARN", arn)) < 0 || (rc = smj_dup_opt(resp, "VersionId", version_id)) < 0) {
+	if ((rc = smj_dup_req(resp, "ARN", arn)) < 0 ||
+	    (rc = smj_dup_opt(resp, "VersionId", version_id)) < 0) {
 		free(*arn);
 		*arn = NULL;
 		rc = smj_answer_error(rc, err, "CreateSecret", "ARN");

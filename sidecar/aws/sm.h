@@ -36,11 +36,11 @@ struct sm_description {
 	char *arn;
 	char *name;
 	bool rotation_enabled;
-	long rotation_days;            /* RotationRules.AutomaticallyAfterDays, 0 when absent */
-	char *rotation_schedule;       /* RotationRules.ScheduleExpression or NULL */
-	char *rotation_duration;       /* RotationRules.Duration ("2h") or NULL */
+	long rotation_days;      /* RotationRules.AutomaticallyAfterDays, 0 when absent */
+	char *rotation_schedule; /* RotationRules.ScheduleExpression or NULL */
+	char *rotation_duration; /* RotationRules.Duration ("2h") or NULL */
 	time_t last_rotated, last_changed, next_rotation, deleted;
-	struct sm_version *versions;   /* from VersionIdsToStages */
+	struct sm_version *versions; /* from VersionIdsToStages */
 	size_t nversions;
 };
 
@@ -57,8 +57,8 @@ struct sm_batch {
 };
 
 struct sm_random_opts {
-	long length;                 /* 0: AWS default (32) */
-	const char *exclude_chars;   /* NULL: none */
+	long length;               /* 0: AWS default (32) */
+	const char *exclude_chars; /* NULL: none */
 	bool exclude_numbers, exclude_punctuation, exclude_uppercase, exclude_lowercase;
 	bool include_space, require_each_included_type;
 };
@@ -82,8 +82,8 @@ int sm_list_secret_version_ids(struct aws_client *c, const char *id, bool includ
 /* PutSecretValue: string (binary=false) or bytes; stages may be NULL (AWSCURRENT).
  * *version_id receives the new VersionId (malloc'd) when not NULL. */
 int sm_put_secret_value(struct aws_client *c, const char *id, const void *data, size_t len,
-			bool binary, const char *const *stages, size_t nstages,
-			char **version_id, struct aws_error *err);
+			bool binary, const char *const *stages, size_t nstages, char **version_id,
+			struct aws_error *err);
 
 /* UpdateSecretVersionStage: move `stage` to move_to (may be NULL) and off
  * remove_from (may be NULL). */
@@ -92,8 +92,8 @@ int sm_update_secret_version_stage(struct aws_client *c, const char *id, const c
 				   struct aws_error *err);
 
 /* GetRandomPassword; *password is malloc'd and must be freed with kt_str_free_wiped(). */
-int sm_get_random_password(struct aws_client *c, const struct sm_random_opts *opts,
-			   char **password, struct aws_error *err);
+int sm_get_random_password(struct aws_client *c, const struct sm_random_opts *opts, char **password,
+			   struct aws_error *err);
 
 /* CreateSecret with an initial string or binary value. */
 int sm_create_secret(struct aws_client *c, const char *name, const void *data, size_t len,

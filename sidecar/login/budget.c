@@ -183,7 +183,8 @@ static void note_empty(struct kt_login_budget *b)
 	b->empty_logged = true;
 	log_warn("login: AWS calls caused by failed passwords are over budget (%d, and one more "
 		 "per %d wrong passwords or per check_interval); failed passwords are answered "
-		 "from the values in hand until then", BURST, FAILURES_PER_TOKEN);
+		 "from the values in hand until then",
+		 BURST, FAILURES_PER_TOKEN);
 }
 
 enum kt_recheck_plan kt_login_budget_plan(struct kt_login *lg, struct kt_entry *e, bool fetch,
@@ -224,7 +225,8 @@ enum kt_recheck_plan kt_login_budget_plan(struct kt_login *lg, struct kt_entry *
 		b->credit -= TOKEN;
 		r->deferred = true;
 		log_info("login: %s: a password did not match; checking with AWS in %lld ms, "
-			 "failed passwords wait for it", e->name, (long long)(r->next_ms - now));
+			 "failed passwords wait for it",
+			 e->name, (long long)(r->next_ms - now));
 		return KT_RECHECK_LATER;
 	}
 	*why = "a verify checked it with AWS a moment ago";
@@ -339,14 +341,16 @@ void kt_login_budget_tick(struct kt_login *lg)
 			add_credit(b, TOKEN);
 			continue;
 		}
-		if (kt_engine_throttled_until(lg->eng) > kt_sched_now() || e->gone || kt_engine_stopping(lg->eng)) {
+		if (kt_engine_throttled_until(lg->eng) > kt_sched_now() || e->gone ||
+		    kt_engine_stopping(lg->eng)) {
 			add_credit(b, TOKEN);
 			/* r may move: resuming can add records. */
 			kt_engine_resume(lg->eng, e);
 			continue;
 		}
 		called(lg, r, now);
-		log_info("login: %s: checking with AWS for the failed passwords that waited", e->name);
+		log_info("login: %s: checking with AWS for the failed passwords that waited",
+			 e->name);
 		kt_engine_check(lg->eng, e, KT_WHY_LOGIN);
 	}
 }

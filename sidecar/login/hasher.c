@@ -106,7 +106,7 @@ static void job_run(struct kt_hash_job *j)
 		rc = kt_verifier_hash(j->pw[0], j->pwlen[0], j->v.cur_hash, j->err, sizeof(j->err));
 		if (rc == 0 && j->v.prev_version != NULL)
 			rc = kt_verifier_hash(j->pw[1], j->pwlen[1], j->v.prev_hash, j->err,
-			                      sizeof(j->err));
+					      sizeof(j->err));
 	} else {
 		rc = kt_verifier_check(j->v.cur_hash, j->pw[0], j->pwlen[0]);
 		if (rc == 0 && j->check_prev) {
@@ -231,7 +231,7 @@ void kt_hasher_submit(struct kt_hasher *h, struct kt_hash_job *j)
 }
 
 static void cancel_from(struct queue *q, bool (*match)(const struct kt_hash_job *j, void *arg),
-                        void *arg, struct queue *taken)
+			void *arg, struct queue *taken)
 {
 	struct queue keep = { NULL, NULL };
 	struct kt_hash_job *j;
@@ -242,8 +242,8 @@ static void cancel_from(struct queue *q, bool (*match)(const struct kt_hash_job 
 }
 
 struct kt_hash_job *kt_hasher_cancel(struct kt_hasher *h,
-                                     bool (*match)(const struct kt_hash_job *j, void *arg),
-                                     void *arg)
+				     bool (*match)(const struct kt_hash_job *j, void *arg),
+				     void *arg)
 {
 	struct queue taken = { NULL, NULL };
 

@@ -57,8 +57,8 @@ void kt_hasher_submit(struct kt_hasher *h, struct kt_hash_job *j);
 /* Takes the queued jobs not started yet for which match() says true (a
  * list linked by ->next, in queue order); a job that runs is left to end. */
 struct kt_hash_job *kt_hasher_cancel(struct kt_hasher *h,
-                                     bool (*match)(const struct kt_hash_job *j, void *arg),
-                                     void *arg);
+				     bool (*match)(const struct kt_hash_job *j, void *arg),
+				     void *arg);
 
 /* Takes every finished job (a list linked by ->next), clearing the eventfd. */
 struct kt_hash_job *kt_hasher_take_done(struct kt_hasher *h);

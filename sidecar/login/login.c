@@ -143,8 +143,8 @@ void kt_login_tick(struct kt_login *lg)
 /* Compares through an HMAC under a random key, so the time taken says
  * nothing about where the two differ or how long the stored one is. An
  * empty password never matches. */
-static bool same_password(const struct kt_login *st, const void *a, size_t alen,
-			  const void *b, size_t blen)
+static bool same_password(const struct kt_login *st, const void *a, size_t alen, const void *b,
+			  size_t blen)
 {
 	unsigned char ma[EVP_MAX_MD_SIZE], mb[EVP_MAX_MD_SIZE];
 	unsigned int la = 0, lb = 0;
@@ -188,7 +188,8 @@ static int compare_cached(const struct kt_login *st, const struct kt_entry *e,
 	}
 	kt_free_wiped(want, wlen);
 	want = NULL;
-	if (!kt_login_previous_in_grace(e, l, now) || (prev = kt_cache_value(e, e->prev_version)) == NULL)
+	if (!kt_login_previous_in_grace(e, l, now) ||
+	    (prev = kt_cache_value(e, e->prev_version)) == NULL)
 		goto out;
 	if (kt_login_password(e, prev, l->key, &want, &wlen, msg, msglen) == 0 &&
 	    same_password(st, pw, len, want, wlen)) {
@@ -209,7 +210,8 @@ static struct kt_login_fail_slot *fail_slot(struct kt_login *st, uid_t uid, time
 			return &st->fails[i];
 	}
 	for (size_t i = 0; i < KT_LOGIN_FAIL_SLOTS; i++) {
-		if (st->fails[i].failures == 0 || now - st->fails[i].since >= KT_LOGIN_NONROOT_WINDOW)
+		if (st->fails[i].failures == 0 ||
+		    now - st->fails[i].since >= KT_LOGIN_NONROOT_WINDOW)
 			return &st->fails[i];
 		if (st->fails[i].since < oldest->since)
 			oldest = &st->fails[i];
@@ -227,13 +229,17 @@ static void audit(const struct attempt *a, const char *result, const char *stage
 	kt_json_printable(a->rhost != NULL ? a->rhost : "-", rhost, sizeof(rhost));
 	kt_json_printable(a->tty != NULL ? a->tty : "-", tty, sizeof(tty));
 	if (strcmp(result, "match") == 0)
-		log_audit("login", true, "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
-			  "result=match stage=%s source=%s", user, service, rhost, tty,
-			  (unsigned long)a->peer->uid, (long)a->peer->pid, a->secret, stage, source);
+		log_audit("login", true,
+			  "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
+			  "result=match stage=%s source=%s",
+			  user, service, rhost, tty, (unsigned long)a->peer->uid,
+			  (long)a->peer->pid, a->secret, stage, source);
 	else
-		log_audit("login", false, "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld "
-			  "secret=%s result=%s", user, service, rhost, tty,
-			  (unsigned long)a->peer->uid, (long)a->peer->pid, a->secret, result);
+		log_audit("login", false,
+			  "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld "
+			  "secret=%s result=%s",
+			  user, service, rhost, tty, (unsigned long)a->peer->uid,
+			  (long)a->peer->pid, a->secret, result);
 }
 
 /* The answer to a checked password, audited; failures of non-root
@@ -301,8 +307,9 @@ static enum kt_op_result park(struct kt_login *lg, const struct attempt *a, stru
 
 /* The answer to an offline check: rc 1 a match, 0 none, else why not. */
 static enum kt_op_result offline_answer(struct kt_login *lg, const struct attempt *a,
-					struct kt_entry *e, int rc, const char *stage, const char *why,
-					const char *msg, time_t now, struct json_object **answer)
+					struct kt_entry *e, int rc, const char *stage,
+					const char *why, const char *msg, time_t now,
+					struct json_object **answer)
 {
 	if (rc >= 0) {
 		*answer = verdict(lg, a, e, rc == 1, stage, "offline", now);
@@ -310,7 +317,9 @@ static enum kt_op_result offline_answer(struct kt_login *lg, const struct attemp
 	}
 	audit(a, "unavailable", NULL, NULL);
 	*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "%s: no value from AWS (%s); %s", e->name,
-				 why != NULL ? why : e->failures > 0 ? e->last_error : "not fetched yet",
+				 why != NULL       ? why
+				 : e->failures > 0 ? e->last_error
+						   : "not fetched yet",
 				 msg);
 	return KT_OP_ANSWER;
 }
@@ -320,8 +329,8 @@ static enum kt_op_result offline_answer(struct kt_login *lg, const struct attemp
  * verifier: the request parks while the hashing thread compares, and is
  * handled again (waited KT_WAIT_VERIFY_OFFLINE) with the result. */
 static enum kt_op_result without_value(struct kt_login *lg, const struct attempt *a,
-				       const struct kt_login_cfg *l, struct kt_entry *e, const char *pw,
-				       size_t len, struct json_object **answer)
+				       const struct kt_login_cfg *l, struct kt_entry *e,
+				       const char *pw, size_t len, struct json_object **answer)
 {
 	int waited = a->r->waited;
 	uint64_t conn_id = a->r->conn_id;
@@ -371,7 +380,8 @@ static bool recheck(struct kt_login *lg, const struct attempt *a, struct kt_entr
 	/* A job for the secret runs: its end answers (a check, or the fetch
 	 * a check led to, tells whether the password changed). */
 	if (e->in_flight) {
-		*res = park(lg, a, e, deferred ? KT_WAIT_VERIFY_DEFER : KT_WAIT_VERIFY_RECHECK, answer);
+		*res = park(lg, a, e, deferred ? KT_WAIT_VERIFY_DEFER : KT_WAIT_VERIFY_RECHECK,
+			    answer);
 		return true;
 	}
 	if (waited == KT_WAIT_VERIFY_DEFER && deferred) {
@@ -382,7 +392,8 @@ static bool recheck(struct kt_login *lg, const struct attempt *a, struct kt_entr
 		return false;
 	switch (kt_login_budget_plan(lg, e, false, NULL)) {
 	case KT_RECHECK_NOW:
-		log_info("login: %s: password did not match; checking %s with AWS", a->user, e->name);
+		log_info("login: %s: password did not match; checking %s with AWS", a->user,
+			 e->name);
 		kt_engine_check(lg->eng, e, KT_WHY_LOGIN);
 		*res = park(lg, a, e, KT_WAIT_VERIFY_RECHECK, answer);
 		return true;
@@ -413,13 +424,16 @@ enum kt_op_result kt_login_verify(struct kt_login *lg, const struct kt_request *
 	int rc;
 
 	a.user = kt_json_str(req, "user");
-	if (a.user == NULL || a.user[0] == '\0' || !json_object_object_get_ex(req, "password", &pwo) ||
+	if (a.user == NULL || a.user[0] == '\0' ||
+	    !json_object_object_get_ex(req, "password", &pwo) ||
 	    !json_object_is_type(pwo, json_type_string)) {
-		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
-					 "verify needs \"user\" (a non-empty string) and \"password\" (a string)");
+		*answer = kt_proto_error(
+			KT_PERR_BAD_REQUEST,
+			"verify needs \"user\" (a non-empty string) and \"password\" (a string)");
 		return KT_OP_ANSWER;
 	}
-	if (!kt_json_opt_str(req, "service", true, &a.service) || !kt_json_opt_str(req, "rhost", true, &a.rhost) ||
+	if (!kt_json_opt_str(req, "service", true, &a.service) ||
+	    !kt_json_opt_str(req, "rhost", true, &a.rhost) ||
 	    !kt_json_opt_str(req, "tty", true, &a.tty)) {
 		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
 					 "\"service\", \"rhost\" and \"tty\" must be strings");
@@ -433,9 +447,10 @@ enum kt_op_result kt_login_verify(struct kt_login *lg, const struct kt_request *
 		kt_login_offline_detach(lg, r->conn_id);
 	if (peer->uid != 0 && over_limit(lg, peer->uid, now, &wait)) {
 		audit(&a, "throttled", NULL, NULL);
-		*answer = kt_proto_error(KT_PERR_THROTTLED,
-					 "too many failed passwords from uid %lu; try again in %ld s",
-					 (unsigned long)peer->uid, wait);
+		*answer =
+			kt_proto_error(KT_PERR_THROTTLED,
+				       "too many failed passwords from uid %lu; try again in %ld s",
+				       (unsigned long)peer->uid, wait);
 		return KT_OP_ANSWER;
 	}
 	rc = kt_login_resolve(lg, a.user, &l, &e, msg, sizeof(msg));
@@ -448,7 +463,8 @@ enum kt_op_result kt_login_verify(struct kt_login *lg, const struct kt_request *
 	}
 	if (rc < 0) {
 		audit(&a, rc == -ENOENT ? "unknown_user" : "unavailable", NULL, NULL);
-		*answer = kt_proto_error(rc == -ENOENT ? KT_PERR_NOT_FOUND : KT_PERR_UNAVAILABLE, "%s", msg);
+		*answer = kt_proto_error(rc == -ENOENT ? KT_PERR_NOT_FOUND : KT_PERR_UNAVAILABLE,
+					 "%s", msg);
 		return KT_OP_ANSWER;
 	}
 	a.secret = e->name;

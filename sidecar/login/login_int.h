@@ -30,14 +30,14 @@ struct kt_login_fail_slot {
 
 /* What the login files keep between requests. */
 struct kt_login {
-	struct kt_engine *eng;         /* the values, and the checks failed passwords ask for */
-	struct kt_cache *cache;        /* eng's cache */
-	const struct kt_config *cfg;   /* the configuration in effect (kt_login_configure) */
-	unsigned char key[32]; /* HMAC key for comparisons; never leaves memory */
+	struct kt_engine *eng;       /* the values, and the checks failed passwords ask for */
+	struct kt_cache *cache;      /* eng's cache */
+	const struct kt_config *cfg; /* the configuration in effect (kt_login_configure) */
+	unsigned char key[32];       /* HMAC key for comparisons; never leaves memory */
 	struct kt_login_fail_slot fails[KT_LOGIN_FAIL_SLOTS];
-	struct kt_login_budget *budget;  /* budget.c */
-	struct kt_login_hasher *hasher;  /* offline.c */
-	uid_t uid_min, uid_max; /* [login:*] serves these uids (/etc/login.defs) */
+	struct kt_login_budget *budget; /* budget.c */
+	struct kt_login_hasher *hasher; /* offline.c */
+	uid_t uid_min, uid_max;         /* [login:*] serves these uids (/etc/login.defs) */
 };
 
 /* map.c: from accounts to secrets. */
@@ -112,8 +112,8 @@ void kt_login_offline_stop(struct kt_login *lg);
  * -ENOENT when there is no verifier (or offline is off), -ESTALE when it
  * is too old, -EBUSY when too many checks wait; msg says why. */
 int kt_login_offline_check(struct kt_login *lg, const struct kt_entry *e,
-			   const struct kt_login_cfg *l, uint64_t conn_id, uid_t uid, const char *pw,
-			   size_t len, time_t now, char *msg, size_t msglen);
+			   const struct kt_login_cfg *l, uint64_t conn_id, uid_t uid,
+			   const char *pw, size_t len, time_t now, char *msg, size_t msglen);
 /* For a verify handled again as KT_WAIT_VERIFY_OFFLINE: 1 on a match
  * (*stage set), 0 on none, -EINPROGRESS while its check still waits, another
  * negative errno (msg set) when it could not be made. */

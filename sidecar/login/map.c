@@ -155,7 +155,7 @@ static struct kt_entry *entry_for(struct kt_login *lg, const char *id)
 }
 
 int kt_login_resolve(struct kt_login *lg, const char *user, const struct kt_login_cfg **lp,
-		   struct kt_entry **ep, char *msg, size_t msglen)
+		     struct kt_entry **ep, char *msg, size_t msglen)
 {
 	const struct kt_login_cfg *l = kt_config_login(lg->cfg, user);
 	char shown[96];
@@ -179,8 +179,10 @@ int kt_login_resolve(struct kt_login *lg, const char *user, const struct kt_logi
 		return -ENOENT;
 	}
 	if (star && (uid < lg->uid_min || uid > lg->uid_max)) {
-		kt_errf(msg, msglen, "%s is a system account (uid %lu, outside UID_MIN..UID_MAX); "
-			"[login:*] does not serve it", shown, (unsigned long)uid);
+		kt_errf(msg, msglen,
+			"%s is a system account (uid %lu, outside UID_MIN..UID_MAX); "
+			"[login:*] does not serve it",
+			shown, (unsigned long)uid);
 		return -ENOENT;
 	}
 	id = secret_id(l, user);
@@ -196,8 +198,10 @@ int kt_login_resolve(struct kt_login *lg, const char *user, const struct kt_logi
 	/* A new entry costs a fetch: only within the budget of AWS calls that
 	 * failed passwords may cause (budget.c). */
 	if (kt_cache_find(lg->cache, id) == NULL && !kt_login_budget_can_pay(lg)) {
-		kt_errf(msg, msglen, "the secret of %s is not cached, and AWS calls caused by failed "
-			"passwords are over budget", shown);
+		kt_errf(msg, msglen,
+			"the secret of %s is not cached, and AWS calls caused by failed "
+			"passwords are over budget",
+			shown);
 		rc = -EAGAIN;
 		goto out;
 	}
@@ -219,7 +223,7 @@ out:
 }
 
 int kt_login_password(const struct kt_entry *e, const struct kt_value *v, const char *key,
-			   char **out, size_t *len, char *msg, size_t msglen)
+		      char **out, size_t *len, char *msg, size_t msglen)
 {
 	struct json_object *doc = NULL, *member;
 	char shown[96];
@@ -236,7 +240,8 @@ int kt_login_password(const struct kt_entry *e, const struct kt_value *v, const 
 	if (!v->binary)
 		doc = kt_json_parse((const char *)v->data, v->len);
 	if (doc == NULL || !json_object_is_type(doc, json_type_object)) {
-		kt_errf(msg, msglen, "%s is not a JSON object, so it has no key %s", e->name, shown);
+		kt_errf(msg, msglen, "%s is not a JSON object, so it has no key %s", e->name,
+			shown);
 		goto out;
 	}
 	if (!json_object_object_get_ex(doc, key, &member) ||

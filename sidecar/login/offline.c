@@ -91,7 +91,8 @@ static bool unwanted(const struct kt_hash_job *j, void *arg)
 	if (j->kind != KT_HASH_CHECK)
 		return false;
 	p = pending_by_job(lg->hasher, j->id);
-	return p == NULL || p->conn_id == 0 || !kt_engine_waits(lg->eng, p->conn_id, KT_WAIT_VERIFY_OFFLINE);
+	return p == NULL || p->conn_id == 0 ||
+	       !kt_engine_waits(lg->eng, p->conn_id, KT_WAIT_VERIFY_OFFLINE);
 }
 
 static size_t checks_of(const struct kt_login_hasher *lh, uid_t uid)
@@ -130,8 +131,8 @@ static bool room_for(struct kt_login *lg, uid_t uid)
 }
 
 int kt_login_offline_check(struct kt_login *lg, const struct kt_entry *e,
-			   const struct kt_login_cfg *l, uint64_t conn_id, uid_t uid, const char *pw,
-			   size_t len, time_t now, char *msg, size_t msglen)
+			   const struct kt_login_cfg *l, uint64_t conn_id, uid_t uid,
+			   const char *pw, size_t len, time_t now, char *msg, size_t msglen)
 {
 	struct kt_login_hasher *lh = lg->hasher;
 	struct kt_hash_job *j = NULL;
@@ -148,9 +149,10 @@ int kt_login_offline_check(struct kt_login *lg, const struct kt_entry *e,
 	if (memchr(pw, '\0', len) != NULL)
 		return 1;
 	if (!room_for(lg, uid)) {
-		kt_errf(msg, msglen, "busy: %zu offline checks wait already (at most %d, and %d for "
-			"each uid but root)", lh->nchecks, KT_LOGIN_OFFLINE_CHECKS,
-			KT_LOGIN_OFFLINE_PER_UID);
+		kt_errf(msg, msglen,
+			"busy: %zu offline checks wait already (at most %d, and %d for "
+			"each uid but root)",
+			lh->nchecks, KT_LOGIN_OFFLINE_CHECKS, KT_LOGIN_OFFLINE_PER_UID);
 		return -EBUSY;
 	}
 	j = kt_hash_job_new(KT_HASH_CHECK);
@@ -174,13 +176,15 @@ int kt_login_offline_check(struct kt_login *lg, const struct kt_entry *e,
 	if (cur == NULL)
 		cur = e->cur.version_id;
 	if (cur != NULL && !kt_str_eq(cur, j->v.cur_version)) {
-		kt_errf(msg, msglen, "the offline verifier of %s holds version %s, no longer AWSCURRENT",
+		kt_errf(msg, msglen,
+			"the offline verifier of %s holds version %s, no longer AWSCURRENT",
 			e->cfg->id, j->v.cur_version != NULL ? j->v.cur_version : "(none)");
 		rc = -ESTALE;
 		goto out;
 	}
 	if (now - j->v.confirmed_at > l->offline_max_age) {
-		kt_errf(msg, msglen, "the offline verifier of %s is %lld s old (offline_max_age %ld)",
+		kt_errf(msg, msglen,
+			"the offline verifier of %s is %lld s old (offline_max_age %ld)",
 			e->cfg->id, (long long)(now - j->v.confirmed_at), l->offline_max_age);
 		rc = -ESTALE;
 		goto out;

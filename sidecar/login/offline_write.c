@@ -27,7 +27,7 @@
 /* A verifier that could not be written is tried again after 10 s, then
  * twice as long each time, at most every 5 minutes (monotonic). */
 #define OFFLINE_RETRY_FIRST 10
-#define OFFLINE_RETRY_MAX   300
+#define OFFLINE_RETRY_MAX 300
 
 static time_t mono_now(void)
 {
@@ -64,7 +64,7 @@ static void unavailable(struct kt_login *lg, struct kt_entry *e, const char *msg
  * hand: the old one may hold a password that is no longer current, so it
  * goes at once (a login then needs AWS, never an outdated password). */
 static void not_written(struct kt_login *lg, struct kt_entry *e, const char *user,
-                        const char *secret_id, const char *key, const char *why)
+			const char *secret_id, const char *key, const char *why)
 {
 	int rc = kt_verifier_remove(lg->cfg->state_dir, secret_id, key);
 	char msg[300];
@@ -73,19 +73,19 @@ static void not_written(struct kt_login *lg, struct kt_entry *e, const char *use
 	unavailable(lg, e, msg, true);
 	if (rc < 0)
 		log_err("login: %s; removing the old one failed: %s; offline logins for %s are "
-		        "unavailable until a write succeeds (next try in %lld s)",
-		        msg, strerror(-rc), user, (long long)(e->offline_retry_at - mono_now()));
+			"unavailable until a write succeeds (next try in %lld s)",
+			msg, strerror(-rc), user, (long long)(e->offline_retry_at - mono_now()));
 	else
 		log_err("login: %s; the old one (if any) is removed: offline logins for %s are "
-		        "unavailable until a write succeeds (next try in %lld s)",
-		        msg, user, (long long)(e->offline_retry_at - mono_now()));
+			"unavailable until a write succeeds (next try in %lld s)",
+			msg, user, (long long)(e->offline_retry_at - mono_now()));
 }
 
 /* Removes the verifier of (e, l) for user when it holds a version other
  * than version (or cannot be read): that password was superseded. Unlink
  * needs no room on the disk, so this works when writing does not. */
 static void drop_superseded(struct kt_login *lg, struct kt_entry *e, const struct kt_login_cfg *l,
-                            const char *user, const char *version)
+			    const char *user, const char *version)
 {
 	struct kt_verifier v = { 0 };
 	char err[512], msg[300];
@@ -95,13 +95,13 @@ static void drop_superseded(struct kt_login *lg, struct kt_entry *e, const struc
 		goto out;
 	rc = kt_verifier_remove(lg->cfg->state_dir, e->cfg->id, l->key);
 	snprintf(msg, sizeof(msg),
-	         "offline verifier for %s removed: AWSCURRENT of %s is now "
-	         "version %s",
-	         user, e->name, version);
+		 "offline verifier for %s removed: AWSCURRENT of %s is now "
+		 "version %s",
+		 user, e->name, version);
 	if (rc < 0)
 		log_err("login: the offline verifier for %s holds a superseded version and cannot "
-		        "be removed: %s; offline checks refuse it",
-		        user, strerror(-rc));
+			"be removed: %s; offline checks refuse it",
+			user, strerror(-rc));
 	else
 		log_info("login: %s; offline logins for %s wait for its new verifier", msg, user);
 	unavailable(lg, e, msg, false);
@@ -141,7 +141,7 @@ static int copy_str(char **dst, const char *src)
  * the loop writes it when the hashes come back (kt_login_offline_made). A
  * job still queued for the same file is replaced by this newer one. */
 static void write_verifier(struct kt_login *lg, struct kt_entry *e, const struct kt_login_cfg *l,
-                           const char *user, time_t now)
+			   const char *user, time_t now)
 {
 	struct kt_login_hasher *lh = lg->hasher;
 	struct kt_hash_job *j = kt_hash_job_new(KT_HASH_MAKE);
@@ -169,7 +169,7 @@ static void write_verifier(struct kt_login *lg, struct kt_entry *e, const struct
 		}
 		/* rotated_at is on the schedule clock; the file keeps wall-clock time. */
 		j->v.prev_until =
-		        kt_sched_to_wall(e->rotated_at + l->previous_grace, kt_sched_now(), now);
+			kt_sched_to_wall(e->rotated_at + l->previous_grace, kt_sched_now(), now);
 	}
 	j->id = lh->next_id++;
 	j->entry_id = e->id;
@@ -192,7 +192,7 @@ static bool value_superseded(const struct kt_entry *e)
 
 /* The mapping a verifier was hashed for, if it still stands. */
 static const struct kt_login_cfg *mapping_of(struct kt_login *lg, const struct kt_entry *e,
-                                             const struct kt_verifier *v)
+					     const struct kt_verifier *v)
 {
 	for (size_t i = 0; i < lg->cfg->nlogins; i++) {
 		const struct kt_login_cfg *l = &lg->cfg->logins[i];
@@ -213,8 +213,8 @@ void kt_login_offline_made(struct kt_login *lg, struct kt_hash_job *j, time_t no
 	if (e == NULL || e->cur.data == NULL || value_superseded(e) ||
 	    !kt_str_eq(e->cur.version_id, j->v.cur_version) || mapping_of(lg, e, &j->v) == NULL) {
 		log_debug(
-		        "login: offline verifier for %s not written: its value or mapping changed",
-		        j->v.user);
+			"login: offline verifier for %s not written: its value or mapping changed",
+			j->v.user);
 		return;
 	}
 	if (j->rc < 0) {
@@ -233,7 +233,7 @@ void kt_login_offline_made(struct kt_login *lg, struct kt_hash_job *j, time_t no
 		e->offline_error[0] = '\0';
 	}
 	log_info("login: offline verifier for %s written (%s, version %s)", j->v.user, e->name,
-	         j->v.cur_version);
+		 j->v.cur_version);
 }
 
 /* Writes the offline verifiers of every mapping that leads to e. */
@@ -283,7 +283,7 @@ void kt_login_offline_changed(struct kt_login *lg, struct kt_entry *e, time_t no
 /* Whether the verifier of (e, l) holds e's current version: then a
  * confirmation only needs a new confirmed_at, not new hashes. */
 static bool refresh_confirmed(struct kt_login *lg, struct kt_entry *e, const struct kt_login_cfg *l,
-                              time_t now)
+			      time_t now)
 {
 	struct kt_verifier v = { 0 };
 	char err[512];

@@ -28,11 +28,11 @@
 #include "verifier.h"
 #include "verifier_int.h"
 
-#define VF_PREFIX     "verifier-"
+#define VF_PREFIX "verifier-"
 #define VF_TMP_PREFIX ".verifier-"
 /* 20 bytes of SHA-256 (160 bits) keep names short and collisions out of reach. */
 #define VF_DIGEST_BYTES 20
-#define VF_NAME_LEN     (sizeof(VF_PREFIX) - 1 + 2 * VF_DIGEST_BYTES)
+#define VF_NAME_LEN (sizeof(VF_PREFIX) - 1 + 2 * VF_DIGEST_BYTES)
 /* A verifier file is a few hundred bytes; anything this large is not ours. */
 #define VF_FILE_MAX (64 * 1024)
 /* A temporary file this much older than the clock was left by a write that
@@ -98,8 +98,8 @@ static bool vf_complete(const struct kt_verifier *v)
 	    v->user[0] == '\0' || v->cur_version == NULL || v->cur_version[0] == '\0' ||
 	    !kt_verifier_hash_ok(v->cur_hash) || v->confirmed_at < 0)
 		return false;
-	return v->prev_version == NULL ||
-	       (v->prev_version[0] != '\0' && kt_verifier_hash_ok(v->prev_hash) && v->prev_until >= 0);
+	return v->prev_version == NULL || (v->prev_version[0] != '\0' &&
+					   kt_verifier_hash_ok(v->prev_hash) && v->prev_until >= 0);
 }
 
 static int vf_write_all(int fd, const char *p, size_t n)
@@ -189,7 +189,7 @@ int kt_verifier_write(const char *dir, const struct kt_verifier *v, char *err, s
 	if (fd < 0) {
 		rc = fd;
 		kt_errf(err, errlen, "cannot create a temporary file in %s: %s", dir,
-		        strerror(-rc));
+			strerror(-rc));
 		goto out;
 	}
 	made_tmp = true;
@@ -238,7 +238,7 @@ out:
  * overwritten. -EINVAL (err set) for anything that is not a verifier file
  * of ours; -ENOENT when there is none. */
 static int vf_load(int dirfd, const char *dir, const char *name, struct kt_verifier *out, char *err,
-                   size_t errlen)
+		   size_t errlen)
 {
 	struct json_object *obj = NULL;
 	struct stat st;
@@ -272,12 +272,12 @@ static int vf_load(int dirfd, const char *dir, const char *name, struct kt_verif
 	}
 	if ((st.st_mode & 07777) != 0600) {
 		kt_errf(err, errlen, "%s/%s has mode %04o, not 0600", dir, name,
-		        (unsigned)(st.st_mode & 07777));
+			(unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	if (st.st_uid != geteuid()) {
 		kt_errf(err, errlen, "%s/%s is owned by uid %lu, not %lu", dir, name,
-		        (unsigned long)st.st_uid, (unsigned long)geteuid());
+			(unsigned long)st.st_uid, (unsigned long)geteuid());
 		goto out;
 	}
 	if (st.st_size > VF_FILE_MAX) {
@@ -337,7 +337,7 @@ static bool vf_same_key(const char *a, const char *b)
 }
 
 int kt_verifier_read(const char *dir, const char *secret_id, const char *key,
-                     struct kt_verifier *out, char *err, size_t errlen)
+		     struct kt_verifier *out, char *err, size_t errlen)
 {
 	char name[VF_NAME_LEN + 1];
 	int dfd = -1, rc;
@@ -413,7 +413,7 @@ static void vf_prune_tmp(int dfd, const char *dir, const char *name, time_t now)
  * counted: the count is of verifiers. Files that cannot be read for other
  * reasons than being garbled (EACCES, ENOMEM, EIO) are left for next time. */
 int kt_verifier_prune(const char *dir, bool (*keep)(const struct kt_verifier *v, void *arg),
-                      void *arg)
+		      void *arg)
 {
 	char err[PATH_MAX + 128], want[VF_NAME_LEN + 1];
 	struct kt_verifier v;
@@ -451,10 +451,10 @@ int kt_verifier_prune(const char *dir, bool (*keep)(const struct kt_verifier *v,
 		/* A file under a name other than its own (secret id, key) would
 		 * never be read: it is as good as garbled. */
 		if (rc == 0 && (kt_verifier_file_name(v.secret_id, v.key, want, sizeof(want)) < 0 ||
-		                strcmp(want, de->d_name) != 0)) {
+				strcmp(want, de->d_name) != 0)) {
 			rc = -EINVAL;
 			kt_errf(err, sizeof(err), "%s/%s is not named for the secret it records",
-			        dir, de->d_name);
+				dir, de->d_name);
 		}
 		if (rc == -EINVAL || (rc == 0 && !keep(&v, arg))) {
 			if (unlinkat(dirfd(d), de->d_name, 0) == 0) {

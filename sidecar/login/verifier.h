@@ -14,15 +14,15 @@
 #define KT_VERIFIER_HASH_MAX 256
 
 struct kt_verifier {
-	char *secret_id;      /* the SecretId the login maps to (after %H/%u) */
-	char *key;            /* the JSON key, or NULL for the whole value */
-	char *user;           /* the account whose mapping wrote it (for pruning) */
-	char *cur_version;    /* VersionId of the AWSCURRENT value hashed */
+	char *secret_id;   /* the SecretId the login maps to (after %H/%u) */
+	char *key;         /* the JSON key, or NULL for the whole value */
+	char *user;        /* the account whose mapping wrote it (for pruning) */
+	char *cur_version; /* VersionId of the AWSCURRENT value hashed */
 	char cur_hash[KT_VERIFIER_HASH_MAX];
-	char *prev_version;   /* NULL when no previous password is accepted */
+	char *prev_version; /* NULL when no previous password is accepted */
 	char prev_hash[KT_VERIFIER_HASH_MAX];
-	time_t prev_until;    /* AWSPREVIOUS is accepted until then */
-	time_t confirmed_at;  /* when AWS last confirmed cur_version as AWSCURRENT */
+	time_t prev_until;   /* AWSPREVIOUS is accepted until then */
+	time_t confirmed_at; /* when AWS last confirmed cur_version as AWSCURRENT */
 };
 
 /* Hashes a password with yescrypt and a fresh salt from crypt_gensalt_rn.

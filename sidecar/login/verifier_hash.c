@@ -99,7 +99,7 @@ out:
 }
 
 int kt_verifier_hash(const void *password, size_t len, char out[KT_VERIFIER_HASH_MAX], char *err,
-                     size_t errlen)
+		     size_t errlen)
 {
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
 	char *phrase = NULL;
@@ -114,7 +114,7 @@ int kt_verifier_hash(const void *password, size_t len, char out[KT_VERIFIER_HASH
 	}
 	if (rc == -ERANGE) {
 		kt_errf(err, errlen, "the password is longer than crypt(3) takes (%d bytes)",
-		        CRYPT_MAX_PASSPHRASE_SIZE - 1);
+			CRYPT_MAX_PASSPHRASE_SIZE - 1);
 		goto out;
 	}
 	if (rc < 0) {

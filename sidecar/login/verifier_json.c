@@ -27,7 +27,7 @@ static void vf_add(struct json_object *obj, const char *key, struct json_object 
 }
 
 static struct json_object *vf_version_json(const char *version, const char *hash, bool with_until,
-                                           time_t until)
+					   time_t until)
 {
 	struct json_object *o = json_object_new_object();
 	bool ok = o != NULL;
@@ -98,7 +98,7 @@ static int vf_take_time(struct json_object *obj, const char *key, time_t *dst)
 
 /* Reads {"version_id":..,"hash":..} (and "until" when until is not NULL). */
 static int vf_version_from_json(struct json_object *o, char **version,
-                                char hash[KT_VERIFIER_HASH_MAX], time_t *until)
+				char hash[KT_VERIFIER_HASH_MAX], time_t *until)
 {
 	const char *h;
 	int rc;

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void read_request(struct json_object *req)
 {
 	static const char *const names[] = { "op",   "secret",  "stage", "version_id", "key",
-		                             "user", "service", "rhost", "tty",        "password" };
+					     "user", "service", "rhost", "tty",        "password" };
 	char shown[96];
 	long long v;
 	bool b;

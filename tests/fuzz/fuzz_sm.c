@@ -24,7 +24,7 @@ static int calls;
 /* Every call (a paginated one asks again) gets the same answer; a few pages
  * are enough to reach the paging code without looping for long. */
 int aws_client_call(struct aws_client *c, const char *target, const char *json, size_t json_len,
-                    struct json_object **resp, struct aws_error *err, struct aws_call_stats *stats)
+		    struct json_object **resp, struct aws_error *err, struct aws_call_stats *stats)
 {
 	(void)c;
 	(void)target;
@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	default:
 		aws_error_parse(500, answer, answer_len, "ThrottlingException:http://internal",
-		                &err);
+				&err);
 		break;
 	}
 	aws_error_clear(&err);

@@ -112,7 +112,8 @@ static struct json_object *value_json(const struct sm_value *v)
 		kt_str_free_wiped(b64);
 	} else {
 		json_object_object_add(o, "string",
-				       json_object_new_string_len((const char *)v->data, (int)v->len));
+				       json_object_new_string_len((const char *)v->data,
+								  (int)v->len));
 	}
 	json_object_object_add(o, "created", json_object_new_int64(v->created));
 	return o;
@@ -196,21 +197,40 @@ static void parse_op_args(int argc, char **argv, struct op_args *a)
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'v': a->version_id = optarg; break;
+		case 'v':
+			a->version_id = optarg;
+			break;
 		case 's':
 			a->stage = optarg;
 			if (a->nstages < 8)
 				a->stages[a->nstages++] = optarg;
 			break;
-		case 'f': a->value_file = optarg; break;
-		case 'b': a->binary = true; break;
-		case 'd': a->description = optarg; break;
-		case 'm': a->move_to = optarg; break;
-		case 'r': a->remove_from = optarg; break;
-		case 'i': a->include_deprecated = true; break;
-		case 'l': a->length = parse_num(optarg, "--length"); break;
-		case 'p': a->exclude_punct = true; break;
-		default: usage();
+		case 'f':
+			a->value_file = optarg;
+			break;
+		case 'b':
+			a->binary = true;
+			break;
+		case 'd':
+			a->description = optarg;
+			break;
+		case 'm':
+			a->move_to = optarg;
+			break;
+		case 'r':
+			a->remove_from = optarg;
+			break;
+		case 'i':
+			a->include_deprecated = true;
+			break;
+		case 'l':
+			a->length = parse_num(optarg, "--length");
+			break;
+		case 'p':
+			a->exclude_punct = true;
+			break;
+		default:
+			usage();
 		}
 	}
 	a->pos = argv + optind;
@@ -236,9 +256,11 @@ static int run_op(struct aws_client *c, const char *op, struct op_args *a, struc
 	} else if (strcmp(op, "batch-get-secret-value") == 0 && a->npos >= 1) {
 		struct sm_batch b;
 
-		rc = sm_batch_get_secret_value(c, (const char *const *)a->pos, (size_t)a->npos, &b, err);
+		rc = sm_batch_get_secret_value(c, (const char *const *)a->pos, (size_t)a->npos, &b,
+					       err);
 		if (rc == 0) {
-			struct json_object *o = json_object_new_object(), *vals = json_object_new_array(),
+			struct json_object *o = json_object_new_object(),
+					   *vals = json_object_new_array(),
 					   *errs = json_object_new_array();
 
 			for (size_t i = 0; i < b.nvalues; i++)
@@ -246,7 +268,9 @@ static int run_op(struct aws_client *c, const char *op, struct op_args *a, struc
 			for (size_t i = 0; i < b.nerrors; i++) {
 				struct json_object *e = error_json(&b.errors[i].err);
 
-				json_object_object_add(e, "secret_id", json_object_new_string(b.errors[i].secret_id));
+				json_object_object_add(e, "secret_id",
+						       json_object_new_string(
+							       b.errors[i].secret_id));
 				json_object_array_add(errs, e);
 			}
 			json_object_object_add(o, "values", vals);
@@ -267,13 +291,16 @@ static int run_op(struct aws_client *c, const char *op, struct op_args *a, struc
 
 		rc = sm_list_secret_version_ids(c, a->pos[0], a->include_deprecated, &v, &n, err);
 		if (rc == 0) {
-			struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
+			struct json_object *o = json_object_new_object(),
+					   *arr = json_object_new_array();
 
 			for (size_t i = 0; i < n; i++) {
 				struct json_object *e = json_object_new_object();
 
-				json_object_object_add(e, "version_id", json_object_new_string(v[i].version_id));
-				json_object_object_add(e, "stages", stages_json(v[i].stages, v[i].nstages));
+				json_object_object_add(e, "version_id",
+						       json_object_new_string(v[i].version_id));
+				json_object_object_add(e, "stages",
+						       stages_json(v[i].stages, v[i].nstages));
 				json_object_array_add(arr, e);
 			}
 			json_object_object_add(o, "versions", arr);
@@ -298,7 +325,8 @@ static int run_op(struct aws_client *c, const char *op, struct op_args *a, struc
 		if (rc == 0)
 			emit(json_object_new_object());
 	} else if (strcmp(op, "get-random-password") == 0 && a->npos == 0) {
-		struct sm_random_opts ro = { .length = a->length, .exclude_punctuation = a->exclude_punct };
+		struct sm_random_opts ro = { .length = a->length,
+					     .exclude_punctuation = a->exclude_punct };
 		char *pw = NULL;
 
 		rc = sm_get_random_password(c, &ro, &pw, err);
@@ -327,7 +355,8 @@ static int run_op(struct aws_client *c, const char *op, struct op_args *a, struc
 		struct json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "region", json_object_new_string(aws_client_region(c)));
-		json_object_object_add(o, "endpoint", json_object_new_string(aws_client_endpoint(c)));
+		json_object_object_add(o, "endpoint",
+				       json_object_new_string(aws_client_endpoint(c)));
 		emit(o);
 		rc = 0;
 	} else {
@@ -366,17 +395,38 @@ int main(int argc, char **argv)
 	/* Stop at the operation name: its own options come after it. */
 	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'R': co.region = optarg; break;
-		case 'E': co.endpoint = optarg; break;
-		case 'C': co.ca_file = optarg; break;
-		case 'T': co.timeout_ms = parse_num(optarg, "--timeout"); break;
-		case 'c': co.connect_timeout_ms = parse_num(optarg, "--connect-timeout"); break;
-		case 'a': co.max_attempts = (int)parse_num(optarg, "--max-attempts"); break;
-		case 'B': co.retry_base_ms = parse_num(optarg, "--retry-base-ms"); break;
-		case 'P': co.retry_cap_ms = parse_num(optarg, "--retry-cap-ms"); break;
-		case 'M': co.max_body = (size_t)parse_num(optarg, "--max-body"); break;
-		case 'D': debug = true; break;
-		default: usage();
+		case 'R':
+			co.region = optarg;
+			break;
+		case 'E':
+			co.endpoint = optarg;
+			break;
+		case 'C':
+			co.ca_file = optarg;
+			break;
+		case 'T':
+			co.timeout_ms = parse_num(optarg, "--timeout");
+			break;
+		case 'c':
+			co.connect_timeout_ms = parse_num(optarg, "--connect-timeout");
+			break;
+		case 'a':
+			co.max_attempts = (int)parse_num(optarg, "--max-attempts");
+			break;
+		case 'B':
+			co.retry_base_ms = parse_num(optarg, "--retry-base-ms");
+			break;
+		case 'P':
+			co.retry_cap_ms = parse_num(optarg, "--retry-cap-ms");
+			break;
+		case 'M':
+			co.max_body = (size_t)parse_num(optarg, "--max-body");
+			break;
+		case 'D':
+			debug = true;
+			break;
+		default:
+			usage();
 		}
 	}
 	if (optind >= argc)

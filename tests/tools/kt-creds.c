@@ -55,7 +55,7 @@ static int parse_long(const char *s, long max, long *out)
 static void print_obj(struct json_object *o)
 {
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						       JSON_C_TO_STRING_NOSLASHESCAPE));
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
 	fflush(stdout);
 }
 

@@ -50,12 +50,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CONNS       100000
-#define MAX_PROBES      100000
-#define BIG_FRAME       (1024u * 1024u)
-#define JUNK_SMALL      (60u * 1024u)
-#define BACKOFF_MAX_MS  2000
-#define MAX_ANSWER      (BIG_FRAME + 4u)
+#define MAX_CONNS 100000
+#define MAX_PROBES 100000
+#define BIG_FRAME (1024u * 1024u)
+#define JUNK_SMALL (60u * 1024u)
+#define BACKOFF_MAX_MS 2000
+#define MAX_ANSWER (BIG_FRAME + 4u)
 #define EVENTS_PER_TURN 256
 
 enum mode { M_IDLE, M_SLOWLORIS, M_BIGFRAME, M_JUNK, M_PROBE, M_HANGUP };
@@ -104,7 +104,7 @@ static char fill[65536];
 /* Junk that json-c must scan to its end before it fails: a string never closed. */
 static const char junk_head[] = "{\"v\":1,\"op\":\"get\",\"secret\":\"";
 static const char slow_req[] = "{\"v\":1,\"op\":\"get\",\"secret\":\"slowloris/"
-                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}";
+			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}";
 
 static void on_signal(int sig)
 {
@@ -144,10 +144,10 @@ static int parse_long(const char *s, long min, long max, long *out)
 static void usage(void)
 {
 	fprintf(stderr, "usage: kt-hostile [--socket PATH] [--seconds S] [--timeout-ms MS]\n"
-	                "         [--reconnect-ms MS] [--interval-ms MS] [--status FILE]\n"
-	                "         [--hold-file FILE]\n"
-	                "         idle N | slowloris N | bigframe N | junk N |\n"
-	                "         probe COUNT SECRET | hangup JSON...\n");
+			"         [--reconnect-ms MS] [--interval-ms MS] [--status FILE]\n"
+			"         [--hold-file FILE]\n"
+			"         idle N | slowloris N | bigframe N | junk N |\n"
+			"         probe COUNT SECRET | hangup JSON...\n");
 	exit(2);
 }
 
@@ -202,12 +202,12 @@ static void write_status(enum mode m, long n, bool all_tried, int64_t elapsed)
 	if (f == NULL)
 		return;
 	fprintf(f,
-	        "mode=%s n=%ld elapsed_ms=%lld all_tried=%d attempts=%lu opened=%lu refused=%lu "
-	        "closed_by_peer=%lu open_now=%ld max_open=%ld frames=%lu bytes_sent=%lu "
-	        "bytes_read=%lu\n",
-	        mode_names[m], n, (long long)elapsed, all_tried ? 1 : 0, ct.attempts, ct.opened,
-	        ct.refused, ct.closed_by_peer, ct.open_now, ct.max_open, ct.frames, ct.bytes_sent,
-	        ct.bytes_read);
+		"mode=%s n=%ld elapsed_ms=%lld all_tried=%d attempts=%lu opened=%lu refused=%lu "
+		"closed_by_peer=%lu open_now=%ld max_open=%ld frames=%lu bytes_sent=%lu "
+		"bytes_read=%lu\n",
+		mode_names[m], n, (long long)elapsed, all_tried ? 1 : 0, ct.attempts, ct.opened,
+		ct.refused, ct.closed_by_peer, ct.open_now, ct.max_open, ct.frames, ct.bytes_sent,
+		ct.bytes_read);
 	if (fclose(f) == 0)
 		rename(tmp, o.status);
 }
@@ -301,7 +301,7 @@ static void slot_close(struct slot *s, int64_t t, bool by_peer)
 	 * held connections' and not a connect() storm's. */
 	if (t - s->opened_at < 1000)
 		s->backoff_ms =
-		        s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+			s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 	else
 		s->backoff_ms = o.reconnect_ms;
 	s->next_at = t + s->backoff_ms;
@@ -321,7 +321,7 @@ static void slot_open(enum mode m, int ep, struct slot *s, int64_t t)
 		else
 			ct.refused++;
 		s->backoff_ms =
-		        s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+			s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 		s->next_at = t + s->backoff_ms;
 		return;
 	}
@@ -548,7 +548,7 @@ static long read_answer(int fd, unsigned char *buf, double deadline)
 			have += (size_t)n;
 			if (have == 4 && want == 4) {
 				uint32_t l = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
-				             (uint32_t)buf[2] << 8 | buf[3];
+					     (uint32_t)buf[2] << 8 | buf[3];
 
 				if (l == 0 || l > BIG_FRAME)
 					return -1;
@@ -635,7 +635,7 @@ static int run_probe(long count, const char *secret)
 			closed++;
 			what = "closed";
 		} else if (memmem(ans + 4, (size_t)n, "\"ok\":true", 9) != NULL ||
-		           memmem(ans + 4, (size_t)n, "\"ok\": true", 10) != NULL) {
+			   memmem(ans + 4, (size_t)n, "\"ok\": true", 10) != NULL) {
 			lat[nans++] = ms;
 			what = "answered";
 		} else {
@@ -696,8 +696,8 @@ static int run_hangup(int nreq, char **reqs)
 		if (n > 0) {
 			answered++;
 			fprintf(stderr,
-			        "kt-hostile: request %d answered before the hang-up: %.*s\n", i + 1,
-			        (int)(n > 300 ? 300 : n), (const char *)ans + 4);
+				"kt-hostile: request %d answered before the hang-up: %.*s\n", i + 1,
+				(int)(n > 300 ? 300 : n), (const char *)ans + 4);
 		}
 		close(fds[i]);
 	}

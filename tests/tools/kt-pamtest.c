@@ -18,7 +18,7 @@
 #include <security/pam_appl.h>
 
 #define MAX_PASSWORD (1024 * 1024)
-#define MAX_COUNT    1000000L
+#define MAX_COUNT 1000000L
 
 #define CODE(x) [x] = #x
 static const char *const code_names[] = {
@@ -78,16 +78,16 @@ struct run_opts {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: kt-pamtest [-n COUNT] [--same-handle] [--rhost HOST] [--tty TTY]\n"
-	           "                  [--no-password] [--prompts] [--check-fds] [--confdir DIR]\n"
-	           "                  SERVICE USER\n"
-	           "       kt-pamtest --strerror PAM_CODE_NAME\n"
-	           "  Runs pam_authenticate() COUNT times (default 1), each on a new PAM\n"
-	           "  handle unless --same-handle, answering password prompts with the\n"
-	           "  first line of stdin (or failing them with --no-password). Prints the\n"
-	           "  code's name (COUNT 1), or one \"NAME N\" line per code seen; with\n"
-	           "  --prompts also \"prompts=N\"; with --check-fds \"fds_left=N\", the\n"
-	           "  descriptors open after the last pam_end() that were not open before.\n"
-	           "  Exit: 0 all PAM_SUCCESS, 1 not, 2 error.\n");
+		   "                  [--no-password] [--prompts] [--check-fds] [--confdir DIR]\n"
+		   "                  SERVICE USER\n"
+		   "       kt-pamtest --strerror PAM_CODE_NAME\n"
+		   "  Runs pam_authenticate() COUNT times (default 1), each on a new PAM\n"
+		   "  handle unless --same-handle, answering password prompts with the\n"
+		   "  first line of stdin (or failing them with --no-password). Prints the\n"
+		   "  code's name (COUNT 1), or one \"NAME N\" line per code seen; with\n"
+		   "  --prompts also \"prompts=N\"; with --check-fds \"fds_left=N\", the\n"
+		   "  descriptors open after the last pam_end() that were not open before.\n"
+		   "  Exit: 0 all PAM_SUCCESS, 1 not, 2 error.\n");
 }
 
 static const char *code_name(int rc)
@@ -201,7 +201,7 @@ fail:
  * called directly: libpamtest.h's run_pamtest_conv() macro does not compile
  * in libpamtest 1.1.4 (a misplaced parenthesis). */
 static int authenticate(pam_handle_t *ph, struct conv_ctx *ctx, const char *service,
-                        const char *user, int *result)
+			const char *user, int *result)
 {
 	struct pam_testcase cases[] = {
 		pam_test(PAMTEST_KEEPHANDLE, PAM_SUCCESS),
@@ -281,7 +281,7 @@ static char *read_password(void)
 			explicit_bzero(buf, n);
 			free(buf);
 			fprintf(stderr, "kt-pamtest: the password is longer than %d bytes\n",
-			        MAX_PASSWORD);
+				MAX_PASSWORD);
 			return NULL;
 		}
 		buf[n++] = (char)c;

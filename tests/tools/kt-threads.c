@@ -22,7 +22,7 @@
 /* Reads per side in --fork mode: enough that parent and child overlap. */
 #define FORK_ROUNDS 50
 #define MAX_THREADS 1024
-#define MAX_ROUNDS  100000
+#define MAX_ROUNDS 100000
 
 /* The value read first, which every later read must equal. */
 static unsigned char *ref_data;
@@ -57,15 +57,15 @@ static int read_once(keyturn_t *kt, struct worker *w)
 		if (w != NULL && w->first_err == 0) {
 			w->first_err = err;
 			snprintf(w->first_msg, sizeof(w->first_msg), "%s",
-			         keyturn_last_message(kt));
+				 keyturn_last_message(kt));
 		}
 		return -err;
 	}
 	data = keyturn_value_data(v, &len);
 	r = (len == ref_len && keyturn_value_is_binary(v) == ref_binary &&
 	     memcmp(data, ref_data, len) == 0)
-	            ? 0
-	            : 1;
+		    ? 0
+		    : 1;
 	keyturn_value_free(v);
 	return r;
 }
@@ -86,7 +86,7 @@ static keyturn_t *first_read(void)
 	err = keyturn_get(kt, secret, NULL, NULL, NULL, &v);
 	if (err != KEYTURN_OK) {
 		fprintf(stderr, "kt-threads: first read of %s: %s: %s\n", secret,
-		        keyturn_strerror(err), keyturn_last_message(kt));
+			keyturn_strerror(err), keyturn_last_message(kt));
 		keyturn_close(kt);
 		return NULL;
 	}
@@ -177,7 +177,7 @@ static int run_threads(long nthreads, long rounds)
 		mismatches += w[i].mismatches;
 		if (w[i].first_err != 0)
 			fprintf(stderr, "kt-threads: thread %ld: %s: %s\n", i,
-			        keyturn_strerror(w[i].first_err), w[i].first_msg);
+				keyturn_strerror(w[i].first_err), w[i].first_msg);
 	}
 	pthread_barrier_destroy(&start_line);
 	printf("kt-threads: %ld threads x %ld reads: %ld ok, %ld errors, %ld mismatches\n",
@@ -208,7 +208,7 @@ static int read_rounds(keyturn_t *kt, const char *who)
 	}
 	if (w.first_err != 0)
 		fprintf(stderr, "kt-threads: %s: %s: %s\n", who, keyturn_strerror(w.first_err),
-		        w.first_msg);
+			w.first_msg);
 	printf("kt-threads: %s: %ld reads: %ld ok, %ld errors, %ld mismatches\n", who,
 	       (long)FORK_ROUNDS, w.ok, w.errors, w.mismatches);
 	fflush(stdout);
@@ -273,13 +273,13 @@ int main(int argc, char **argv)
 		rounds = count_arg(argv[4], MAX_ROUNDS);
 		if (nthreads < 0 || rounds < 0) {
 			fprintf(stderr, "kt-threads: THREADS is 1 to %d, ROUNDS 1 to %d\n",
-			        MAX_THREADS, MAX_ROUNDS);
+				MAX_THREADS, MAX_ROUNDS);
 			return 2;
 		}
 		rc = run_threads(nthreads, rounds);
 	} else {
 		fprintf(stderr, "usage: kt-threads SOCKET NAME THREADS ROUNDS\n"
-		                "       kt-threads --fork SOCKET NAME\n");
+				"       kt-threads --fork SOCKET NAME\n");
 		return 2;
 	}
 	free(ref_data);

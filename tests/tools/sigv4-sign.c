@@ -56,8 +56,7 @@ static int sign_one(json_object *in, struct sigv4_result *res, const char **why)
 	    !json_object_object_get_ex(in, "timestamp", &ts) ||
 	    !json_object_is_type(ts, json_type_int) ||
 	    !json_object_object_get_ex(in, "headers", &hl) ||
-	    !json_object_is_type(hl, json_type_array) ||
-	    json_object_array_length(hl) > MAX_HEADERS)
+	    !json_object_is_type(hl, json_type_array) || json_object_array_length(hl) > MAX_HEADERS)
 		goto out;
 	params.when = (time_t)json_object_get_int64(ts);
 
@@ -101,8 +100,8 @@ static int print_result(int rc, const struct sigv4_result *res, const char *why)
 	if (rc == 0) {
 		if (json_object_object_add(o, "authorization",
 					   json_object_new_string(res->authorization)) != 0 ||
-		    json_object_object_add(o, "amz_date",
-					   json_object_new_string(res->amz_date)) != 0 ||
+		    json_object_object_add(o, "amz_date", json_object_new_string(res->amz_date)) !=
+			    0 ||
 		    json_object_object_add(o, "canonical_request",
 					   json_object_new_string(res->canonical_request)) != 0)
 			goto out;
@@ -112,7 +111,7 @@ static int print_result(int rc, const struct sigv4_result *res, const char *why)
 			goto out;
 	}
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						      JSON_C_TO_STRING_NOSLASHESCAPE);
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (text == NULL || puts(text) < 0)
 		goto out;
 	ret = 0;

@@ -29,21 +29,21 @@ static void test_rule(void **state)
 
 	p.uid = 0;
 	p.gid = 0;
-	assert_true(kt_acl_may_read(&s, &p));   /* root reads all */
+	assert_true(kt_acl_may_read(&s, &p)); /* root reads all */
 	p.uid = 1001;
 	p.gid = 1001;
-	assert_true(kt_acl_may_read(&s, &p));   /* allowed user */
+	assert_true(kt_acl_may_read(&s, &p)); /* allowed user */
 	p.uid = 1003;
-	assert_false(kt_acl_may_read(&s, &p));  /* anyone else */
+	assert_false(kt_acl_may_read(&s, &p)); /* anyone else */
 	p.gid = 2002;
-	assert_true(kt_acl_may_read(&s, &p));   /* primary group */
+	assert_true(kt_acl_may_read(&s, &p)); /* primary group */
 	p.gid = 1003;
 	p.groups[0] = 5;
 	p.groups[1] = 2002;
 	p.ngroups = 2;
-	assert_true(kt_acl_may_read(&s, &p));   /* supplementary group */
+	assert_true(kt_acl_may_read(&s, &p)); /* supplementary group */
 	p.ngroups = 1;
-	assert_false(kt_acl_may_read(&s, &p));  /* only what the kernel listed counts */
+	assert_false(kt_acl_may_read(&s, &p)); /* only what the kernel listed counts */
 }
 
 static void test_empty_rule_is_root_only(void **state)

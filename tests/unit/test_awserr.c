@@ -22,9 +22,11 @@ static void test_type_strip(void **state)
 	char out[64];
 
 	(void)state;
-	aws_error_type_strip("com.amazonaws.secretsmanager#ResourceNotFoundException", out, sizeof(out));
+	aws_error_type_strip("com.amazonaws.secretsmanager#ResourceNotFoundException", out,
+			     sizeof(out));
 	assert_string_equal(out, "ResourceNotFoundException");
-	aws_error_type_strip("ThrottlingException:http://internal.amazon.com/coral/", out, sizeof(out));
+	aws_error_type_strip("ThrottlingException:http://internal.amazon.com/coral/", out,
+			     sizeof(out));
 	assert_string_equal(out, "ThrottlingException");
 	aws_error_type_strip("aws#Foo:bar", out, sizeof(out));
 	assert_string_equal(out, "Foo");
@@ -43,13 +45,17 @@ static void test_classify(void **state)
 	assert_int_equal(aws_error_classify("TooManyRequestsException", NULL), AWS_ERR_THROTTLED);
 	assert_int_equal(aws_error_classify("InternalServiceError", NULL), AWS_ERR_SERVER);
 	assert_int_equal(aws_error_classify("DecryptionFailure", NULL), AWS_ERR_DECRYPTION);
-	assert_int_equal(aws_error_classify("InvalidRequestException", NULL), AWS_ERR_INVALID_REQUEST);
+	assert_int_equal(aws_error_classify("InvalidRequestException", NULL),
+			 AWS_ERR_INVALID_REQUEST);
 	assert_int_equal(aws_error_classify("ExpiredTokenException", NULL), AWS_ERR_EXPIRED_TOKEN);
 	assert_int_equal(aws_error_classify("RequestTimeTooSkewed", NULL), AWS_ERR_CLOCK_SKEW);
-	assert_int_equal(aws_error_classify("InvalidSignatureException", "Signature mismatch"), AWS_ERR_AUTH);
-	assert_int_equal(aws_error_classify("InvalidSignatureException",
-					    "Signature expired: 20261129T100000Z is now earlier than 20261129T101000Z"),
-			 AWS_ERR_CLOCK_SKEW);
+	assert_int_equal(aws_error_classify("InvalidSignatureException", "Signature mismatch"),
+			 AWS_ERR_AUTH);
+	assert_int_equal(
+		aws_error_classify(
+			"InvalidSignatureException",
+			"Signature expired: 20261129T100000Z is now earlier than 20261129T101000Z"),
+		AWS_ERR_CLOCK_SKEW);
 	assert_int_equal(aws_error_classify("SomethingNew", NULL), AWS_ERR_OTHER);
 }
 
@@ -59,13 +65,17 @@ static void test_parse_json(void **state)
 
 	(void)state;
 	/* moto sends 404 where AWS sends 400: the type decides, not the status. */
-	parse(404, "{\"__type\": \"ResourceNotFoundException\", \"message\": \"Secrets Manager can't find the specified secret.\"}", NULL, &e);
+	parse(404,
+	      "{\"__type\": \"ResourceNotFoundException\", \"message\": \"Secrets Manager can't find the specified secret.\"}",
+	      NULL, &e);
 	assert_int_equal(e.code, AWS_ERR_NOT_FOUND);
 	assert_int_equal(e.http_status, 404);
 	assert_string_equal(e.type, "ResourceNotFoundException");
 	assert_string_equal(e.message, "Secrets Manager can't find the specified secret.");
 
-	parse(400, "{\"__type\":\"com.amazonaws.coral.availability#ThrottlingException\",\"Message\":\"Rate exceeded\"}", NULL, &e);
+	parse(400,
+	      "{\"__type\":\"com.amazonaws.coral.availability#ThrottlingException\",\"Message\":\"Rate exceeded\"}",
+	      NULL, &e);
 	assert_int_equal(e.code, AWS_ERR_THROTTLED);
 	assert_string_equal(e.message, "Rate exceeded");
 
@@ -79,9 +89,11 @@ static void test_parse_xml(void **state)
 	struct aws_error e;
 
 	(void)state;
-	parse(403, "<?xml version=\"1.0\"?><ErrorResponse><Error><Type>Sender</Type>"
-		   "<Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated "
-		   "does not match</Message></Error></ErrorResponse>", NULL, &e);
+	parse(403,
+	      "<?xml version=\"1.0\"?><ErrorResponse><Error><Type>Sender</Type>"
+	      "<Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated "
+	      "does not match</Message></Error></ErrorResponse>",
+	      NULL, &e);
 	assert_int_equal(e.code, AWS_ERR_AUTH);
 	assert_string_equal(e.type, "SignatureDoesNotMatch");
 	assert_string_equal(e.message, "The request signature we calculated does not match");
@@ -119,7 +131,8 @@ static void test_message_is_cleaned(void **state)
 	char big[2000];
 
 	(void)state;
-	parse(400, "{\"__type\":\"ValidationException\",\"message\":\"line1\\nline2\\u0007\"}", NULL, &e);
+	parse(400, "{\"__type\":\"ValidationException\",\"message\":\"line1\\nline2\\u0007\"}",
+	      NULL, &e);
 	assert_string_equal(e.message, "line1 line2 ");
 	memset(big, 'a', sizeof(big));
 	memcpy(big, "{\"__type\":\"X\",\"message\":\"", 25);

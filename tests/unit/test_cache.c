@@ -23,7 +23,8 @@
 static struct kt_secret_cfg store[2][3];
 static int turn;
 
-static void make_cfg(struct kt_config *cfg, size_t n, const char *const *names, const char *const *ids)
+static void make_cfg(struct kt_config *cfg, size_t n, const char *const *names,
+		     const char *const *ids)
 {
 	struct kt_secret_cfg *secs = store[turn++ % 2];
 
@@ -43,7 +44,7 @@ static void make_cfg(struct kt_config *cfg, size_t n, const char *const *names, 
 
 /* An sm_value as a worker would hand it over. */
 static void make_value_len(struct sm_value *v, const char *vid, const char *stage, const char *data,
-                           size_t len)
+			   size_t len)
 {
 	memset(v, 0, sizeof(*v));
 	v->arn = kt_strdup("arn:aws:secretsmanager:us-east-1:1:secret:app/db-x");
@@ -75,10 +76,10 @@ static void test_sync_and_find(void **state)
 	make_cfg(&cfg, 2, names, ids);
 	assert_int_equal(kt_cache_sync(&c, &cfg), 0);
 	assert_int_equal(c.n, 2);
-	assert_string_equal(c.entries[0]->name, "a");  /* sorted */
+	assert_string_equal(c.entries[0]->name, "a"); /* sorted */
 	a = kt_cache_find(&c, "a");
 	assert_non_null(a);
-	assert_ptr_equal(kt_cache_find(&c, "arn:a"), a);  /* by configured id */
+	assert_ptr_equal(kt_cache_find(&c, "arn:a"), a); /* by configured id */
 	assert_null(kt_cache_find(&c, "c"));
 	id_a = a->id;
 	assert_ptr_equal(kt_cache_by_id(&c, id_a), a);
@@ -112,7 +113,7 @@ static void test_repointed_section_starts_afresh(void **state)
 	assert_non_null(e->cur.data);
 	make_cfg(&cfg, 1, names, ids2);
 	assert_int_equal(kt_cache_sync(&c, &cfg), 0);
-	assert_null(e->cur.data);  /* another AWS secret now: the old value is gone */
+	assert_null(e->cur.data); /* another AWS secret now: the old value is gone */
 	assert_null(e->arn);
 	kt_cache_free(&c);
 }

@@ -123,9 +123,9 @@ struct step {
 	size_t len;
 };
 
-#define ANS(s)                                                                                     \
-	{                                                                                          \
-		F_ANSWER, (s), sizeof(s) - 1                                                       \
+#define ANS(s)                               \
+	{                                    \
+		F_ANSWER, (s), sizeof(s) - 1 \
 	}
 
 struct fake {
@@ -243,11 +243,11 @@ static int get_once(const char *answer, keyturn_value_t **v)
 }
 
 static const char good_get[] =
-        "{\"ok\":true,\"name\":\"app/db\","
-        "\"arn\":\"arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf\","
-        "\"version_id\":\"v-1\",\"stages\":[\"AWSCURRENT\",\"AWSPENDING\"],"
-        "\"string\":\"correct horse\",\"fetched_at\":1714521600,\"stale\":false,"
-        "\"new_member\":{\"x\":[1,2]}}";
+	"{\"ok\":true,\"name\":\"app/db\","
+	"\"arn\":\"arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf\","
+	"\"version_id\":\"v-1\",\"stages\":[\"AWSCURRENT\",\"AWSPENDING\"],"
+	"\"string\":\"correct horse\",\"fetched_at\":1714521600,\"stale\":false,"
+	"\"new_member\":{\"x\":[1,2]}}";
 
 /* ---- get ---------------------------------------------------------------- */
 
@@ -263,7 +263,7 @@ static void test_get_string(void **state)
 
 	(void)state;
 	assert_int_equal(keyturn_get(kt, "app/db", "AWSPREVIOUS", "v-0", "password", &v),
-	                 KEYTURN_OK);
+			 KEYTURN_OK);
 	assert_non_null(v);
 	data = keyturn_value_data(v, &len);
 	assert_int_equal(len, 13);
@@ -271,7 +271,7 @@ static void test_get_string(void **state)
 	assert_int_equal(keyturn_value_is_binary(v), 0);
 	assert_string_equal(keyturn_value_name(v), "app/db");
 	assert_string_equal(keyturn_value_arn(v),
-	                    "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf");
+			    "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf");
 	assert_string_equal(keyturn_value_version_id(v), "v-1");
 	assert_int_equal(keyturn_value_stage_count(v), 2);
 	assert_string_equal(keyturn_value_stage(v, 0), "AWSCURRENT");
@@ -325,8 +325,8 @@ static void test_get_minimal_request(void **state)
 static void test_get_binary(void **state)
 {
 	static const char ans[] = "{\"ok\":true,\"name\":\"b\",\"arn\":null,\"version_id\":\"v\","
-	                          "\"stages\":[],\"binary\":\"AAEC/w==\",\"fetched_at\":0,"
-	                          "\"stale\":true}";
+				  "\"stages\":[],\"binary\":\"AAEC/w==\",\"fetched_at\":0,"
+				  "\"stale\":true}";
 	keyturn_value_t *v = NULL;
 	const unsigned char *d;
 	size_t len;
@@ -349,8 +349,8 @@ static void test_get_binary(void **state)
 static void test_get_value_with_nul(void **state)
 {
 	static const char ans[] = "{\"ok\":true,\"name\":\"b\",\"arn\":null,\"version_id\":\"v\","
-	                          "\"stages\":[\"AWSCURRENT\"],\"string\":\"a\\u0000b\","
-	                          "\"fetched_at\":5,\"stale\":false}";
+				  "\"stages\":[\"AWSCURRENT\"],\"string\":\"a\\u0000b\","
+				  "\"fetched_at\":5,\"stale\":false}";
 	keyturn_value_t *v = NULL;
 	const char *d;
 	size_t len;
@@ -428,9 +428,9 @@ static void test_get_bad_binary(void **state)
 		keyturn_value_t *v = NULL;
 
 		snprintf(ans, sizeof(ans),
-		         "{\"ok\":true,\"name\":\"b\",\"arn\":null,\"version_id\":\"v\","
-		         "\"stages\":[],\"binary\":\"%s\",\"fetched_at\":0,\"stale\":false}",
-		         bad[i]);
+			 "{\"ok\":true,\"name\":\"b\",\"arn\":null,\"version_id\":\"v\","
+			 "\"stages\":[],\"binary\":\"%s\",\"fetched_at\":0,\"stale\":false}",
+			 bad[i]);
 		assert_int_equal(get_once(ans, &v), KEYTURN_E_PROTOCOL);
 		assert_null(v);
 	}
@@ -573,8 +573,8 @@ static void test_error_codes(void **state)
 	(void)state;
 	for (size_t i = 0; i < N; i++) {
 		snprintf(answers[i], sizeof(answers[i]),
-		         "{\"ok\":false,\"error\":\"%s\",\"message\":\"because %s\"}",
-		         codes[i].name, codes[i].name);
+			 "{\"ok\":false,\"error\":\"%s\",\"message\":\"because %s\"}",
+			 codes[i].name, codes[i].name);
 		steps[i] = (struct step){ F_ANSWER, answers[i], strlen(answers[i]) };
 	}
 	/* An error answer keeps the connection: all six on one. */
@@ -625,7 +625,7 @@ static void test_long_message_cut(void **state)
 static void test_list_status_refresh(void **state)
 {
 	static const char list[] = "{\"ok\":true,\"secrets\":[{\"name\":\"a\",\"id\":\"a\"},"
-	                           "{\"name\":\"b\"}]}";
+				   "{\"name\":\"b\"}]}";
 	static const char status[] = "{\"ok\":true,\"version\":\"0.1.0\",\"pid\":1}";
 	static const char refresh[] = "{\"ok\":true,\"name\":\"a\",\"available\":true}";
 	static const struct step steps[] = { ANS(list), ANS(status), ANS(refresh), ANS(refresh) };
@@ -702,9 +702,9 @@ static void test_verify_match(void **state)
 	int match = -1;
 
 	(void)state;
-	assert_int_equal(
-	        keyturn_verify(kt, "alice", pw, sizeof(pw) - 1, "sshd", "10.0.0.1", "ssh", &match),
-	        KEYTURN_OK);
+	assert_int_equal(keyturn_verify(kt, "alice", pw, sizeof(pw) - 1, "sshd", "10.0.0.1", "ssh",
+					&match),
+			 KEYTURN_OK);
 	assert_int_equal(match, 1);
 	assert_int_equal(keyturn_verify(kt, "alice", "", 0, NULL, NULL, NULL, &match), KEYTURN_OK);
 	assert_int_equal(match, 0);
@@ -717,9 +717,9 @@ static void test_verify_match(void **state)
 	json_object_put(req);
 	/* The first request, with every member, is checked through a second fake. */
 	kt = fake_start(&f, steps, 1);
-	assert_int_equal(
-	        keyturn_verify(kt, "alice", pw, sizeof(pw) - 1, "sshd", "10.0.0.1", "ssh", &match),
-	        KEYTURN_OK);
+	assert_int_equal(keyturn_verify(kt, "alice", pw, sizeof(pw) - 1, "sshd", "10.0.0.1", "ssh",
+					&match),
+			 KEYTURN_OK);
 	fake_stop(&f, kt);
 	req = fake_request(&f);
 	assert_true(json_object_object_get_ex(req, "password", &p));
@@ -753,7 +753,7 @@ static void test_verify_garbled_match(void **state)
 		int match = 1;
 
 		assert_int_equal(keyturn_verify(kt, "alice", "pw", 2, NULL, NULL, NULL, &match),
-		                 KEYTURN_E_PROTOCOL);
+				 KEYTURN_E_PROTOCOL);
 		assert_int_equal(match, 0);
 		fake_stop(&f, kt);
 	}
@@ -767,18 +767,18 @@ static void test_verify_invalid(void **state)
 
 	(void)state;
 	assert_int_equal(keyturn_verify(kt, "alice", "a\0b", 3, NULL, NULL, NULL, &match),
-	                 KEYTURN_E_INVALID);
+			 KEYTURN_E_INVALID);
 	assert_int_equal(match, 0);
 	assert_int_equal(keyturn_verify(kt, NULL, "ab", 2, NULL, NULL, NULL, &match),
-	                 KEYTURN_E_INVALID);
+			 KEYTURN_E_INVALID);
 	assert_int_equal(keyturn_verify(kt, "", "ab", 2, NULL, NULL, NULL, &match),
-	                 KEYTURN_E_INVALID);
+			 KEYTURN_E_INVALID);
 	assert_int_equal(keyturn_verify(kt, "alice", NULL, 2, NULL, NULL, NULL, &match),
-	                 KEYTURN_E_INVALID);
+			 KEYTURN_E_INVALID);
 	assert_int_equal(keyturn_verify(kt, "alice", "ab", 2, NULL, NULL, NULL, NULL),
-	                 KEYTURN_E_INVALID);
+			 KEYTURN_E_INVALID);
 	assert_int_equal(keyturn_verify(NULL, "alice", "ab", 2, NULL, NULL, NULL, &match),
-	                 KEYTURN_E_INVALID);
+			 KEYTURN_E_INVALID);
 	fake_stop(&f, kt);
 	/* Nothing reached the daemon. */
 	assert_int_equal(f.nreq, 0);
@@ -900,7 +900,7 @@ static void test_timeout(void **state)
 static void test_stray_bytes(void **state)
 {
 	static const char two[] = "\0\0\0\x1b{\"ok\":true,\"version\":\"one\"}"
-	                          "\0\0\0\x1b{\"ok\":true,\"version\":\"two\"}";
+				  "\0\0\0\x1b{\"ok\":true,\"version\":\"two\"}";
 	struct step s = { F_RAW, two, sizeof(two) - 1 };
 	char *json = NULL;
 	struct fake f;
@@ -1030,7 +1030,7 @@ static void *srv_main(void *arg)
 			}
 			what = s->plan(c, nreq[c]);
 			snprintf(ans, sizeof(ans), "{\"ok\":true,\"version\":\"c%d-r%d\"}", c,
-			         nreq[c]);
+				 nreq[c]);
 			nreq[c]++;
 			if (what != P_CLOSE)
 				write_frame(fds[c], ans, strlen(ans));
@@ -1392,7 +1392,7 @@ static void test_fork(void **state)
 	if (pid == 0) {
 		char *json = NULL;
 		int ok = keyturn_status(kt, &json) == KEYTURN_OK && json != NULL &&
-		         strstr(json, "\"c1-r0\"") != NULL;
+			 strstr(json, "\"c1-r0\"") != NULL;
 
 		_exit(ok ? 0 : 1);
 	}

@@ -69,36 +69,36 @@ static void load_fails(const char *text, const char *want)
 static void test_design_example(void **state)
 {
 	static const char text[] =
-	        "[daemon]\n"
-	        "region = us-east-1            ; else AWS_REGION, the profile, or instance "
-	        "metadata\n"
-	        "endpoint = https://...        ; else AWS_ENDPOINT_URL_SECRETS_MANAGER, "
-	        "AWS_ENDPOINT_URL\n"
-	        "ca_file = /etc/ssl/...pem     ; else AWS_CA_BUNDLE, else the system store\n"
-	        "socket = /run/keyturn/keyturnd.sock\n"
-	        "user = keyturn\n"
-	        "state_dir = /var/lib/keyturn\n"
-	        "check_interval = 3600         ; s between DescribeSecret checks in quiet times "
-	        "(jittered)\n"
-	        "window_interval = 30          ; s between checks inside a rotation window\n"
-	        "max_stale = 86400             ; s a cached value is still served while AWS fails\n"
-	        "log_level = info\n"
-	        "\n"
-	        "[secret:app/db]               ; \"secret:\" + the name local callers use\n"
-	        "id = arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf  ; "
-	        "default: the name\n"
-	        "allow_users = root daemon\n"
-	        "allow_groups = root\n"
-	        "key = password                ; optional: default JSON key that `get` extracts\n"
-	        "\n"
-	        "[login:breakglass]            ; a local account that logs in with a secret\n"
-	        "secret = hosts/%H/breakglass  ; %H host name, %u user name; a SecretId or a "
-	        "[secret:] name\n"
-	        "key = password\n"
-	        "previous_grace = 3600         ; s AWSPREVIOUS is still accepted after a rotation "
-	        "(0 = never)\n"
-	        "offline = yes                 ; keep a salted hash on disk for logins while AWS "
-	        "is out of reach\n";
+		"[daemon]\n"
+		"region = us-east-1            ; else AWS_REGION, the profile, or instance "
+		"metadata\n"
+		"endpoint = https://...        ; else AWS_ENDPOINT_URL_SECRETS_MANAGER, "
+		"AWS_ENDPOINT_URL\n"
+		"ca_file = /etc/ssl/...pem     ; else AWS_CA_BUNDLE, else the system store\n"
+		"socket = /run/keyturn/keyturnd.sock\n"
+		"user = keyturn\n"
+		"state_dir = /var/lib/keyturn\n"
+		"check_interval = 3600         ; s between DescribeSecret checks in quiet times "
+		"(jittered)\n"
+		"window_interval = 30          ; s between checks inside a rotation window\n"
+		"max_stale = 86400             ; s a cached value is still served while AWS fails\n"
+		"log_level = info\n"
+		"\n"
+		"[secret:app/db]               ; \"secret:\" + the name local callers use\n"
+		"id = arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf  ; "
+		"default: the name\n"
+		"allow_users = root daemon\n"
+		"allow_groups = root\n"
+		"key = password                ; optional: default JSON key that `get` extracts\n"
+		"\n"
+		"[login:breakglass]            ; a local account that logs in with a secret\n"
+		"secret = hosts/%H/breakglass  ; %H host name, %u user name; a SecretId or a "
+		"[secret:] name\n"
+		"key = password\n"
+		"previous_grace = 3600         ; s AWSPREVIOUS is still accepted after a rotation "
+		"(0 = never)\n"
+		"offline = yes                 ; keep a salted hash on disk for logins while AWS "
+		"is out of reach\n";
 	struct kt_config *cfg = load_ok(text);
 	const struct kt_secret_cfg *s;
 	const struct kt_login_cfg *l;
@@ -121,7 +121,7 @@ static void test_design_example(void **state)
 	assert_ptr_equal(s, &cfg->secrets[0]);
 	assert_string_equal(s->name, "app/db");
 	assert_string_equal(s->id,
-	                    "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf");
+			    "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf");
 	assert_int_equal(s->nallow_users, 2);
 	assert_string_equal(s->allow_users[0], "root");
 	assert_string_equal(s->allow_users[1], "daemon");
@@ -209,21 +209,21 @@ static void test_section_defaults(void **state)
 static void test_every_daemon_key(void **state)
 {
 	struct kt_config *cfg = load_ok("[daemon]\n"
-	                                "region = eu-west-1\n"
-	                                "endpoint = http://127.0.0.1:5000\n"
-	                                "ca_file = /etc/keyturn/ca.pem\n"
-	                                "fips = yes\n"
-	                                "socket = /tmp/kt.sock\n"
-	                                "user = nobody\n"
-	                                "state_dir = /srv/keyturn\n"
-	                                "check_interval = 604800\n"
-	                                "window_interval = 1\n"
-	                                "max_stale = 0\n"
-	                                "log_level = debug\n"
-	                                "max_connections = 8\n"
-	                                "idle_timeout = 5\n"
-	                                "refresh_min_interval = 1\n"
-	                                "workers = 16\n");
+					"region = eu-west-1\n"
+					"endpoint = http://127.0.0.1:5000\n"
+					"ca_file = /etc/keyturn/ca.pem\n"
+					"fips = yes\n"
+					"socket = /tmp/kt.sock\n"
+					"user = nobody\n"
+					"state_dir = /srv/keyturn\n"
+					"check_interval = 604800\n"
+					"window_interval = 1\n"
+					"max_stale = 0\n"
+					"log_level = debug\n"
+					"max_connections = 8\n"
+					"idle_timeout = 5\n"
+					"refresh_min_interval = 1\n"
+					"workers = 16\n");
 
 	(void)state;
 	assert_string_equal(cfg->region, "eu-west-1");
@@ -285,9 +285,9 @@ static void test_numbers(void **state)
 	kt_config_free(cfg);
 
 	load_fails("[login:x]\nsecret = s\nprevious_grace = -1\n",
-	           "3: [login:x] previous_grace: -1 is out of range (0 to 2592000 seconds)");
+		   "3: [login:x] previous_grace: -1 is out of range (0 to 2592000 seconds)");
 	load_fails("[login:x]\nsecret = s\noffline_max_age = 0\n",
-	           "3: [login:x] offline_max_age: 0 is out of range (1 to 31536000 seconds)");
+		   "3: [login:x] offline_max_age: 0 is out of range (1 to 31536000 seconds)");
 }
 
 /* locked_memory: bytes or K/M, a power of two (OpenSSL's secure heap needs
@@ -303,7 +303,7 @@ static void test_sizes(void **state)
 	};
 	static const char *const bad_size[] = { "4 M", "4MB", "4G", "x", "-4K", "4.5M", "0x1000" };
 	static const char *const not_pow2[] = { "3M", "5000",  "2K",
-		                                "0",  "2048M", "99999999999999999999M" };
+						"0",  "2048M", "99999999999999999999M" };
 	char text[128], want[256];
 	struct kt_config *cfg;
 
@@ -317,17 +317,17 @@ static void test_sizes(void **state)
 	for (size_t i = 0; i < sizeof(bad_size) / sizeof(bad_size[0]); i++) {
 		snprintf(text, sizeof(text), "[daemon]\nlocked_memory = %s\n", bad_size[i]);
 		snprintf(want, sizeof(want),
-		         "2: [daemon] locked_memory: '%s' is not a size (bytes, or a number with K "
-		         "or M)",
-		         bad_size[i]);
+			 "2: [daemon] locked_memory: '%s' is not a size (bytes, or a number with K "
+			 "or M)",
+			 bad_size[i]);
 		load_fails(text, want);
 	}
 	for (size_t i = 0; i < sizeof(not_pow2) / sizeof(not_pow2[0]); i++) {
 		snprintf(text, sizeof(text), "[daemon]\nlocked_memory = %s\n", not_pow2[i]);
 		snprintf(want, sizeof(want),
-		         "2: [daemon] locked_memory: %s is not a power of two from 4K to 1024M "
-		         "(OpenSSL's secure heap needs one, like 4M or 8M)",
-		         not_pow2[i]);
+			 "2: [daemon] locked_memory: %s is not a power of two from 4K to 1024M "
+			 "(OpenSSL's secure heap needs one, like 4M or 8M)",
+			 not_pow2[i]);
 		load_fails(text, want);
 	}
 }
@@ -342,17 +342,17 @@ static void test_booleans(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		snprintf(text, sizeof(text),
-		         "[daemon]\nfips = %s\n[login:*]\nsecret = s\n"
-		         "offline = %s\n",
-		         yes[i], no[i]);
+			 "[daemon]\nfips = %s\n[login:*]\nsecret = s\n"
+			 "offline = %s\n",
+			 yes[i], no[i]);
 		cfg = load_ok(text);
 		assert_true(cfg->fips);
 		assert_false(cfg->logins[0].offline);
 		kt_config_free(cfg);
 		snprintf(text, sizeof(text),
-		         "[daemon]\nfips = %s\n[login:*]\nsecret = s\n"
-		         "offline = %s\n",
-		         no[i], yes[i]);
+			 "[daemon]\nfips = %s\n[login:*]\nsecret = s\n"
+			 "offline = %s\n",
+			 no[i], yes[i]);
 		cfg = load_ok(text);
 		assert_false(cfg->fips);
 		assert_true(cfg->logins[0].offline);
@@ -361,7 +361,7 @@ static void test_booleans(void **state)
 	load_fails("[daemon]\nfips = maybe\n", "2: [daemon] fips: 'maybe' is not yes or no");
 	load_fails("[daemon]\nfips = 2\n", "2: [daemon] fips: '2' is not yes or no");
 	load_fails("[login:a]\nsecret = s\noffline = y\n",
-	           "3: [login:a] offline: 'y' is not yes or no");
+		   "3: [login:a] offline: 'y' is not yes or no");
 }
 
 static void test_log_level(void **state)
@@ -386,7 +386,7 @@ static void test_log_level(void **state)
 		kt_config_free(cfg);
 	}
 	load_fails("[daemon]\nlog_level = verbose\n",
-	           "2: [daemon] log_level: 'verbose' is not error, warning, info or debug");
+		   "2: [daemon] log_level: 'verbose' is not error, warning, info or debug");
 }
 
 static void test_strings(void **state)
@@ -395,28 +395,28 @@ static void test_strings(void **state)
 
 	(void)state;
 	load_fails("[daemon]\nsocket = run/kt.sock\n",
-	           "2: [daemon] socket: 'run/kt.sock' is not an absolute path");
+		   "2: [daemon] socket: 'run/kt.sock' is not an absolute path");
 	load_fails("[daemon]\nstate_dir = var/lib/keyturn\n",
-	           "2: [daemon] state_dir: 'var/lib/keyturn' is not an absolute path");
+		   "2: [daemon] state_dir: 'var/lib/keyturn' is not an absolute path");
 	load_fails("[daemon]\nca_file = ca.pem\n",
-	           "2: [daemon] ca_file: 'ca.pem' is not an absolute path");
+		   "2: [daemon] ca_file: 'ca.pem' is not an absolute path");
 	load_fails("[daemon]\nca_file = /etc/my ca.pem\n",
-	           "2: [daemon] ca_file: '/etc/my ca.pem' must be printable and hold no spaces");
+		   "2: [daemon] ca_file: '/etc/my ca.pem' must be printable and hold no spaces");
 	snprintf(text, sizeof(text), "[daemon]\nsocket = /%0120d\n", 0);
 	snprintf(want, sizeof(want), "2: [daemon] socket: longer than a socket path may be (107)");
 	load_fails(text, want);
 	load_fails("[daemon]\nregion = US-EAST-1\n",
-	           "2: [daemon] region: 'US-EAST-1' is not a region (like us-east-1)");
+		   "2: [daemon] region: 'US-EAST-1' is not a region (like us-east-1)");
 	load_fails(
-	        "[daemon]\nregion = us-east-1 # comment\n",
-	        "2: [daemon] region: 'us-east-1 # comment' must be printable and hold no spaces");
+		"[daemon]\nregion = us-east-1 # comment\n",
+		"2: [daemon] region: 'us-east-1 # comment' must be printable and hold no spaces");
 	load_fails("[daemon]\nendpoint = ftp://x\n",
-	           "2: [daemon] endpoint: 'ftp://x' is not an http:// or https:// URL");
+		   "2: [daemon] endpoint: 'ftp://x' is not an http:// or https:// URL");
 	load_fails("[daemon]\nendpoint = https://\n",
-	           "2: [daemon] endpoint: 'https://' is not an http:// or https:// URL");
+		   "2: [daemon] endpoint: 'https://' is not an http:// or https:// URL");
 	load_fails("[daemon]\nuser =\n", "2: [daemon] user: empty value");
 	load_fails("[secret:a]\nid = my secret\n",
-	           "2: [secret:a] id: 'my secret' must be printable and hold no spaces");
+		   "2: [secret:a] id: 'my secret' must be printable and hold no spaces");
 	load_fails("[secret:a]\nkey = a\tb\n", "2: [secret:a] key: control character in value");
 }
 
@@ -424,66 +424,66 @@ static void test_structure_errors(void **state)
 {
 	(void)state;
 	load_fails("region = us-east-1\n",
-	           "1: region: outside any section (put it under [daemon], [secret:NAME] or "
-	           "[login:USER])");
+		   "1: region: outside any section (put it under [daemon], [secret:NAME] or "
+		   "[login:USER])");
 	load_fails("[daemon]\n\n[daemonx]\n",
-	           "3: [daemonx]: unknown section (expected [daemon], [secret:NAME] or "
-	           "[login:USER])");
+		   "3: [daemonx]: unknown section (expected [daemon], [secret:NAME] or "
+		   "[login:USER])");
 	load_fails("[secret]\n", "1: [secret]: unknown section (expected [daemon], "
-	                         "[secret:NAME] or [login:USER])");
+				 "[secret:NAME] or [login:USER])");
 	load_fails("[daemon]\nregoin = us-east-1\n", "2: [daemon] regoin: unknown key");
 	load_fails("[secret:a]\nallow_user = root\n", "2: [secret:a] allow_user: unknown key");
 	load_fails("[login:a]\nsecret = s\noffline_age = 1\n",
-	           "3: [login:a] offline_age: unknown key");
+		   "3: [login:a] offline_age: unknown key");
 	load_fails("[daemon]\n= x\n", "2: [daemon]: a key name must come before '='");
 	load_fails("[daemon]\nregion = us-east-1\n\nregion = eu-west-1\n",
-	           "4: [daemon] region: set twice (first on line 2)");
+		   "4: [daemon] region: set twice (first on line 2)");
 	load_fails("[daemon]\n[secret:a]\n[daemon]\n",
-	           "3: [daemon]: section appears twice (first on line 1)");
+		   "3: [daemon]: section appears twice (first on line 1)");
 	load_fails("[secret:a]\n[secret:b]\n[secret:a]\n",
-	           "3: [secret:a]: section appears twice (first on line 1)");
+		   "3: [secret:a]: section appears twice (first on line 1)");
 	load_fails("[login:*]\nsecret = s\n[login:*]\nsecret = t\n",
-	           "3: [login:*]: section appears twice (first on line 1)");
+		   "3: [login:*]: section appears twice (first on line 1)");
 	load_fails("[daemon\n", "1: section header lacks ']'");
 	load_fails("[daemon] x\n", "1: [daemon]: text after ']'");
 	load_fails("[secret:]\n",
-	           "1: [secret:]: a secret name must be printable and hold no spaces");
+		   "1: [secret:]: a secret name must be printable and hold no spaces");
 	load_fails("[secret:a b]\n",
-	           "1: [secret:a b]: a secret name must be printable and hold no spaces");
+		   "1: [secret:a b]: a secret name must be printable and hold no spaces");
 	load_fails("[login:a:b]\nsecret = s\n",
-	           "1: [login:a:b]: a user name must be printable, without spaces or ':'");
+		   "1: [login:a:b]: a user name must be printable, without spaces or ':'");
 	load_fails("[login:adm*]\nsecret = s\n", "1: [login:adm*]: only a lone '*' is a wildcard");
 	load_fails("[login:bob]\nkey = password\n\n[daemon]\n",
-	           "1: [login:bob] secret: missing; every [login:] section needs one");
+		   "1: [login:bob] secret: missing; every [login:] section needs one");
 	load_fails("[daemon]\n[login:bob]\nkey = password\n",
-	           "2: [login:bob] secret: missing; every [login:] section needs one");
+		   "2: [login:bob] secret: missing; every [login:] section needs one");
 }
 
 static void test_syntax_errors(void **state)
 {
 	(void)state;
 	load_fails("[daemon]\nregion\n",
-	           "2: syntax error (expected 'key = value', '[section]' or a comment)");
+		   "2: syntax error (expected 'key = value', '[section]' or a comment)");
 	/* An indented line is not a continuation of the value above. */
 	load_fails("[daemon]\nregion = us-east-1\n    eu-west-1\n",
-	           "3: syntax error (expected 'key = value', '[section]' or a comment)");
+		   "3: syntax error (expected 'key = value', '[section]' or a comment)");
 	/* The first error in the file is the one reported, whoever finds it. */
 	load_fails("[daemon]\nbogus\nregoin = x\n",
-	           "2: syntax error (expected 'key = value', '[section]' or a comment)");
+		   "2: syntax error (expected 'key = value', '[section]' or a comment)");
 	load_fails("[daemon]\nregoin = x\nbogus\n", "2: [daemon] regoin: unknown key");
 	load_fails("[login:bob]\nsecret hosts/bob\n[daemon]\n",
-	           "2: syntax error (expected 'key = value', '[section]' or a comment)");
+		   "2: syntax error (expected 'key = value', '[section]' or a comment)");
 }
 
 static void test_line_forms(void **state)
 {
 	static const char text[] = "\xEF\xBB\xBF[daemon]\r\n"
-	                           "  region = eu-west-1\r\n"
-	                           "\tworkers = 4   ; inline comment\r\n"
-	                           "# a comment\n"
-	                           "   ; an indented comment\n"
-	                           "endpoint: https://sm.example\n"
-	                           "   [secret:x]   # trailing comment\n";
+				   "  region = eu-west-1\r\n"
+				   "\tworkers = 4   ; inline comment\r\n"
+				   "# a comment\n"
+				   "   ; an indented comment\n"
+				   "endpoint: https://sm.example\n"
+				   "   [secret:x]   # trailing comment\n";
 	struct kt_config *cfg = load_ok(text);
 	char name[160], text2[200];
 
@@ -532,10 +532,10 @@ static void test_file_errors(void **state)
 
 	(void)state;
 	assert_int_equal(kt_config_load("/nonexistent/keyturnd.conf", &cfg, err, sizeof(err)),
-	                 -ENOENT);
+			 -ENOENT);
 	assert_null(cfg);
 	assert_string_equal(err, "/nonexistent/keyturnd.conf: cannot open: No such file or "
-	                         "directory");
+				 "directory");
 
 	kt_tmp_name(dir, sizeof(dir), "/tmp/kt-config-dir-");
 	assert_non_null(mkdtemp(dir));
@@ -577,10 +577,10 @@ static void test_file_errors(void **state)
 static void test_allow_lists(void **state)
 {
 	struct kt_config *cfg = load_ok("[secret:a]\n"
-	                                "allow_users = root   daemon\t1001\n"
-	                                "allow_groups = daemon 4242\n"
-	                                "[secret:b]\n"
-	                                "allow_users =\n");
+					"allow_users = root   daemon\t1001\n"
+					"allow_groups = daemon 4242\n"
+					"[secret:b]\n"
+					"allow_users =\n");
 	const struct kt_secret_cfg *a = kt_config_secret(cfg, "a");
 	const struct kt_secret_cfg *b = kt_config_secret(cfg, "b");
 
@@ -597,21 +597,21 @@ static void test_allow_lists(void **state)
 	kt_config_free(cfg);
 
 	load_fails("[secret:a]\nallow_users = root kt-no-such-user\n",
-	           "2: [secret:a] allow_users: unknown user 'kt-no-such-user'");
+		   "2: [secret:a] allow_users: unknown user 'kt-no-such-user'");
 	load_fails("[secret:a]\nallow_groups = kt-no-such-group\n",
-	           "2: [secret:a] allow_groups: unknown group 'kt-no-such-group'");
+		   "2: [secret:a] allow_groups: unknown group 'kt-no-such-group'");
 	load_fails("[secret:a]\nallow_users = 4294967295\n",
-	           "2: [secret:a] allow_users: unknown user '4294967295'");
+		   "2: [secret:a] allow_users: unknown user '4294967295'");
 	load_fails("[secret:a]\nallow_users = root,daemon\n",
-	           "2: [secret:a] allow_users: unknown user 'root,daemon'");
+		   "2: [secret:a] allow_users: unknown user 'root,daemon'");
 	load_fails("[secret:a]\nallow_users = root\nallow_users = daemon\n",
-	           "3: [secret:a] allow_users: set twice (first on line 2)");
+		   "3: [secret:a] allow_users: set twice (first on line 2)");
 }
 
 static void test_login_lookup(void **state)
 {
 	struct kt_config *cfg = load_ok("[login:*]\nsecret = users/%u\n"
-	                                "[login:alice]\nsecret = admins/alice\n");
+					"[login:alice]\nsecret = admins/alice\n");
 
 	(void)state;
 	assert_string_equal(kt_config_login(cfg, "alice")->secret, "admins/alice");
@@ -633,11 +633,11 @@ static void test_login_patterns(void **state)
 	assert_string_equal(cfg->logins[0].secret, "100%%/%H/%u");
 	kt_config_free(cfg);
 	load_fails("[login:*]\nsecret = hosts/%h/pw\n",
-	           "2: [login:*] secret: unknown escape '%h' (use %H, %u or %%)");
+		   "2: [login:*] secret: unknown escape '%h' (use %H, %u or %%)");
 	load_fails("[login:*]\nsecret = pw%\n",
-	           "2: [login:*] secret: '%' at the end (write %% for a literal %)");
+		   "2: [login:*] secret: '%' at the end (write %% for a literal %)");
 	load_fails("[login:*]\nsecret = a b\n",
-	           "2: [login:*] secret: 'a b' must be printable and hold no spaces");
+		   "2: [login:*] secret: 'a b' must be printable and hold no spaces");
 }
 
 static void expect_expand(const char *pattern, const char *user, const char *host, const char *want)
@@ -662,7 +662,7 @@ static void test_expand(void **state)
 
 	(void)state;
 	expect_expand("hosts/%H/breakglass", "root", "web-1.example.com",
-	              "hosts/web-1.example.com/breakglass");
+		      "hosts/web-1.example.com/breakglass");
 	expect_expand("users/%u", "alice", NULL, "users/alice");
 	expect_expand("%u@%H", "a.b_c+d=e", "h", "a.b_c+d=e@h");
 	expect_expand("100%%-%u", "bob", "h", "100%-bob");

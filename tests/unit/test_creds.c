@@ -42,10 +42,17 @@ static void write_file(const char *p, const char *text)
 static void clean_env(void)
 {
 	static const char *const vars[] = {
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-		"AWS_CREDENTIAL_EXPIRATION", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-		"AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+		"AWS_ACCESS_KEY_ID",
+		"AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN",
+		"AWS_CREDENTIAL_EXPIRATION",
+		"AWS_PROFILE",
+		"AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_ROLE_ARN",
+		"AWS_ROLE_SESSION_NAME",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN",
 		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 	};
 
@@ -242,7 +249,8 @@ static void test_chain_precedence(void **state)
 	struct aws_error err;
 
 	(void)state;
-	write_file(cred_path, "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = s\n");
+	write_file(cred_path,
+		   "[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = s\n");
 	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
 	assert_int_equal(aws_creds_chain_new(NULL, &c), 0);
@@ -433,7 +441,8 @@ static void test_no_expiry_periodic(void **state)
 	assert_int_equal(c->opts.renew_min_interval_s, 60);
 
 	aws_error_clear(&err);
-	assert_int_equal(aws_creds_fill(&fresh, "container", "t", "AK", "SK", "TOK", NULL, &err), 0);
+	assert_int_equal(aws_creds_fill(&fresh, "container", "t", "AK", "SK", "TOK", NULL, &err),
+			 0);
 	creds_keep(c, &fresh, 3, fake_now, fake_now);
 	assert_true(c->periodic);
 	assert_false(creds_due(c, t0 + 899, t0 + 899));
@@ -441,7 +450,8 @@ static void test_no_expiry_periodic(void **state)
 	assert_true(creds_valid(c, t0 + 100000));
 
 	assert_int_equal(aws_creds_fill(&fresh, "imds", "t", "AK", "SK", "TOK",
-					"9999-12-31T23:59:59Z", &err), 0);
+					"9999-12-31T23:59:59Z", &err),
+			 0);
 	creds_keep(c, &fresh, 4, t0, t0);
 	assert_true(c->periodic);
 	assert_false(creds_due(c, t0 + 899, t0 + 899));
@@ -536,7 +546,8 @@ static void test_expired_warns_once(void **state)
 	assert_int_equal(aws_creds_chain_new(&o, &r.c), 0);
 	warnings = count_log_lines("cannot be renewed", expiry_calls, &r);
 	print_message("expired credentials: %d warnings for 2 expiries and 240 calls, "
-		      "%d calls failed\n", warnings, r.failures);
+		      "%d calls failed\n",
+		      warnings, r.failures);
 	assert_int_equal(warnings, 2);
 	/* Expiring 30 s after each fetch, then failing for 90 s of each 120. */
 	assert_true(r.failures >= 2 * 85 && r.failures <= 2 * 95);
@@ -645,8 +656,9 @@ static void test_sts_parse_bad(void **state)
 
 static void test_xml_element(void **state)
 {
-	static const char doc[] = "<a><AccessKeyIdX>no</AccessKeyIdX><AccessKeyId attr=\"1\">"
-				  " yes </AccessKeyId><Empty/><Esc>&lt;&#x41;&bogus;&#99999;</Esc></a>";
+	static const char doc[] =
+		"<a><AccessKeyIdX>no</AccessKeyIdX><AccessKeyId attr=\"1\">"
+		" yes </AccessKeyId><Empty/><Esc>&lt;&#x41;&bogus;&#99999;</Esc></a>";
 	char *v = NULL;
 
 	(void)state;
@@ -794,16 +806,32 @@ static void test_token_file(void **state)
 static void test_container_url_check(void **state)
 {
 	static const char *const allowed[] = {
-		"http://127.0.0.1:8080/creds", "http://127.3.2.1/x", "http://localhost/creds",
-		"http://LOCALHOST:99", "http://[::1]:8080/x", "http://169.254.170.2/v2/x",
-		"http://169.254.170.23/v1/credentials", "http://[fd00:ec2::23]/v1/credentials",
-		"https://creds.example.com/x", "HTTPS://10.0.0.1/x",
+		"http://127.0.0.1:8080/creds",
+		"http://127.3.2.1/x",
+		"http://localhost/creds",
+		"http://LOCALHOST:99",
+		"http://[::1]:8080/x",
+		"http://169.254.170.2/v2/x",
+		"http://169.254.170.23/v1/credentials",
+		"http://[fd00:ec2::23]/v1/credentials",
+		"https://creds.example.com/x",
+		"HTTPS://10.0.0.1/x",
 	};
 	static const char *const refused[] = {
-		"http://10.0.0.1/creds", "http://169.254.169.254/latest", "http://example.com/",
-		"http://127.0.0.1.evil.com/", "http://127.0.0.1@evil.com/", "http://[::2]/",
-		"http://[fd00:ec2::24]/", "http://169.254.170.3/", "ftp://127.0.0.1/",
-		"http://", "http://[::1", "http://0x7f000001/", "https://", "127.0.0.1/creds",
+		"http://10.0.0.1/creds",
+		"http://169.254.169.254/latest",
+		"http://example.com/",
+		"http://127.0.0.1.evil.com/",
+		"http://127.0.0.1@evil.com/",
+		"http://[::2]/",
+		"http://[fd00:ec2::24]/",
+		"http://169.254.170.3/",
+		"ftp://127.0.0.1/",
+		"http://",
+		"http://[::1",
+		"http://0x7f000001/",
+		"https://",
+		"127.0.0.1/creds",
 		"http://localhost.evil.com/",
 	};
 	char why[256];
@@ -895,7 +923,8 @@ static void test_meta_json(void **state)
 	assert_int_equal(cr.expiration, 1795964400);
 	aws_creds_clear(&cr);
 	assert_int_equal(meta_parse_creds(CONTAINER, "container", container_ok,
-					  strlen(container_ok), &cr, &err), 0);
+					  strlen(container_ok), &cr, &err),
+			 0);
 	assert_string_equal(cr.access_key, "ASIACONT");
 	aws_creds_clear(&cr);
 

@@ -23,8 +23,12 @@ static char cfgpath[64];
 static int setup(void **state)
 {
 	static const char *vars[] = {
-		"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-		"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL_STS",
+		"AWS_REGION",
+		"AWS_DEFAULT_REGION",
+		"AWS_PROFILE",
+		"AWS_ENDPOINT_URL",
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER",
+		"AWS_ENDPOINT_URL_STS",
 	};
 	int fd;
 
@@ -119,7 +123,8 @@ static void expect_endpoint(const char *service, const char *configured, const c
 	enum aws_source src;
 	char *ep = NULL;
 
-	assert_int_equal(aws_resolve_endpoint(service, configured, region, fips, &ep, &src, &err), 0);
+	assert_int_equal(aws_resolve_endpoint(service, configured, region, fips, &ep, &src, &err),
+			 0);
 	assert_string_equal(ep, want);
 	assert_int_equal(src, wsrc);
 	free(ep);
@@ -129,13 +134,17 @@ static void test_endpoint_precedence(void **state)
 {
 	(void)state;
 	write_config("[default]\nendpoint_url = http://127.0.0.1:4566\n");
-	expect_endpoint("secretsmanager", NULL, "us-east-1", false, "http://127.0.0.1:4566", AWS_SRC_PROFILE);
+	expect_endpoint("secretsmanager", NULL, "us-east-1", false, "http://127.0.0.1:4566",
+			AWS_SRC_PROFILE);
 	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000/", 1);
-	expect_endpoint("secretsmanager", NULL, "us-east-1", false, "http://127.0.0.1:5000", AWS_SRC_ENV_DEFAULT);
+	expect_endpoint("secretsmanager", NULL, "us-east-1", false, "http://127.0.0.1:5000",
+			AWS_SRC_ENV_DEFAULT);
 	setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "https://sm.example:8443", 1);
-	expect_endpoint("secretsmanager", NULL, "us-east-1", false, "https://sm.example:8443", AWS_SRC_ENV);
+	expect_endpoint("secretsmanager", NULL, "us-east-1", false, "https://sm.example:8443",
+			AWS_SRC_ENV);
 	/* The service-specific variable is only for its own service. */
-	expect_endpoint("sts", NULL, "us-east-1", false, "http://127.0.0.1:5000", AWS_SRC_ENV_DEFAULT);
+	expect_endpoint("sts", NULL, "us-east-1", false, "http://127.0.0.1:5000",
+			AWS_SRC_ENV_DEFAULT);
 	setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:7000", 1);
 	expect_endpoint("sts", NULL, "us-east-1", false, "http://127.0.0.1:7000", AWS_SRC_ENV);
 	expect_endpoint("secretsmanager", "https://vpce.example", "us-east-1", false,
@@ -159,8 +168,8 @@ static void test_endpoint_default(void **state)
 static void test_endpoint_refused(void **state)
 {
 	static const char *bad[] = {
-		"ftp://host", "host:443", "https://", "https://host/path", "https://user@host",
-		"https://host?x=1", "http://ho st",
+		"ftp://host",        "host:443",         "https://",     "https://host/path",
+		"https://user@host", "https://host?x=1", "http://ho st",
 	};
 	struct aws_error err;
 	char *ep = NULL;
@@ -169,7 +178,8 @@ static void test_endpoint_refused(void **state)
 	write_config("");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(aws_resolve_endpoint("secretsmanager", bad[i], "us-east-1", false,
-						      &ep, NULL, &err), -EINVAL);
+						      &ep, NULL, &err),
+				 -EINVAL);
 		assert_int_equal(err.code, AWS_ERR_CONFIG);
 		assert_null(ep);
 	}
@@ -182,15 +192,20 @@ static void test_endpoint_host(void **state)
 	char host[64];
 
 	(void)state;
-	assert_int_equal(aws_endpoint_host("https://secretsmanager.us-east-1.amazonaws.com", host, sizeof(host)), 0);
+	assert_int_equal(aws_endpoint_host("https://secretsmanager.us-east-1.amazonaws.com", host,
+					   sizeof(host)),
+			 0);
 	assert_string_equal(host, "secretsmanager.us-east-1.amazonaws.com");
 	assert_int_equal(aws_endpoint_host("http://127.0.0.1:4566/", host, sizeof(host)), 0);
 	assert_string_equal(host, "127.0.0.1:4566");
 	assert_int_equal(aws_endpoint_host("http://[::1]:80", host, sizeof(host)), 0);
 	assert_string_equal(host, "[::1]:80");
 	assert_int_equal(aws_endpoint_host("gopher://x", host, sizeof(host)), -EINVAL);
-	assert_int_equal(aws_endpoint_host("http://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-					   host, sizeof(host)), -EINVAL);
+	assert_int_equal(
+		aws_endpoint_host(
+			"http://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+			host, sizeof(host)),
+		-EINVAL);
 }
 
 int main(void)

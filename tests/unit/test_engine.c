@@ -21,14 +21,14 @@
 #include "engine.h"
 
 #define MAX_SECRETS 48
-#define MAX_JOBS    64
+#define MAX_JOBS 64
 #define MAX_RESUMED 64
-#define MAX_HEARD   256
+#define MAX_HEARD 256
 
 /* Where the clocks start: any time but 0, which is "due at once". */
-#define T0    100000
+#define T0 100000
 #define WALL0 1700000000
-#define MS0   5000000
+#define MS0 5000000
 
 /* A request the engine handed back. The job is freed once jobs_done
  * returns, so it is kept by identity and purpose only. */
@@ -118,7 +118,7 @@ static uint32_t fake_rnd(void *ctx)
  * (the reference to p->req dropped) or parked again with kt_engine_wait(),
  * which takes its own reference. */
 static void on_resume(void *ctx, struct kt_parked *p, struct kt_entry *e, const struct kt_job *job,
-                      enum kt_resume_why why)
+		      enum kt_resume_why why)
 {
 	struct world *wd = ctx;
 	struct resumed *r;
@@ -135,7 +135,7 @@ static void on_resume(void *ctx, struct kt_parked *p, struct kt_entry *e, const 
 	r->since_ms = p->since_ms;
 	if (wd->repark && why == KT_RESUME_DONE && e != NULL)
 		assert_int_equal(kt_engine_wait(wd->eng, e, p->conn_id, &p->peer, p->kind, p->req),
-		                 0);
+				 0);
 	json_object_put(p->req);
 }
 
@@ -181,7 +181,7 @@ static void start(struct kt_config *cfg)
 {
 	const struct kt_engine_backend backend = { fake_submit, fake_busy, &w };
 	const struct kt_engine_clock clock = { fake_sched_now, fake_wall_now, fake_ms_now, fake_rnd,
-		                               &w };
+					       &w };
 
 	assert_int_equal(kt_engine_new(cfg, &backend, &clock, &w.eng), 0);
 	kt_engine_on_resume(w.eng, on_resume, &w);
@@ -883,7 +883,7 @@ static void test_throttle(void **state)
 	answer_error(job, AWS_ERR_THROTTLED);
 	finish(job);
 	assert_int_equal(kt_engine_throttled_until(w.eng),
-	                 kt_sched_backoff(&sc, 1, w.sched, w.rnd));
+			 kt_sched_backoff(&sc, 1, w.sched, w.rnd));
 }
 
 /* A get or refresh parked for max_wait is answered as expired; a verify is
@@ -1087,7 +1087,7 @@ static void test_subscriptions(void **state)
 {
 	const char *names[] = { "a" };
 	static const enum kt_news order[] = { KT_NEWS_CHANGED, KT_NEWS_FAILED, KT_NEWS_RECOVERED,
-		                              KT_NEWS_CONFIRMED };
+					      KT_NEWS_CONFIRMED };
 	struct kt_entry *a;
 	struct kt_job *job;
 
@@ -1157,7 +1157,7 @@ static void test_deletion(void **state)
 	job->batch.nerrors = 1;
 	job->batch.errors[0].secret_id = dup_str("d");
 	aws_error_set(&job->batch.errors[0].err, AWS_ERR_NOT_FOUND, "ResourceNotFoundException",
-	              "no such secret");
+		      "no such secret");
 	park(e[3], 4, KT_WAIT_CURRENT);
 	finish(job);
 	assert_int_equal(heard(0, KT_NEWS_GONE, e[3]), 1);
@@ -1371,7 +1371,7 @@ static void test_throttled_batch(void **state)
 	for (size_t i = 0; i < job->nids; i++) {
 		job->batch.errors[i].secret_id = dup_str(job->ids[i]);
 		aws_error_set(&job->batch.errors[i].err, AWS_ERR_THROTTLED, "ThrottlingException",
-		              "rate exceeded");
+			      "rate exceeded");
 	}
 	job->batch.nerrors = job->nids;
 	finish(job);

@@ -108,8 +108,8 @@ static void test_base64_rejects_damage(void **state)
 	size_t n;
 
 	(void)state;
-	assert_int_equal(kt_base64_decode("aGVsbG8", 7, &out, &n), -EINVAL);   /* length */
-	assert_int_equal(kt_base64_decode("aGV*bG8=", 8, &out, &n), -EINVAL);  /* alphabet */
+	assert_int_equal(kt_base64_decode("aGVsbG8", 7, &out, &n), -EINVAL);  /* length */
+	assert_int_equal(kt_base64_decode("aGV*bG8=", 8, &out, &n), -EINVAL); /* alphabet */
 	assert_int_equal(kt_base64_decode("aGVs\nbG8=", 9, &out, &n), -EINVAL);
 	assert_int_equal(kt_base64_decode("aGVsbG8=", 8, &out, &n), 0);
 	assert_int_equal(n, 5);
@@ -165,15 +165,22 @@ static void test_json_dump_round_trip(void **state)
 static void test_append_string_matches_json_c(void **state)
 {
 	static const char *const cases[] = {
-		"", "plain", "quote \" and backslash \\", "a/b", "tab\tnl\ncr\rbs\bff\f",
-		"\x01\x1f\x7f end", "utf-8 \xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91", "{\"k\":\"v\"}",
+		"",
+		"plain",
+		"quote \" and backslash \\",
+		"a/b",
+		"tab\tnl\ncr\rbs\bff\f",
+		"\x01\x1f\x7f end",
+		"utf-8 \xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91",
+		"{\"k\":\"v\"}",
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct kt_buf b = KT_BUF_INIT(4096);
 		struct json_object *o = json_object_new_string(cases[i]);
-		const char *want = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+		const char *want =
+			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 								  JSON_C_TO_STRING_NOSLASHESCAPE);
 
 		assert_int_equal(kt_json_append_string(&b, cases[i], strlen(cases[i])), 0);
@@ -202,8 +209,9 @@ static void test_append_string_every_offset(void **state)
 			o = json_object_new_string(buf);
 			assert_int_equal(kt_json_append_string(&b, buf, strlen(buf)), 0);
 			assert_string_equal(kt_buf_str(&b),
-					    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-									   JSON_C_TO_STRING_NOSLASHESCAPE));
+					    json_object_to_json_string_ext(
+						    o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
 			json_object_put(o);
 			kt_buf_free(&b);
 		}

@@ -51,7 +51,7 @@ static void test_valid_documents(void **state)
 	accepted("[null,true,false]");
 	accepted("{\"esc\":\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\ud83d\\udd11\"}");
 	accepted("{\"utf8\":\"\xc3\xa9 \xe2\x82\xac \xef\xbf\xbd \xf0\x9f\x94\x91 "
-	         "\xf4\x8f\xbf\xbf\"}");
+		 "\xf4\x8f\xbf\xbf\"}");
 	/* The same name in two different objects is no duplicate. */
 	accepted("{\"a\":{\"x\":1},\"b\":{\"x\":2},\"c\":[{\"x\":3},{\"x\":4}]}");
 	/* A value may hold \u0000 (a SecretString may); kt_json_str() then

@@ -64,7 +64,7 @@ static void test_warn_errno(void **state)
 
 	(void)state;
 	snprintf(want, sizeof(want), "test_log: warning: cannot open %s: %s\n", "/nowhere",
-	         strerror(ENOENT));
+		 strerror(ENOENT));
 	capture_begin(&c);
 	errno = ENOENT;
 	log_warn_errno("cannot open %s", "/nowhere");
@@ -153,10 +153,10 @@ static void test_audit_access(void **state)
 	log_audit("access", true, fmt, "get", "db/app", 1000UL, 4242L, "allowed");
 	log_audit("access", false, fmt, "refresh", "db/app", 1001UL, 77L, "denied");
 	assert_string_equal(capture_end(&c),
-	                    "test_log: info: access: op=get secret=db/app uid=1000 pid=4242 "
-	                    "result=allowed\n"
-	                    "test_log: warning: access: op=refresh secret=db/app uid=1001 pid=77 "
-	                    "result=denied\n");
+			    "test_log: info: access: op=get secret=db/app uid=1000 pid=4242 "
+			    "result=allowed\n"
+			    "test_log: warning: access: op=refresh secret=db/app uid=1001 pid=77 "
+			    "result=denied\n");
 }
 
 /* The login lines as login.c's audit() writes them: a match with its stage
@@ -168,18 +168,18 @@ static void test_audit_login(void **state)
 	(void)state;
 	capture_begin(&c);
 	log_audit("login", true,
-	          "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
-	          "result=match stage=%s source=%s",
-	          "alice", "sshd", "10.0.0.1", "-", 0UL, 99L, "db/app", "AWSCURRENT", "cache");
+		  "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s "
+		  "result=match stage=%s source=%s",
+		  "alice", "sshd", "10.0.0.1", "-", 0UL, 99L, "db/app", "AWSCURRENT", "cache");
 	log_audit("login", false,
-	          "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s result=%s", "bob",
-	          "-", "-", "pts/1", 1000UL, 100L, "db/app", "mismatch");
+		  "user=%s service=%s rhost=%s tty=%s uid=%lu pid=%ld secret=%s result=%s", "bob",
+		  "-", "-", "pts/1", 1000UL, 100L, "db/app", "mismatch");
 	assert_string_equal(
-	        capture_end(&c),
-	        "test_log: info: login: user=alice service=sshd rhost=10.0.0.1 tty=- "
-	        "uid=0 pid=99 secret=db/app result=match stage=AWSCURRENT source=cache\n"
-	        "test_log: warning: login: user=bob service=- rhost=- tty=pts/1 "
-	        "uid=1000 pid=100 secret=db/app result=mismatch\n");
+		capture_end(&c),
+		"test_log: info: login: user=alice service=sshd rhost=10.0.0.1 tty=- "
+		"uid=0 pid=99 secret=db/app result=match stage=AWSCURRENT source=cache\n"
+		"test_log: warning: login: user=bob service=- rhost=- tty=pts/1 "
+		"uid=1000 pid=100 secret=db/app result=mismatch\n");
 }
 
 /* At warning level a refusal is still logged, an allowed request is not. */

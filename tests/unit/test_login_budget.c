@@ -15,13 +15,13 @@
 
 #include <cmocka.h>
 
-#define REFRESH 10      /* refresh_min_interval, s */
-#define CHECK   120     /* check_interval, s */
-#define START   1000000 /* ms on the test clock at the start */
+#define REFRESH 10    /* refresh_min_interval, s */
+#define CHECK 120     /* check_interval, s */
+#define START 1000000 /* ms on the test clock at the start */
 
 static int checks, resumes;
-static uint64_t waiting_on;      /* the entry a request waits on (0: none) */
-static time_t throttled_until;   /* the engine's throttle */
+static uint64_t waiting_on;    /* the entry a request waits on (0: none) */
+static time_t throttled_until; /* the engine's throttle */
 
 void kt_engine_check(struct kt_engine *eng, struct kt_entry *e, enum kt_check_reason why)
 {
@@ -368,15 +368,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_backoff_doubles_to_check_interval, setup,
-		                                teardown),
+						teardown),
 		cmocka_unit_test_setup_teardown(test_reset_on_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_after_quiet_check_interval, setup,
-		                                teardown),
+						teardown),
 		cmocka_unit_test_setup_teardown(test_budget_burst_and_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_refills_with_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_check_made_by_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_check_dropped_or_resumed, setup,
-		                                teardown),
+						teardown),
 		cmocka_unit_test_setup_teardown(test_tick_forgets_removed_entries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absent, setup, teardown),
 	};

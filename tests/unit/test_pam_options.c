@@ -69,8 +69,8 @@ static void test_every_flag(void **state)
 
 	(void)state;
 	assert_int_equal(parse(&o, err, sizeof(err), "debug", "ignore_unknown_user",
-	                       "ignore_authinfo_unavail", NULL),
-	                 0);
+			       "ignore_authinfo_unavail", NULL),
+			 0);
 	assert_true(o.debug);
 	assert_true(o.ignore_unknown_user);
 	assert_true(o.ignore_authinfo_unavail);
@@ -206,9 +206,9 @@ static void test_first_error_wins(void **state)
 	char err[128];
 
 	(void)state;
-	assert_int_equal(
-	        parse(&o, err, sizeof(err), "debug", "bogus", "timeout=x", "socket=/a", NULL),
-	        -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "debug", "bogus", "timeout=x", "socket=/a",
+			       NULL),
+			 -EINVAL);
 	assert_string_equal(err, "unknown option \"bogus\"");
 	assert_int_equal(parse(&o, err, sizeof(err), "debug", "timeout=x", "bogus", NULL), -EINVAL);
 	assert_string_equal(err, "timeout=x: not a number of milliseconds");
@@ -267,8 +267,8 @@ static void test_no_carry_over(void **state)
 
 	(void)state;
 	assert_int_equal(parse(&o, err, sizeof(err), "debug", "use_first_pass", "timeout=9",
-	                       "socket=/x", "ignore_unknown_user", NULL),
-	                 0);
+			       "socket=/x", "ignore_unknown_user", NULL),
+			 0);
 	assert_int_equal(kt_pam_opts_parse(&o, 0, NULL, err, sizeof(err)), 0);
 	assert_false(o.debug);
 	assert_int_equal(o.pass, KT_PAM_PASS_DEFAULT);

@@ -325,7 +325,7 @@ static void test_lookup_user(void **state)
 	uid = 77;
 	gid = 77;
 	assert_int_equal(kt_lookup_user("kt-no-such-user-x", &uid, &gid, err, sizeof(err)),
-	                 -ENOENT);
+			 -ENOENT);
 	assert_non_null(strstr(err, "kt-no-such-user-x"));
 	assert_int_equal(uid, 77);
 	assert_int_equal(gid, 77);
@@ -457,7 +457,7 @@ static void test_drop_as_non_root_fails(void **state)
 	(void)state;
 	if (geteuid() != 0) {
 		expect_not_root_error(kt_drop_privileges("nobody", 65534, 65534, err, sizeof(err)),
-		                      err);
+				      err);
 		return;
 	}
 	if (!have_nobody())

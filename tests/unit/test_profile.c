@@ -51,19 +51,18 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static const char CREDS[] =
-	"# a comment\n"
-	"; another comment\n"
-	"\n"
-	"[default]\n"
-	"aws_access_key_id = AKIDDEFAULT\n"
-	"aws_secret_access_key = secret/default+key\n"
-	"\n"
-	"[other]\n"
-	"  aws_access_key_id=AKIDOTHER   \n"
-	"aws_secret_access_key\t=\tsecret-other\n"
-	"[profile other]\n"
-	"aws_access_key_id = AKIDLITERAL\n";
+static const char CREDS[] = "# a comment\n"
+			    "; another comment\n"
+			    "\n"
+			    "[default]\n"
+			    "aws_access_key_id = AKIDDEFAULT\n"
+			    "aws_secret_access_key = secret/default+key\n"
+			    "\n"
+			    "[other]\n"
+			    "  aws_access_key_id=AKIDOTHER   \n"
+			    "aws_secret_access_key\t=\tsecret-other\n"
+			    "[profile other]\n"
+			    "aws_access_key_id = AKIDLITERAL\n";
 
 static void test_credentials_file(void **state)
 {
@@ -99,15 +98,14 @@ static void test_config_file(void **state)
 {
 	struct aws_profile p;
 	char err[256];
-	const char *f = write_file("config",
-				   "[default]\n"
-				   "region = us-west-2\n"
-				   "[profile  dev ]\n"
-				   "region = eu-central-1\n"
-				   "[dev]\n"
-				   "region = wrong\n"
-				   "[sso-session corp]\n"
-				   "sso_region = us-east-1\n");
+	const char *f = write_file("config", "[default]\n"
+					     "region = us-west-2\n"
+					     "[profile  dev ]\n"
+					     "region = eu-central-1\n"
+					     "[dev]\n"
+					     "region = wrong\n"
+					     "[sso-session corp]\n"
+					     "sso_region = us-east-1\n");
 
 	(void)state;
 	assert_int_equal(aws_profile_load(f, "default", true, &p, err, sizeof(err)), 0);
@@ -125,15 +123,14 @@ static void test_comments_and_case(void **state)
 {
 	struct aws_profile p;
 	char err[256];
-	const char *f = write_file("comments",
-				   "[default] # trailing comment on a header\r\n"
-				   "AWS_Access_Key_ID = AKID ; inline comment\r\n"
-				   "aws_secret_access_key = abc#def\r\n"
-				   "note = a value # inline\r\n"
-				   "    # an indented comment\r\n"
-				   "empty_next =\r\n"
-				   "\r\n"
-				   "region =eu-north-1\r\n");
+	const char *f = write_file("comments", "[default] # trailing comment on a header\r\n"
+					       "AWS_Access_Key_ID = AKID ; inline comment\r\n"
+					       "aws_secret_access_key = abc#def\r\n"
+					       "note = a value # inline\r\n"
+					       "    # an indented comment\r\n"
+					       "empty_next =\r\n"
+					       "\r\n"
+					       "region =eu-north-1\r\n");
 
 	(void)state;
 	assert_int_equal(aws_profile_load(f, "default", false, &p, err, sizeof(err)), 0);
@@ -150,15 +147,14 @@ static void test_nested_subsection(void **state)
 {
 	struct aws_profile p;
 	char err[256];
-	const char *f = write_file("nested",
-				   "[profile dev]\n"
-				   "s3 =\n"
-				   "  max_concurrent_requests = 10\n"
-				   "  region = nested-should-not-win\n"
-				   "region = us-east-2\n"
-				   "[profile other]\n"
-				   "sts =\n"
-				   "\tendpoint_url = http://x\n");
+	const char *f = write_file("nested", "[profile dev]\n"
+					     "s3 =\n"
+					     "  max_concurrent_requests = 10\n"
+					     "  region = nested-should-not-win\n"
+					     "region = us-east-2\n"
+					     "[profile other]\n"
+					     "sts =\n"
+					     "\tendpoint_url = http://x\n");
 
 	(void)state;
 	assert_int_equal(aws_profile_load(f, "dev", true, &p, err, sizeof(err)), 0);
@@ -175,14 +171,13 @@ static void test_duplicates(void **state)
 {
 	struct aws_profile p;
 	char err[256];
-	const char *f = write_file("dups",
-				   "[default]\n"
-				   "region = first\n"
-				   "[other]\n"
-				   "region = x\n"
-				   "[default]\n"
-				   "REGION = second\n"
-				   "region = third\n");
+	const char *f = write_file("dups", "[default]\n"
+					   "region = first\n"
+					   "[other]\n"
+					   "region = x\n"
+					   "[default]\n"
+					   "REGION = second\n"
+					   "region = third\n");
 
 	(void)state;
 	assert_int_equal(aws_profile_load(f, "default", false, &p, err, sizeof(err)), 0);
@@ -196,11 +191,10 @@ static void test_bad_line(void **state)
 {
 	struct aws_profile p;
 	char err[512], want[512];
-	const char *f = write_file("bad",
-				   "[default]\n"
-				   "region = x\n"
-				   "[unrelated]\n"
-				   "this line has no equals sign\n");
+	const char *f = write_file("bad", "[default]\n"
+					  "region = x\n"
+					  "[unrelated]\n"
+					  "this line has no equals sign\n");
 
 	(void)state;
 	/* The error is reported even though it lies in another profile. */
@@ -288,7 +282,8 @@ static void test_missing(void **state)
 
 	(void)state;
 	snprintf(missing, sizeof(missing), "%s/does-not-exist", dir);
-	assert_int_equal(aws_profile_load(missing, "default", false, &p, err, sizeof(err)), -ENOENT);
+	assert_int_equal(aws_profile_load(missing, "default", false, &p, err, sizeof(err)),
+			 -ENOENT);
 	assert_non_null(strstr(err, missing));
 
 	f = write_file("one", "[default]\nregion = x\n");

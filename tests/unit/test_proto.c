@@ -49,8 +49,8 @@ static void test_unframe_partial(void **state)
 static void test_unframe_limits(void **state)
 {
 	const char zero[] = "\0\0\0\0";
-	const char over[] = "\0\x10\0\x01";   /* 1 MiB + 1 */
-	const char max[] = "\0\x10\0\0";      /* exactly 1 MiB: allowed, needs more */
+	const char over[] = "\0\x10\0\x01"; /* 1 MiB + 1 */
+	const char max[] = "\0\x10\0\0";    /* exactly 1 MiB: allowed, needs more */
 	const char huge[] = "\xff\xff\xff\xff";
 	const char *payload;
 	size_t plen, flen;
@@ -94,7 +94,8 @@ static void test_error_names(void **state)
 
 static void test_error_object(void **state)
 {
-	struct json_object *o = kt_proto_error(KT_PERR_DENIED, "uid %d may not read %s", 1001, "app/db");
+	struct json_object *o =
+		kt_proto_error(KT_PERR_DENIED, "uid %d may not read %s", 1001, "app/db");
 	struct kt_buf b = KT_BUF_INIT(4096);
 	bool ok = true;
 

@@ -37,10 +37,10 @@ static void test_retryable_codes(void **state)
 static void test_should_retry_refuses_permanent(void **state)
 {
 	static const enum aws_errc codes[] = {
-		AWS_ERR_NOT_FOUND,	 AWS_ERR_ACCESS_DENIED, AWS_ERR_AUTH,
-		AWS_ERR_EXPIRED_TOKEN, AWS_ERR_INVALID_REQUEST, AWS_ERR_DECRYPTION,
-		AWS_ERR_EXISTS,		 AWS_ERR_LIMIT,		AWS_ERR_MALFORMED,
-		AWS_ERR_NO_CREDENTIALS, AWS_ERR_CONFIG,	AWS_ERR_OTHER,
+		AWS_ERR_NOT_FOUND,      AWS_ERR_ACCESS_DENIED,   AWS_ERR_AUTH,
+		AWS_ERR_EXPIRED_TOKEN,  AWS_ERR_INVALID_REQUEST, AWS_ERR_DECRYPTION,
+		AWS_ERR_EXISTS,         AWS_ERR_LIMIT,           AWS_ERR_MALFORMED,
+		AWS_ERR_NO_CREDENTIALS, AWS_ERR_CONFIG,          AWS_ERR_OTHER,
 	};
 	struct aws_retry r;
 	uint64_t cost = 77;
@@ -136,8 +136,8 @@ static void test_env_attempts(void **state)
 		assert_int_equal(setenv("AWS_MAX_ATTEMPTS", cases[i].value, 1), 0);
 		rc = aws_retry_init(&r, 0);
 		if (rc != cases[i].rc)
-			fail_msg("AWS_MAX_ATTEMPTS='%s': rc %d, want %d", cases[i].value,
-				 rc, cases[i].rc);
+			fail_msg("AWS_MAX_ATTEMPTS='%s': rc %d, want %d", cases[i].value, rc,
+				 cases[i].rc);
 		if (rc == 0) {
 			assert_int_equal(r.max_attempts, cases[i].attempts);
 			aws_retry_destroy(&r);
@@ -168,8 +168,8 @@ static void test_attempt_limit(void **state)
 	for (max = 1; max <= 6; max++) {
 		assert_int_equal(aws_retry_init(&r, max), 0);
 		for (n = 1; n <= max + 2; n++)
-			assert_int_equal(aws_retry_should_retry(&r, AWS_ERR_THROTTLED, n,
-								&delay, &cost),
+			assert_int_equal(aws_retry_should_retry(&r, AWS_ERR_THROTTLED, n, &delay,
+								&cost),
 					 n < max);
 		/* Only the granted retries were paid for. */
 		assert_int_equal(r.quota, AWS_RETRY_QUOTA - (unsigned)(max - 1) * 5);
@@ -192,7 +192,7 @@ static long expected_limit(long base, long cap, int n)
 
 static void test_backoff_bounds(void **state)
 {
-	static const long want[] = { 1000, 2000, 4000, 8000, 16000,
+	static const long want[] = { 1000,  2000,  4000,  8000,  16000,
 				     20000, 20000, 20000, 20000, 20000 };
 	struct aws_retry r;
 	long prev = 0, hi;

@@ -128,8 +128,8 @@ static void test_window_extreme_times(void **state)
 	const time_t tmax = (time_t)(((uint64_t)1 << (sizeof(time_t) * 8 - 1)) - 1);
 	const time_t tmin = -tmax - 1;
 	struct kt_rotation_info r = { .enabled = true,
-		                      .next_rotation = tmax - 10,
-		                      .window_s = 3600 };
+				      .next_rotation = tmax - 10,
+				      .window_s = 3600 };
 	struct kt_rotation_info low = { .enabled = true, .next_rotation = tmin + 10 };
 
 	(void)state;
@@ -304,7 +304,7 @@ static void test_backoff_growth_and_cap(void **state)
 		assert_true(kt_sched_backoff(&c, f, T0, UINT32_MAX) == T0 + ceil[f - 1]);
 		assert_true(kt_sched_backoff(&c, f, T0, 0) == T0 + 1);
 		assert_in_range(kt_sched_backoff(&c, f, T0, UINT32_MAX / 2) - T0,
-		                (ceil[f - 1] - 1) / 2, (ceil[f - 1] + 1) / 2);
+				(ceil[f - 1] - 1) / 2, (ceil[f - 1] + 1) / 2);
 	}
 }
 
@@ -363,8 +363,8 @@ static void test_backoff_base_above_cap(void **state)
 {
 	struct kt_sched_cfg c = { .backoff_base = 1000, .backoff_cap = 60 };
 	struct kt_sched_cfg huge = { .check_interval = 0x7fffffffffffffffL,
-		                     .backoff_base = 0x7fffffffffffffffL,
-		                     .backoff_cap = 0x7fffffffffffffffL };
+				     .backoff_base = 0x7fffffffffffffffL,
+				     .backoff_cap = 0x7fffffffffffffffL };
 
 	(void)state;
 	assert_true(kt_sched_backoff(&c, 1, T0, UINT32_MAX) == T0 + 60);
@@ -380,7 +380,9 @@ static void test_backoff_base_above_cap(void **state)
  * clock, and moves with the wall clock when it steps. */
 static void test_anchor(void **state)
 {
-	struct kt_rotation_info r = { .enabled = true, .rotation_date = T0 + 7200, .window_s = 3600 };
+	struct kt_rotation_info r = { .enabled = true,
+				      .rotation_date = T0 + 7200,
+				      .window_s = 3600 };
 
 	(void)state;
 	kt_sched_anchor(&r, M0, T0);
@@ -464,9 +466,12 @@ static void test_staleness(void **state)
 {
 	struct kt_staleness fresh = { .last_ok = M0 };
 	struct kt_staleness failing = { .failing = true, .last_ok = M0 };
-	struct kt_staleness moved = { .last_ok = M0 + 500, .superseded = true, .superseded_at = M0 };
-	struct kt_staleness both = { .failing = true, .last_ok = M0 + 500, .superseded = true,
-		                     .superseded_at = M0 };
+	struct kt_staleness moved = { .last_ok = M0 + 500,
+				      .superseded = true,
+				      .superseded_at = M0 };
+	struct kt_staleness both = {
+		.failing = true, .last_ok = M0 + 500, .superseded = true, .superseded_at = M0
+	};
 	time_t since = 0;
 
 	(void)state;

@@ -38,10 +38,10 @@
 /* A turn waits at most TURN_MS; a wait gives up after MAX_TURNS (20 s at
  * the most, far more than any condition here needs, the deadline's 2-3 s
  * included). QUIET_TURNS is how long "nothing more happens" is watched. */
-#define TURN_MS     50
-#define MAX_TURNS   400
+#define TURN_MS 50
+#define MAX_TURNS 400
 #define QUIET_TURNS 10
-#define QUIET_MS    20
+#define QUIET_MS 20
 #define MAX_ANSWERS 64
 /* Connections made at once by quota_connect. */
 #define MAX_FDS 8
@@ -52,9 +52,14 @@
 /* The share test: connections of one uid that ask for answers of
  * SHARE_ANSWER bytes, together far more than UID_OUT_SHARE and what their
  * sockets' buffers take. */
-#define SHARE_ANSWER   (256u * 1024u)
+#define SHARE_ANSWER (256u * 1024u)
 #define SHARE_REQUESTS 6
-#define SHARE_HOGS     3
+#define SHARE_HOGS 3
+/* The drained test: answers of DRAIN_ANSWER bytes pass OUT_HIGH at the
+ * third, before the connection's REQUESTS_PER_TURN are used up, with whole
+ * requests left behind them. */
+#define DRAIN_ANSWER (400u * 1024u)
+#define DRAIN_REQUESTS 6
 
 /* A frame the handler writes itself (KT_OP_WRITTEN), spaced as the
  * server's serialiser never would, so the client can tell it came as is. */
@@ -82,6 +87,9 @@ static struct kt_loop *loop;
 static struct kt_server *srv;
 /* Whether this test has said where its quota connections come from. */
 static bool told;
+/* While set, every send() of the program reads this client first (see
+ * send below). */
+static struct cli *drain_peer;
 
 /* One client socket and what it has read: whole frames parsed as answers
  * (raw payloads kept for small ones), the rest waiting in buf. */
@@ -101,11 +109,11 @@ static void turn(int ms)
 }
 
 /* Runs turns until cond holds, evaluating it again after every turn. */
-#define WAIT_FOR(cond)                                                                             \
-	do {                                                                                       \
-		for (int t_ = 0; t_ < MAX_TURNS && !(cond); t_++)                                  \
-			turn(TURN_MS);                                                             \
-		assert_true(cond);                                                                 \
+#define WAIT_FOR(cond)                                            \
+	do {                                                      \
+		for (int t_ = 0; t_ < MAX_TURNS && !(cond); t_++) \
+			turn(TURN_MS);                            \
+		assert_true(cond);                                \
 	} while (0)
 
 static struct json_object *make_answer(int n, size_t size, const char *how)
@@ -158,7 +166,7 @@ static enum kt_op_result on_request(void *ctx, struct kt_request *r, struct json
 	}
 	if (what != NULL && strcmp(what, "write") == 0) {
 		assert_int_equal(kt_proto_frame(r->out, WRITTEN_PAYLOAD, strlen(WRITTEN_PAYLOAD)),
-		                 0);
+				 0);
 		return KT_OP_WRITTEN;
 	}
 	*answer = make_answer(n, size, "answered");
@@ -210,6 +218,7 @@ static int setup(void **state)
 	(void)state;
 	memset(&h, 0, sizeof(h));
 	told = false;
+	drain_peer = NULL;
 	kt_tmp_name(dir, sizeof(dir), "/tmp/kt-test-server-");
 	if (mkdtemp(dir) == NULL)
 		return -1;
@@ -325,6 +334,18 @@ static void cli_poll(struct cli *c)
 	}
 	memmove(c->buf, c->buf + off, c->len - off);
 	c->len -= off;
+}
+
+/* libc's send(), taken over in this program (the server's objects are
+ * linked into it): while drain_peer is set, a write of the server's first
+ * reads everything drain_peer has been sent. That is a peer reading as fast
+ * as the server writes, without a second thread: one write of the server
+ * can then empty an output buffer far larger than the socket's. */
+ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+	if (drain_peer != NULL && fd != drain_peer->fd)
+		cli_poll(drain_peer);
+	return sendto(fd, buf, len, flags, NULL, 0);
 }
 
 /* Conditions for WAIT_FOR; each reads first. */
@@ -488,7 +509,7 @@ static long quota_connect(struct cli *cs, int n)
 	if (geteuid() != 0) {
 		if (!told)
 			print_message("# not root: connections from the test's own uid %lu\n",
-			              (unsigned long)geteuid());
+				      (unsigned long)geteuid());
 		told = true;
 		for (int i = 0; i < n; i++)
 			cli_open(&cs[i]);
@@ -514,7 +535,7 @@ static long quota_connect(struct cli *cs, int n)
 	close(sp[0]);
 	if (!told)
 		print_message("# running as root: connections from uid %d, made by a child\n",
-		              NOBODY);
+			      NOBODY);
 	told = true;
 	for (int i = 0; i < n; i++)
 		cli_adopt(&cs[i], fds[i]);
@@ -657,6 +678,41 @@ static void test_two_in_one_write(void **state)
 	assert_int_equal(h.calls, 2);
 	assert_int_equal(ans_n(&c, 0), 1);
 	assert_int_equal(ans_n(&c, 1), 2);
+	cli_close(&c);
+}
+
+/* Pipelined requests whose answers pass OUT_HIGH, for a peer that reads
+ * them as fast as they are written and sends nothing more: handling stops
+ * at OUT_HIGH, one write then sends everything, and the whole requests still
+ * buffered are handled (not left waiting for input that never comes). */
+static void test_pipelined_drained(void **state)
+{
+	struct kt_server_limits lim = default_limits();
+	struct kt_buf b = KT_BUF_INIT(4096);
+	struct cli c;
+	char req[64];
+
+	(void)state;
+	_Static_assert(2 * DRAIN_ANSWER < OUT_HIGH && 3 * DRAIN_ANSWER >= OUT_HIGH &&
+			       REQUESTS_PER_TURN > 3 && DRAIN_REQUESTS > 3,
+		       "OUT_HIGH stops handling at the third answer, with requests left");
+	serve(&lim);
+	cli_open(&c);
+	for (int i = 0; i < DRAIN_REQUESTS; i++) {
+		snprintf(req, sizeof(req), "{\"n\":%d,\"size\":%u}", i + 1, DRAIN_ANSWER);
+		frame_into(&b, req);
+	}
+	send_all(&c, b.data, b.len);
+	kt_buf_free(&b);
+	drain_peer = &c;
+	WAIT_FOR(answers(&c, DRAIN_REQUESTS));
+	drain_peer = NULL;
+	assert_int_equal(h.calls, DRAIN_REQUESTS);
+	for (int i = 0; i < DRAIN_REQUESTS; i++) {
+		assert_int_equal(ans_n(&c, i), i + 1);
+		assert_pad(&c, i, DRAIN_ANSWER);
+	}
+	assert_int_equal(kt_server_unsent(srv), 0);
 	cli_close(&c);
 }
 
@@ -838,6 +894,45 @@ static void test_reserve(void **state)
 	cli_close(&first);
 }
 
+/* Root is always in the reserve, without asking the handler (which says
+ * no to everyone here), and is refused past it like anyone else. */
+static void test_reserve_root(void **state)
+{
+	struct kt_server_limits lim = default_limits();
+	struct cli first, root, beyond;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# not root: no root peer to test the reserve with\n");
+		skip();
+	}
+	lim.max_conns = 1;
+	lim.reserve = 1;
+	serve(&lim);
+	h.reserve = false;
+	cli_open(&first);
+	WAIT_FOR(kt_server_connections(srv) == 1);
+	cli_open(&root);
+	WAIT_FOR(kt_server_connections(srv) == 2 || kt_server_refused(srv) > 0);
+	assert_int_equal(kt_server_refused(srv), 0);
+	assert_int_equal(h.reserved_calls, 0);
+	send_req(&root, "{\"n\":1}");
+	WAIT_FOR(answers(&root, 1));
+	assert_int_equal(ans_n(&root, 0), 1);
+	assert_int_equal(h.uid, 0);
+
+	cli_open(&beyond);
+	WAIT_FOR(closed(&beyond));
+	assert_int_equal(beyond.nans, 1);
+	assert_string_equal(ans_str(&beyond, 0, "error"), kt_proto_err_name(KT_PERR_THROTTLED));
+	assert_int_equal(kt_server_refused(srv), 1);
+	assert_int_equal(kt_server_connections(srv), 2);
+	assert_int_equal(h.reserved_calls, 0);
+	cli_close(&beyond);
+	cli_close(&root);
+	cli_close(&first);
+}
+
 /* 5. request_timeout = 1: half a frame is closed once the tick passes its
  * deadline; an idle connection (nothing sent) is not. */
 static void test_deadline(void **state)
@@ -862,6 +957,51 @@ static void test_deadline(void **state)
 	WAIT_FOR(answers(&idle, 1));
 	cli_close(&slow);
 	cli_close(&idle);
+}
+
+/* request_timeout = 1: a connection that is not read because of its own
+ * unsent answers (past OUT_HIGH; its peer does not read them) keeps the
+ * frame it has half sent: the rest may be waiting in its socket. Its peer
+ * is root, which has no share: another uid's share would hold the deadline
+ * off before OUT_HIGH does. A second connection's half frame, begun later,
+ * is closed by the deadline: the tick has then passed the first one's. */
+static void test_deadline_held_back(void **state)
+{
+	struct kt_server_limits lim = default_limits();
+	struct kt_buf b = KT_BUF_INIT(4096);
+	struct cli held, slow;
+	char req[64];
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# not root: no peer without a share to hold back by its output\n");
+		skip();
+	}
+	lim.request_timeout = 1;
+	serve(&lim);
+	cli_open(&held);
+	cli_open(&slow);
+	WAIT_FOR(kt_server_connections(srv) == 2);
+	for (int i = 0; i < 2; i++) {
+		snprintf(req, sizeof(req), "{\"n\":%d,\"size\":%u}", i + 1, BIG_ANSWER);
+		frame_into(&b, req);
+	}
+	/* Half of a third frame: a header announcing 100 bytes, and 7 of them. */
+	assert_int_equal(kt_buf_append(&b, "\0\0\0\144{\"n\":3,", 11), 0);
+	send_all(&held, b.data, b.len);
+	kt_buf_free(&b);
+	WAIT_FOR(h.calls == 2);
+	assert_true(kt_server_unsent(srv) >= OUT_HIGH);
+
+	send_header(&slow, 100);
+	send_all(&slow, "{\"n\":1,", 7);
+	WAIT_FOR(closed(&slow));
+	assert_int_equal(slow.nans, 0);
+	assert_int_equal(kt_server_connections(srv), 1);
+	assert_true(kt_server_unsent(srv) >= OUT_HIGH);
+	assert_int_equal(h.calls, 2);
+	cli_close(&slow);
+	cli_close(&held);
 }
 
 /* Reads every hog of test_share; true once each has all its answers. */
@@ -897,7 +1037,7 @@ static void test_share(void **state)
 
 		for (int i = 0; i < SHARE_REQUESTS; i++) {
 			snprintf(req, sizeof(req), "{\"n\":%d,\"size\":%u}", 100 * k + i,
-			         SHARE_ANSWER);
+				 SHARE_ANSWER);
 			frame_into(&b, req);
 		}
 		send_all(&cs[k], b.data, b.len);
@@ -1036,13 +1176,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_one_byte_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_in_one_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_drained, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partial_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frame_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frame_huge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frame_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_held_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_share, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parked_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parked_reply, setup, teardown),

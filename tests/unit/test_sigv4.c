@@ -471,8 +471,7 @@ static int sign_with(const struct sigv4_header *h, size_t n, const struct sigv4_
 		     const char *token, struct sigv4_result *res)
 {
 	struct sigv4_request req = { "POST", "/", NULL, h, n, "Param1=value1", 13 };
-	struct sigv4_key key = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-				 token };
+	struct sigv4_key key = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token };
 
 	return sigv4_sign(&req, &key, p, res);
 }
@@ -486,7 +485,8 @@ static void test_rejects_bad_requests(void **state)
 	static const struct sigv4_header badname[] = { { "Host", "h" }, { "My Header", "x" } };
 	static const struct sigv4_header crlf[] = { { "Host", "h" }, { "X-A", "1\r\nX-B: 2" } };
 	static const struct sigv4_header empty_host[] = { { "Host", "  " } };
-	static const struct sigv4_header tok[] = { { "Host", "h" }, { "X-Amz-Security-Token", "t" } };
+	static const struct sigv4_header tok[] = { { "Host", "h" },
+						   { "X-Amz-Security-Token", "t" } };
 	struct sigv4_params p = { "us-east-1", "service", 1440938160, true, false, false };
 	struct sigv4_result res;
 
@@ -513,9 +513,9 @@ static void test_rejects_bad_requests(void **state)
 static void test_signed_header_set(void **state)
 {
 	static const struct sigv4_header h[] = {
-		{ "User-Agent", "keyturn/0.1" },	  { "Host", "example.amazonaws.com" },
-		{ "Expect", "100-continue" },	  { "Content-Type", "application/x-amz-json-1.1" },
-		{ "Connection", "keep-alive" },	  { "X-Amzn-Trace-Id", "Root=1" },
+		{ "User-Agent", "keyturn/0.1" }, { "Host", "example.amazonaws.com" },
+		{ "Expect", "100-continue" },    { "Content-Type", "application/x-amz-json-1.1" },
+		{ "Connection", "keep-alive" },  { "X-Amzn-Trace-Id", "Root=1" },
 	};
 	struct sigv4_params p = { "us-east-1", "service", 1440938160, true, true, false };
 	struct sigv4_result res;

@@ -23,9 +23,8 @@ static char *requests[8];
 static char *targets[8];
 static size_t nrequests;
 
-int aws_client_call(struct aws_client *c, const char *target, const char *json,
-		    size_t json_len, struct json_object **resp, struct aws_error *err,
-		    struct aws_call_stats *stats)
+int aws_client_call(struct aws_client *c, const char *target, const char *json, size_t json_len,
+		    struct json_object **resp, struct aws_error *err, struct aws_call_stats *stats)
 {
 	const char *a;
 
@@ -83,8 +82,9 @@ static void test_get_string(void **state)
 	struct json_object *rq;
 
 	(void)state;
-	script(1, "{\"ARN\":\"arn:x\",\"Name\":\"app/db\",\"VersionId\":\"v1\",\"SecretString\":\"pa\\u0000ss\","
-		  "\"VersionStages\":[\"AWSCURRENT\"],\"CreatedDate\":1700000000.25}");
+	script(1,
+	       "{\"ARN\":\"arn:x\",\"Name\":\"app/db\",\"VersionId\":\"v1\",\"SecretString\":\"pa\\u0000ss\","
+	       "\"VersionStages\":[\"AWSCURRENT\"],\"CreatedDate\":1700000000.25}");
 	assert_int_equal(sm_get_secret_value(fake, "app/db", NULL, "AWSCURRENT", &v, &err), 0);
 	assert_string_equal(targets[0], "secretsmanager.GetSecretValue");
 	rq = request(0);
@@ -120,11 +120,12 @@ static void test_get_binary(void **state)
 static void test_get_malformed(void **state)
 {
 	static const char *bad[] = {
-		"{\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":\"x\"}",               /* no ARN */
-		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\"}",                       /* no value */
-		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":7,\"SecretString\":\"x\"}",      /* type */
-		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":5}",      /* type */
-		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretBinary\":\"@@@\"}", /* base64 */
+		"{\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":\"x\"}", /* no ARN */
+		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\"}",          /* no value */
+		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":7,\"SecretString\":\"x\"}", /* type */
+		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":5}", /* type */
+		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretBinary\":\"@@@\"}", /* base64
+												*/
 		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":\"x\",\"VersionStages\":\"AWSCURRENT\"}",
 		"{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":\"x\",\"VersionStages\":[1]}",
 	};
@@ -200,10 +201,11 @@ static void test_describe(void **state)
 	struct sm_description d;
 
 	(void)state;
-	script(1, "{\"ARN\":\"arn\",\"Name\":\"n\",\"RotationEnabled\":true,"
-		  "\"RotationRules\":{\"AutomaticallyAfterDays\":30,\"Duration\":\"2h\",\"ScheduleExpression\":\"rate(30 days)\"},"
-		  "\"NextRotationDate\":1800000000,\"LastRotatedDate\":1700000000.5,"
-		  "\"VersionIdsToStages\":{\"v1\":[\"AWSPREVIOUS\"],\"v2\":[\"AWSCURRENT\",\"X\"],\"v3\":[\"AWSPENDING\"]}}");
+	script(1,
+	       "{\"ARN\":\"arn\",\"Name\":\"n\",\"RotationEnabled\":true,"
+	       "\"RotationRules\":{\"AutomaticallyAfterDays\":30,\"Duration\":\"2h\",\"ScheduleExpression\":\"rate(30 days)\"},"
+	       "\"NextRotationDate\":1800000000,\"LastRotatedDate\":1700000000.5,"
+	       "\"VersionIdsToStages\":{\"v1\":[\"AWSPREVIOUS\"],\"v2\":[\"AWSCURRENT\",\"X\"],\"v3\":[\"AWSPENDING\"]}}");
 	assert_int_equal(sm_describe_secret(fake, "n", &d, &err), 0);
 	assert_true(d.rotation_enabled);
 	assert_int_equal(d.rotation_days, 30);
@@ -218,7 +220,8 @@ static void test_describe(void **state)
 	assert_null(sm_description_version_for(&d, "NOPE"));
 	sm_description_free(&d);
 
-	script(1, "{\"ARN\":\"arn\",\"Name\":\"n\",\"VersionIdsToStages\":{\"v1\":\"AWSCURRENT\"}}");
+	script(1,
+	       "{\"ARN\":\"arn\",\"Name\":\"n\",\"VersionIdsToStages\":{\"v1\":\"AWSCURRENT\"}}");
 	assert_int_equal(sm_describe_secret(fake, "n", &d, &err), -EBADMSG);
 	assert_int_equal(err.code, AWS_ERR_MALFORMED);
 }
@@ -230,7 +233,8 @@ static void test_list_versions_pages(void **state)
 	size_t n;
 
 	(void)state;
-	script(2, "{\"Versions\":[{\"VersionId\":\"v1\",\"VersionStages\":[\"AWSPREVIOUS\"]}],\"NextToken\":\"p2\"}",
+	script(2,
+	       "{\"Versions\":[{\"VersionId\":\"v1\",\"VersionStages\":[\"AWSPREVIOUS\"]}],\"NextToken\":\"p2\"}",
 	       "{\"Versions\":[{\"VersionId\":\"v2\",\"VersionStages\":[\"AWSCURRENT\"]}]}");
 	assert_int_equal(sm_list_secret_version_ids(fake, "n", true, &v, &n, &err), 0);
 	assert_int_equal(n, 2);
@@ -254,7 +258,8 @@ static void test_pagination_cannot_loop(void **state)
 	reset(NULL);
 
 	/* A server that hands back the token it was sent would loop forever. */
-	script(2, "{\"Versions\":[],\"NextToken\":\"same\"}", "{\"Versions\":[],\"NextToken\":\"same\"}");
+	script(2, "{\"Versions\":[],\"NextToken\":\"same\"}",
+	       "{\"Versions\":[],\"NextToken\":\"same\"}");
 	assert_int_equal(sm_list_secret_version_ids(fake, "n", false, &v, &n, &err), -EBADMSG);
 	assert_int_equal(err.code, AWS_ERR_MALFORMED);
 	assert_int_equal(nrequests, 2);
@@ -270,7 +275,8 @@ static void test_put_sends_token_and_stages(void **state)
 
 	(void)state;
 	script(1, "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"new\"}");
-	assert_int_equal(sm_put_secret_value(fake, "n", "\x01\x02", 2, true, stages, 1, &vid, &err), 0);
+	assert_int_equal(sm_put_secret_value(fake, "n", "\x01\x02", 2, true, stages, 1, &vid, &err),
+			 0);
 	assert_string_equal(vid, "new");
 	free(vid);
 	rq = request(0);
@@ -289,7 +295,8 @@ static void test_random_password_and_create(void **state)
 	char *pw = NULL, *arn = NULL, *vid = NULL;
 
 	(void)state;
-	script(2, "{\"RandomPassword\":\"abcdefghijkl\"}", "{\"ARN\":\"arn:new\",\"Name\":\"n\",\"VersionId\":\"v\"}");
+	script(2, "{\"RandomPassword\":\"abcdefghijkl\"}",
+	       "{\"ARN\":\"arn:new\",\"Name\":\"n\",\"VersionId\":\"v\"}");
 	assert_int_equal(sm_get_random_password(fake, &o, &pw, &err), 0);
 	assert_string_equal(pw, "abcdefghijkl");
 	free(pw);
@@ -301,7 +308,8 @@ static void test_random_password_and_create(void **state)
 	assert_string_equal(arn, "arn:new");
 	free(arn);
 	free(vid);
-	assert_int_equal(sm_create_secret(fake, "n", "v", 70000, false, NULL, &arn, &vid, &err), -EINVAL);
+	assert_int_equal(sm_create_secret(fake, "n", "v", 70000, false, NULL, &arn, &vid, &err),
+			 -EINVAL);
 }
 
 int main(void)

@@ -103,7 +103,8 @@ static void test_complaints_limited(void **state)
 	/* ...and one summary line with the counts when it does. */
 	kt_uidtab_tick(t, 1000 + KT_COMPLAINT_WINDOW);
 	assert_int_equal(lines_with("uid 1001: 9999 more complaints in the last 60 s "
-				    "(over max_connections_per_uid: 4999, bad frame length: 5000)"), 1);
+				    "(over max_connections_per_uid: 4999, bad frame length: 5000)"),
+			 1);
 	/* uid 1002 had nothing after its first line: no summary, and gone. */
 	kt_uidtab_tick(t, 1001 + KT_COMPLAINT_WINDOW);
 	assert_int_equal(lines_with("uid 1002"), 0);

@@ -83,7 +83,7 @@ static int teardown(void **state)
 /* A verifier for (id, key) as the daemon would fill it; free with
  * kt_verifier_clear. */
 static void make_v(struct kt_verifier *v, const char *id, const char *key, const char *user,
-                   bool with_prev)
+		   bool with_prev)
 {
 	memset(v, 0, sizeof(*v));
 	v->secret_id = kt_strdup(id);
@@ -143,8 +143,8 @@ static void test_hash_and_check(void **state)
 	assert_int_equal(kt_verifier_hash("correct horse", 13, h, err, sizeof(err)), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	print_message("# kt_verifier_hash (yescrypt, default cost) took %.1f ms\n",
-	              (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-	                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		      (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+			      (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	assert_memory_equal(h, "$y$", 3);
 	assert_true(strlen(h) < KT_VERIFIER_HASH_MAX);
 	assert_int_equal(kt_verifier_check(h, "correct horse", 13), 1);
@@ -249,7 +249,7 @@ static void test_long_arn_short_name(void **state)
 	size_t n;
 
 	n = (size_t)snprintf(id, sizeof(id), "%s",
-	                     "arn:aws:secretsmanager:us-east-1:123456789012:secret:");
+			     "arn:aws:secretsmanager:us-east-1:123456789012:secret:");
 	memset(id + n, 'a', sizeof(id) - n - 12);
 	memcpy(id + sizeof(id) - 12, "/x:y-AbCdEf", 12);
 	assert_int_equal(kt_verifier_file_name(id, "k", name, sizeof(name)), 0);
@@ -323,16 +323,16 @@ static void test_refuse_mode(void **state)
 	path_of(f, "app/db", "password", path, sizeof(path));
 	assert_int_equal(chmod(path, 0644), 0);
 	assert_int_equal(kt_verifier_read(f->dir, "app/db", "password", &r, err, sizeof(err)),
-	                 -EINVAL);
+			 -EINVAL);
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "0644"));
 	assert_null(r.secret_id);
 	assert_int_equal(chmod(path, 0640), 0);
 	assert_int_equal(kt_verifier_read(f->dir, "app/db", "password", &r, err, sizeof(err)),
-	                 -EINVAL);
+			 -EINVAL);
 	assert_int_equal(chmod(path, 0400), 0);
 	assert_int_equal(kt_verifier_read(f->dir, "app/db", "password", &r, err, sizeof(err)),
-	                 -EINVAL);
+			 -EINVAL);
 	/* A rewrite replaces the bad file with a good one. */
 	assert_int_equal(kt_verifier_write(f->dir, &v, err, sizeof(err)), 0);
 	assert_int_equal(kt_verifier_read(f->dir, "app/db", "password", &r, err, sizeof(err)), 0);
@@ -373,7 +373,7 @@ static void test_refuse_symlink(void **state)
 	assert_int_equal(rename(path, target), 0);
 	assert_int_equal(symlink(target, path), 0);
 	assert_int_equal(kt_verifier_read(f->dir, "app/db", "password", &r, err, sizeof(err)),
-	                 -EINVAL);
+			 -EINVAL);
 	assert_non_null(strstr(err, "symbolic link"));
 	assert_null(r.secret_id);
 	kt_verifier_clear(&v);
@@ -406,7 +406,7 @@ static void subst(char *out, size_t outlen, const char *tmpl, const char *mark, 
 		snprintf(tmp, sizeof(tmp), "%s", tmpl);
 	} else {
 		snprintf(tmp, sizeof(tmp), "%.*s%s%s", (int)(at - tmpl), tmpl, repl,
-		         at + strlen(mark));
+			 at + strlen(mark));
 	}
 	assert_true(strlen(tmp) < outlen);
 	memcpy(out, tmp, strlen(tmp) + 1);
@@ -479,10 +479,10 @@ static void test_refuse_garbled(void **state)
 	(void)state;
 	path_of(f, "app/db", NULL, path, sizeof(path));
 	snprintf(good, sizeof(good),
-	         "{\"v\":1,\"secret_id\":\"app/"
-	         "db\",\"key\":null,\"user\":\"u\",\"current\":{\"version_id\":\"c\",\"hash\":\"%"
-	         "s\"},\"previous\":null,\"confirmed_at\":1,\"later\":true}",
-	         hash_cur);
+		 "{\"v\":1,\"secret_id\":\"app/"
+		 "db\",\"key\":null,\"user\":\"u\",\"current\":{\"version_id\":\"c\",\"hash\":\"%"
+		 "s\"},\"previous\":null,\"confirmed_at\":1,\"later\":true}",
+		 hash_cur);
 	/* The template itself is good (unknown members are ignored). */
 	write_raw(path, good, 0600);
 	assert_int_equal(kt_verifier_read(f->dir, "app/db", NULL, &r, err, sizeof(err)), 0);
@@ -523,7 +523,7 @@ static void test_other_secret(void **state)
 	path_of(f, "app/b", "password", b, sizeof(b));
 	assert_int_equal(rename(a, b), 0);
 	assert_int_equal(kt_verifier_read(f->dir, "app/b", "password", &r, err, sizeof(err)),
-	                 -EINVAL);
+			 -EINVAL);
 	assert_non_null(strstr(err, "another secret"));
 	assert_null(r.secret_id);
 	kt_verifier_clear(&v);
@@ -663,7 +663,7 @@ static void test_prune(void **state)
 	/* A garbled verifier, one under another secret's name, a file of
 	 * someone else's, and temporaries both stale and fresh. */
 	snprintf(path, sizeof(path), "%s/verifier-0000000000000000000000000000000000000000",
-	         f->dir);
+		 f->dir);
 	write_raw(path, "{\"v\":1}", 0600);
 	path_of(f, "login/alice", "password", path, sizeof(path));
 	path_of(f, "login/dave", "password", moved, sizeof(moved));
@@ -682,14 +682,14 @@ static void test_prune(void **state)
 	assert_int_equal(kt_verifier_prune(f->dir, keep_not_bob, &calls), 3);
 	assert_int_equal(calls, 3);
 	assert_int_equal(kt_verifier_read(f->dir, "login/alice", "password", &r, err, sizeof(err)),
-	                 0);
+			 0);
 	assert_non_null(r.prev_version);
 	kt_verifier_clear(&r);
 	assert_int_equal(kt_verifier_read(f->dir, "login/carol", "password", &r, err, sizeof(err)),
-	                 0);
+			 0);
 	kt_verifier_clear(&r);
 	assert_int_equal(kt_verifier_read(f->dir, "login/bob", "password", &r, err, sizeof(err)),
-	                 -ENOENT);
+			 -ENOENT);
 	assert_int_equal(count_entries(f->dir, "verifier-"), 2);
 	assert_int_equal(access(other, F_OK), 0);
 	assert_int_equal(access(stale, F_OK), -1);

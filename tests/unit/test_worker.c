@@ -29,12 +29,12 @@ static int fake_client_storage;
 
 /* The fakes run on worker threads, where a cmocka assertion would longjmp
  * into the main thread's stack; a broken expectation there aborts instead. */
-#define FAKE_CHECK(cond)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: fake: %s\n", __FILE__, __LINE__, #cond);           \
-			abort();                                                                   \
-		}                                                                                  \
+#define FAKE_CHECK(cond)                                                                 \
+	do {                                                                             \
+		if (!(cond)) {                                                           \
+			fprintf(stderr, "%s:%d: fake: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                         \
+		}                                                                        \
 	} while (0)
 
 /* Everything the fakes share with the tests, under one lock. */
@@ -185,7 +185,7 @@ static char *dup_or_die(const char *s)
 }
 
 static void fill_value(struct sm_value *v, const char *id, const char *version_id,
-                       const char *stage)
+		       const char *stage)
 {
 	char buf[256];
 	int n = snprintf(buf, sizeof(buf), "value-of-%s", id);
@@ -203,7 +203,7 @@ static void fill_value(struct sm_value *v, const char *id, const char *version_i
 }
 
 int sm_get_secret_value(struct aws_client *c, const char *id, const char *version_id,
-                        const char *stage, struct sm_value *out, struct aws_error *err)
+			const char *stage, struct sm_value *out, struct aws_error *err)
 {
 	FAKE_CHECK(c == FAKE_CLIENT);
 	memset(out, 0, sizeof(*out));
@@ -213,7 +213,7 @@ int sm_get_secret_value(struct aws_client *c, const char *id, const char *versio
 	}
 	if (strcmp(id, "missing") == 0) {
 		aws_error_set(err, AWS_ERR_NOT_FOUND, "ResourceNotFoundException",
-		              "Secrets Manager can't find the specified secret.");
+			      "Secrets Manager can't find the specified secret.");
 		return -ENOENT;
 	}
 	fill_value(out, id, version_id, stage);
@@ -222,7 +222,7 @@ int sm_get_secret_value(struct aws_client *c, const char *id, const char *versio
 }
 
 int sm_batch_get_secret_value(struct aws_client *c, const char *const *ids, size_t n,
-                              struct sm_batch *out, struct aws_error *err)
+			      struct sm_batch *out, struct aws_error *err)
 {
 	(void)err;
 	FAKE_CHECK(c == FAKE_CLIENT);
@@ -239,7 +239,7 @@ int sm_batch_get_secret_value(struct aws_client *c, const char *const *ids, size
 }
 
 int sm_describe_secret(struct aws_client *c, const char *id, struct sm_description *out,
-                       struct aws_error *err)
+		       struct aws_error *err)
 {
 	(void)err;
 	FAKE_CHECK(c == FAKE_CLIENT);
