@@ -294,15 +294,21 @@ static void tick(void *ctx)
 	}
 	for (; c != NULL; c = next) {
 		size_t need = 0;
+		bool held;
 
 		next = c->next;
+		/* A connection the server does not read (a request parked, or
+		 * its own or its uid's answers unsent) is not timed: the
+		 * deadline of what it sends counts from when it is read again. */
+		held = c->busy || kt_conn_over_share(c) || c->out.len >= OUT_HIGH;
+		if (held)
+			c->frame_start = now;
 		if (c->busy || c->ready)
 			continue;
 		/* A frame that is still arriving has request_timeout from its
 		 * first byte, whatever trickles in meanwhile. */
 		if (c->in.len > 0 && (kt_conn_frame_need(c, &need) <= 0 || c->in.len < need) &&
-		    !kt_conn_over_share(c) && c->out.len < OUT_HIGH &&
-		    now - c->frame_start > s->lim.request_timeout) {
+		    !held && now - c->frame_start > s->lim.request_timeout) {
 			kt_uidtab_complain(
 				s->uids, c->peer.uid, KT_COMPLAINT_DEADLINE, now,
 				"closing connection of uid %lu pid %ld: request incomplete "
