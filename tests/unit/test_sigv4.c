@@ -1,6 +1,6 @@
 /* Unit tests for the SigV4 signer: every case of the AWS SigV4 test suite
  * (canonical request, string to sign and signature, byte for byte), then the
- * static helpers, reached by compiling sigv4.c into this file. */
+ * static helpers, reached by compiling sigv4.c and sigv4_uri.c into this file. */
 #include "config.h"
 
 #include <dirent.h>
@@ -21,6 +21,7 @@
 
 /* The module under test, with its static functions in reach. */
 #include "aws/sigv4.c"
+#include "aws/sigv4_uri.c"
 
 #define SUITE_SUBDIR "aws-sigv4-test-suite"
 #define MAX_HEADERS 32
@@ -327,7 +328,7 @@ static void expect_encoded(const char *in, int flags, const char *want)
 {
 	struct kt_buf b = KT_BUF_INIT(1024);
 
-	assert_int_equal(uri_encode(&b, in, strlen(in), flags), 0);
+	assert_int_equal(sigv4_uri_encode(&b, in, strlen(in), flags), 0);
 	assert_string_equal(kt_buf_str(&b), want);
 	kt_buf_free(&b);
 }
@@ -351,7 +352,7 @@ static void expect_query(const char *in, const char *want)
 {
 	struct kt_buf b = KT_BUF_INIT(1024);
 
-	assert_int_equal(canonical_query(in, &b), 0);
+	assert_int_equal(sigv4_canonical_query(in, &b), 0);
 	assert_string_equal(kt_buf_str(&b), want);
 	kt_buf_free(&b);
 }
@@ -376,7 +377,7 @@ static void expect_normalized(const char *in, const char *want)
 {
 	struct kt_buf b = KT_BUF_INIT(1024);
 
-	assert_int_equal(normalize_path(in, &b), 0);
+	assert_int_equal(sigv4_normalize_path(in, &b), 0);
 	assert_string_equal(kt_buf_str(&b), want);
 	kt_buf_free(&b);
 }
@@ -402,15 +403,15 @@ static void test_canonical_uri(void **state)
 	struct kt_buf b = KT_BUF_INIT(1024);
 
 	(void)state;
-	assert_int_equal(canonical_uri("//a/./b c", false, &b), 0);
+	assert_int_equal(sigv4_canonical_uri("//a/./b c", false, &b), 0);
 	assert_string_equal(kt_buf_str(&b), "//a/./b%20c");
 	kt_buf_reset(&b);
-	assert_int_equal(canonical_uri("//a/./b c/../", true, &b), 0);
+	assert_int_equal(sigv4_canonical_uri("//a/./b c/../", true, &b), 0);
 	assert_string_equal(kt_buf_str(&b), "/a/");
 	kt_buf_reset(&b);
-	assert_int_equal(canonical_uri(NULL, true, &b), 0);
+	assert_int_equal(sigv4_canonical_uri(NULL, true, &b), 0);
 	assert_string_equal(kt_buf_str(&b), "/");
-	assert_int_equal(canonical_uri("relative", true, &b), -EINVAL);
+	assert_int_equal(sigv4_canonical_uri("relative", true, &b), -EINVAL);
 	kt_buf_free(&b);
 }
 
