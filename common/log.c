@@ -119,6 +119,9 @@ void log_audit(const char *kind, bool granted, const char *fmt, ...)
 	char fields[1536];
 	va_list ap;
 
+	/* Every request makes one: a line the level drops costs no formatting. */
+	if ((granted ? KT_LOG_INFO : KT_LOG_WARN) > log_level)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(fields, sizeof(fields), fmt, ap);
 	va_end(ap);
