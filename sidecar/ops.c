@@ -141,6 +141,22 @@ static enum kt_op_result park(struct op_ctx *x, struct kt_entry *e, enum kt_wait
 	return KT_OP_PARKED;
 }
 
+/* Why a value in hand may no longer be served (max_stale has passed). */
+static struct json_object *unservable(const struct op_ctx *x, const struct kt_entry *e)
+{
+	long max_stale = x->ops->cfg->max_stale;
+
+	if (e->superseded)
+		return kt_proto_error(KT_PERR_UNAVAILABLE,
+				      "%s: AWSCURRENT moved %lld s ago to a version keyturnd could "
+				      "not fetch (max_stale %ld): %s",
+				      e->name, (long long)(x->r->now - e->superseded_at), max_stale,
+				      e->last_error);
+	return kt_proto_error(KT_PERR_UNAVAILABLE,
+			      "%s: no answer from AWS for %lld s (max_stale %ld): %s", e->name,
+			      (long long)(x->r->now - e->last_ok), max_stale, e->last_error);
+}
+
 /* Serves AWSCURRENT, or parks the request while it is fetched. */
 static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const char *key,
 				     struct json_object **answer)
@@ -149,20 +165,7 @@ static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const
 
 	if (e->cur.data != NULL) {
 		if (!kt_entry_servable(e, x->r->now, ops->cfg->max_stale)) {
-			*answer =
-				e->superseded
-					? kt_proto_error(
-						  KT_PERR_UNAVAILABLE,
-						  "%s: AWSCURRENT moved %lld s ago to a version keyturnd "
-						  "could not fetch (max_stale %ld): %s",
-						  e->name,
-						  (long long)(x->r->now - e->superseded_at),
-						  ops->cfg->max_stale, e->last_error)
-					: kt_proto_error(
-						  KT_PERR_UNAVAILABLE,
-						  "%s: no answer from AWS for %lld s (max_stale %ld): %s",
-						  e->name, (long long)(x->r->now - e->last_ok),
-						  ops->cfg->max_stale, e->last_error);
+			*answer = unservable(x, e);
 			return KT_OP_ANSWER;
 		}
 		if (key == NULL && x->r->out != NULL &&
