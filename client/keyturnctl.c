@@ -21,6 +21,7 @@
 
 #include <json-c/json.h>
 
+#include "ctl_reload.h"
 #include "ctl_show.h"
 #include "keyturn.h"
 #include "common/kt_json.h"
@@ -78,6 +79,8 @@ static const char usage_text[] =
 	"                    ask keyturnd to check NAME with AWS now\n"
 	"  list [--json]     the secrets you may read, without values\n"
 	"  status [--json]   keyturnd's state\n"
+	"  reload [--json]   keyturnd reads its configuration again (root); fails\n"
+	"                    when the file is refused, which keeps the one in use\n"
 	"  verify USER [--json]\n"
 	"                    check USER's password, read as one line from stdin\n"
 	"\n"
@@ -486,11 +489,19 @@ out:
 	return rc;
 }
 
+static int cmd_reload(keyturn_t *kt, const struct opts *o, const char *unused)
+{
+	(void)kt;
+	(void)unused;
+	return kt_ctl_reload(o->socket, o->timeout_ms, o->json);
+}
+
 static const struct command commands[] = {
 	{ "get", O_STAGE | O_VERSION_ID | O_KEY | O_JSON, cmd_get, true, "NAME" },
 	{ "refresh", O_JSON, cmd_refresh, true, "NAME" },
 	{ "list", O_JSON, cmd_list, false, NULL },
 	{ "status", O_JSON, cmd_status, false, NULL },
+	{ "reload", O_JSON, cmd_reload, false, NULL },
 	{ "verify", O_JSON, cmd_verify, true, "USER" },
 };
 

@@ -21,6 +21,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/kt_json.h"
 #include "common/log.h"
 #include "common/secmem.h"
@@ -276,18 +277,19 @@ static void server_limits(const struct kt_config *cfg, struct kt_server_limits *
 	lim->request_timeout = cfg->request_timeout;
 }
 
-static void reload(struct kt_daemon *d)
+/* Reads the configuration file again and applies it; on failure the one in
+ * use stays and err says why (the file, line and key at fault). 0 or -1. */
+static int reload(struct kt_daemon *d, char *err, size_t errlen)
 {
 	struct kt_server_limits lim;
 	struct kt_config *cfg = NULL;
-	char err[512];
 	int64_t began = mono_ms();
 
 	kt_notify_reloading();
-	if (kt_config_load(d->config_path, &cfg, err, sizeof(err)) < 0) {
+	if (kt_config_load(d->config_path, &cfg, err, errlen) < 0) {
 		log_err("reload: %s; keeping the configuration in use", err);
 		kt_notify_ready("reload failed; old configuration kept");
-		return;
+		return -1;
 	}
 	if (strcmp(cfg->socket_path, d->cfg->socket_path) != 0 ||
 	    strcmp(cfg->user, d->cfg->user) != 0 ||
@@ -301,10 +303,11 @@ static void reload(struct kt_daemon *d)
 		log_warn("reload: workers, fips, ca_file and locked_memory changes take effect at "
 			 "the next restart");
 	if (kt_engine_configure(d->eng, cfg) < 0) {
+		kt_errf(err, errlen, "out of memory");
 		log_err("reload: out of memory; keeping the configuration in use");
 		kt_config_free(cfg);
 		kt_notify_ready("reload failed; old configuration kept");
-		return;
+		return -1;
 	}
 	keep_running_settings(cfg, d->cfg);
 	server_limits(cfg, &lim);
@@ -319,6 +322,17 @@ static void reload(struct kt_daemon *d)
 	log_info("reloaded %s: %zu secrets, %zu logins, in %lld ms", d->config_path, cfg->nsecrets,
 		 cfg->nlogins, (long long)(mono_ms() - began));
 	kt_notify_ready("serving");
+	return 0;
+}
+
+/* The reload op (keyturnctl reload, systemd's ExecReload): the same, and
+ * the caller hears how it went. */
+static int ops_reload(void *ctx, char *err, size_t errlen)
+{
+	struct kt_daemon *d = ctx;
+
+	log_info("reload asked for over the socket: reloading %s", d->config_path);
+	return reload(d, err, errlen);
 }
 
 /* Answers what waits, cancels AWS calls, sends what is queued (for two
@@ -351,8 +365,10 @@ static void signal_event(void *ctx, uint32_t events)
 	(void)events;
 	while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
+			char err[512];
+
 			log_info("SIGHUP: reloading %s", d->config_path);
-			reload(d);
+			(void)reload(d, err, sizeof(err));
 		} else {
 			log_info("%s: stopping", strsignal((int)si.ssi_signo));
 			kt_loop_quit(d->loop, 0);
@@ -463,6 +479,7 @@ static int start_loop(struct kt_daemon *d, int *listen_fd)
 	env.started = d->started;
 	env.door_stats = ops_door_stats;
 	env.reply = ops_reply;
+	env.reload = ops_reload;
 	env.ctx = d;
 	if (kt_ops_new(&env, d->cfg, &d->ops) < 0) {
 		log_err("out of memory");

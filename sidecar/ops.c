@@ -26,6 +26,7 @@
 enum op_who {
 	WHO_ANY,          /* every local user; per-secret rules apply inside */
 	WHO_ROOT_OR_SELF, /* root, or a caller asking about its own account */
+	WHO_ROOT,         /* root only */
 };
 
 /* One request being handled: the ops' state and the request. */
@@ -41,6 +42,7 @@ static enum kt_op_result op_refresh(struct op_ctx *x, struct json_object **answe
 static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer);
 static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer);
 static enum kt_op_result op_verify(struct op_ctx *x, struct json_object **answer);
+static enum kt_op_result op_reload(struct op_ctx *x, struct json_object **answer);
 
 static const struct {
 	const char *op;
@@ -52,6 +54,7 @@ static const struct {
 	{ "list", WHO_ANY, op_list },
 	{ "status", WHO_ANY, op_status },
 	{ "verify", WHO_ROOT_OR_SELF, op_verify },
+	{ "reload", WHO_ROOT, op_reload },
 };
 
 static void audit(const struct op_ctx *x, const char *op, const char *secret, const char *result)
@@ -385,6 +388,35 @@ static enum kt_op_result op_verify(struct op_ctx *x, struct json_object **answer
 	return kt_login_verify(x->ops->env.login, x->r, answer);
 }
 
+/* Reloads the configuration and says how it went: {"ok":true,...} with the
+ * counts now in effect, or `unavailable` with why the file was refused (the
+ * configuration in use stays). The answer comes when the reload is done. */
+static enum kt_op_result op_reload(struct op_ctx *x, struct json_object **answer)
+{
+	char err[512] = "";
+	const struct kt_cache *c;
+
+	audit(x, "reload", "-", "allowed");
+	if (x->ops->env.reload == NULL ||
+	    x->ops->env.reload(x->ops->env.ctx, err, sizeof(err)) < 0) {
+		*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "reload refused: %s",
+					 err[0] != '\0' ? err : "not supported");
+		return KT_OP_ANSWER;
+	}
+	c = x->ops->cache;
+	*answer = kt_answer_ok();
+	if (*answer == NULL) {
+		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+		return KT_OP_ANSWER;
+	}
+	json_object_object_add(*answer, "secrets",
+			       json_object_new_int64((int64_t)x->ops->cfg->nsecrets));
+	json_object_object_add(*answer, "logins",
+			       json_object_new_int64((int64_t)x->ops->cfg->nlogins));
+	json_object_object_add(*answer, "cached_entries", json_object_new_int64((int64_t)c->n));
+	return KT_OP_ANSWER;
+}
+
 /* Whether the caller may use an op at all, before any per-secret rule. */
 static bool who_allows(enum op_who who, const struct op_ctx *x)
 {
@@ -392,6 +424,8 @@ static bool who_allows(enum op_who who, const struct op_ctx *x)
 
 	if (who == WHO_ANY || x->r->peer->uid == 0)
 		return true;
+	if (who == WHO_ROOT)
+		return false;
 	user = kt_json_str(x->r->req, "user");
 	return user != NULL && strcmp(user, x->r->peer->name) == 0;
 }
@@ -432,7 +466,9 @@ enum kt_op_result kt_ops_handle(struct kt_ops *ops, struct kt_request *r,
 			ops->denied++;
 			audit(&x, op, "-", "denied");
 			*answer = kt_proto_error(KT_PERR_DENIED,
-						 "uid %lu may not %s for another account",
+						 op_table[i].who == WHO_ROOT
+							 ? "uid %lu may not %s: root only"
+							 : "uid %lu may not %s for another account",
 						 (unsigned long)r->peer->uid, op);
 			return KT_OP_ANSWER;
 		}

@@ -39,6 +39,9 @@ struct kt_ops_env {
 	void (*door_stats)(void *ctx, struct kt_door_stats *out);
 	/* Delivers the answer (taken) of a request that waited. */
 	void (*reply)(void *ctx, uint64_t conn_id, struct json_object *answer);
+	/* Reads the configuration file again and applies it (the reload op);
+	 * 0, or -1 with err saying why the one in use was kept. */
+	int (*reload)(void *ctx, char *err, size_t errlen);
 	void *ctx;
 };
 
