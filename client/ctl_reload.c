@@ -16,25 +16,19 @@
 
 #define RELOAD_TIMEOUT_MS 60000
 
-/* The same socket keyturn_open() would use. */
-static const char *socket_path(const char *given)
+/* keyturnctl's exit code (keyturnctl(1)) for the daemon's error: 4 denied,
+ * 5 unavailable or throttled, 1 the rest. */
+static int exit_for(enum kt_proto_err e)
 {
-	const char *env;
-
-	if (given != NULL && *given != '\0')
-		return given;
-	env = secure_getenv("KEYTURN_SOCKET");
-	return env != NULL && *env != '\0' ? env : RUNSTATEDIR "/keyturn/keyturnd.sock";
-}
-
-/* keyturnctl's exit code for the daemon's error name. */
-static int exit_for(const char *error)
-{
-	if (error != NULL && strcmp(error, "denied") == 0)
+	switch (e) {
+	case KT_PERR_DENIED:
 		return 4;
-	if (error != NULL && (strcmp(error, "unavailable") == 0 || strcmp(error, "throttled") == 0))
+	case KT_PERR_UNAVAILABLE:
+	case KT_PERR_THROTTLED:
 		return 5;
-	return 1;
+	default:
+		return 1;
+	}
 }
 
 static void say(const char *msg)
@@ -52,10 +46,12 @@ int kt_ctl_reload(const char *socket, int timeout_ms, bool json)
 	struct kt_transport t;
 	struct kt_buf answer = KT_BUF_INIT(KT_PROTO_MAX_FRAME);
 	struct json_object *a = NULL;
+	struct json_object *ok;
+	enum kt_proto_err perr;
 	const char *error;
 	int rc;
 
-	if (kt_transport_init(&t, socket_path(socket)) < 0) {
+	if (kt_transport_init(&t, kt_transport_path(socket, true)) < 0) {
 		say("the socket path is empty or too long");
 		return 1;
 	}
@@ -73,9 +69,17 @@ int kt_ctl_reload(const char *socket, int timeout_ms, bool json)
 		rc = 1;
 		goto out;
 	}
+	/* As libkeyturn reads answers: "ok" must be a boolean, and an error
+	 * code this program does not know is never taken for success. */
+	if (!json_object_object_get_ex(a, "ok", &ok) ||
+	    !json_object_is_type(ok, json_type_boolean)) {
+		say("keyturnd's answer has no boolean \"ok\"");
+		rc = 1;
+		goto out;
+	}
 	if (json)
 		printf("%.*s\n", (int)answer.len, answer.data);
-	if (json_object_get_boolean(json_object_object_get(a, "ok"))) {
+	if (json_object_get_boolean(ok)) {
 		if (!json)
 			printf("reloaded: %s secrets, %s logins\n",
 			       json_object_get_string(json_object_object_get(a, "secrets")),
@@ -85,7 +89,7 @@ int kt_ctl_reload(const char *socket, int timeout_ms, bool json)
 	}
 	error = kt_json_str(a, "error");
 	say(kt_json_str(a, "message") != NULL ? kt_json_str(a, "message") : "refused");
-	rc = exit_for(error);
+	rc = error != NULL && kt_proto_err_parse(error, &perr) == 0 ? exit_for(perr) : 1;
 out:
 	json_object_put(a);
 	kt_buf_free(&answer);

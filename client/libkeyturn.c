@@ -24,8 +24,6 @@
 
 /* The same default as keyturnd's (sidecar/conf.h): /run/keyturn/keyturnd.sock
  * when built with --runstatedir=/run, as packages are. */
-#define DEFAULT_SOCKET RUNSTATEDIR "/keyturn/keyturnd.sock"
-#define SOCKET_ENV "KEYTURN_SOCKET"
 
 struct keyturn {
 	struct kt_transport tr;
@@ -413,12 +411,7 @@ keyturn_t *keyturn_open(const char *socket_path, int *err)
 	bool no_env = err != NULL && *err == KT_OPEN_NO_ENV;
 	int rc = KEYTURN_OK;
 
-	/* secure_getenv(): a set-user-ID program must not be pointed at a
-	 * socket of its caller's choosing. */
-	if (!no_env && (socket_path == NULL || *socket_path == '\0'))
-		socket_path = secure_getenv(SOCKET_ENV);
-	if (socket_path == NULL || *socket_path == '\0')
-		socket_path = DEFAULT_SOCKET;
+	socket_path = kt_transport_path(socket_path, !no_env);
 	kt = calloc(1, sizeof(*kt));
 	if (kt == NULL) {
 		rc = KEYTURN_E_NOMEM;

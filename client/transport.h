@@ -13,6 +13,7 @@
 #include "common/kt_buf.h"
 
 #define KT_TRANSPORT_DEFAULT_TIMEOUT_MS 5000
+#define KT_TRANSPORT_DEFAULT_SOCKET RUNSTATEDIR "/keyturn/keyturnd.sock"
 
 struct kt_transport {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -37,6 +38,11 @@ struct kt_transport {
  *   -EMSGSIZE      the request does not fit in one frame
  *   -ENAMETOOLONG  the path does not fit in sun_path (init only)
  *   -EINVAL        an empty path (init only) */
+
+/* The socket a caller means: path when given, else $KEYTURN_SOCKET (read
+ * with secure_getenv, and only when use_env), else
+ * KT_TRANSPORT_DEFAULT_SOCKET. Never NULL. */
+const char *kt_transport_path(const char *path, bool use_env);
 
 /* Sets t up for path; connects nothing yet. */
 int kt_transport_init(struct kt_transport *t, const char *path);

@@ -856,7 +856,7 @@ static void test_open_paths(void **state)
 	keyturn_close(kt);
 	unsetenv("KEYTURN_SOCKET");
 	kt = keyturn_open(NULL, NULL);
-	assert_string_equal(kt->tr.path, DEFAULT_SOCKET);
+	assert_string_equal(kt->tr.path, KT_TRANSPORT_DEFAULT_SOCKET);
 	assert_int_equal(kt->tr.timeout_ms, 5000);
 	keyturn_close(kt);
 
