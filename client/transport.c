@@ -459,17 +459,6 @@ static int tr_exchange(struct kt_transport *t, const struct kt_buf *frame, struc
 	return recv_exact(t, NULL, answer, n, &got, d);
 }
 
-const char *kt_transport_path(const char *path, bool use_env)
-{
-	/* secure_getenv(): a set-user-ID program must not be pointed at a
-	 * socket of its caller's choosing. */
-	if (use_env && (path == NULL || *path == '\0'))
-		path = secure_getenv("KEYTURN_SOCKET");
-	if (path == NULL || *path == '\0')
-		path = KT_TRANSPORT_DEFAULT_SOCKET;
-	return path;
-}
-
 int kt_transport_init(struct kt_transport *t, const char *path)
 {
 	memset(t, 0, sizeof(*t));

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
@@ -40,9 +41,18 @@ struct kt_transport {
  *   -EINVAL        an empty path (init only) */
 
 /* The socket a caller means: path when given, else $KEYTURN_SOCKET (read
- * with secure_getenv, and only when use_env), else
- * KT_TRANSPORT_DEFAULT_SOCKET. Never NULL. */
-const char *kt_transport_path(const char *path, bool use_env);
+ * with secure_getenv, and only when use_env: a set-user-ID program must not
+ * be pointed at a socket of its caller's choosing), else
+ * KT_TRANSPORT_DEFAULT_SOCKET. Never NULL. Inline: the fuzz target links
+ * libkeyturn.c with a transport of its own. */
+static inline const char *kt_transport_path(const char *path, bool use_env)
+{
+	if (use_env && (path == NULL || *path == '\0'))
+		path = secure_getenv("KEYTURN_SOCKET");
+	if (path == NULL || *path == '\0')
+		path = KT_TRANSPORT_DEFAULT_SOCKET;
+	return path;
+}
 
 /* Sets t up for path; connects nothing yet. */
 int kt_transport_init(struct kt_transport *t, const char *path);
