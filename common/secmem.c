@@ -109,7 +109,10 @@ int kt_secure_init(size_t size, char *err, size_t errlen)
 			CRYPTO_secure_malloc_done();
 		kt_errf(err, errlen,
 			"cannot set up %zu bytes of locked memory (OpenSSL's secure heap): %s",
-			size, r == 2 ? "mlock or madvise(MADV_DONTDUMP) failed" : "mmap failed");
+			size,
+			r == 2 ? "mlock or madvise(MADV_DONTDUMP) failed (a container may forbid "
+				 "mlock: systemd-nspawn without --capability=CAP_IPC_LOCK does)"
+			       : "mmap failed");
 		ERR_clear_error();
 		return r == 2 ? -EPERM : -ENOMEM;
 	}
