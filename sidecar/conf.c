@@ -99,6 +99,9 @@ static int end_section(struct parser *p)
 {
 	const struct kt_login_cfg *l;
 
+	if (p->kind == SEC_EVENTS && p->cfg->events_queue_url == NULL)
+		return conf_fail_at(p, p->events_line, p->section, "queue_url", -EINVAL,
+				    "missing; an [events] section needs the queue's URL");
 	if (p->kind != SEC_LOGIN)
 		return 0;
 	l = &p->cfg->logins[p->idx];
@@ -176,12 +179,22 @@ static int start_section(struct parser *p, const char *s)
 		p->kind = SEC_DAEMON;
 		return 0;
 	}
+	if (strcmp(p->section, "events") == 0) {
+		if (p->events_line != 0)
+			return conf_fail(p, NULL, -EINVAL,
+					 "section appears twice (first on line %d)",
+					 p->events_line);
+		p->events_line = p->lineno;
+		p->kind = SEC_EVENTS;
+		return 0;
+	}
 	if (strncmp(p->section, "secret:", 7) == 0)
 		return add_secret(p, p->section + 7);
 	if (strncmp(p->section, "login:", 6) == 0)
 		return add_login(p, p->section + 6);
 	return conf_fail(p, NULL, -EINVAL,
-			 "unknown section (expected [daemon], [secret:NAME] or [login:USER])");
+			 "unknown section (expected [daemon], [events], [secret:NAME] or "
+			 "[login:USER])");
 }
 
 /* libinih's reader. It counts lines for the messages, refuses lines that
@@ -257,6 +270,7 @@ static struct kt_config *config_new(const char *path)
 	cfg->state_dir = strdup(KT_DEFAULT_STATE_DIR);
 	cfg->user = strdup("keyturn");
 	cfg->check_interval = 3600;
+	cfg->events_quiet_interval = 21600;
 	cfg->window_interval = 30;
 	cfg->max_stale = DAY;
 	cfg->log_level = KT_LOG_INFO;

@@ -1,5 +1,5 @@
 /* keyturnd's configuration file (INI, parsed with libinih): [daemon],
- * [secret:NAME], [login:USER] and [login:*]. Every error names the file, the
+ * [events], [secret:NAME], [login:USER] and [login:*]. Every error names the file, the
  * line and the key at fault; nothing is half-applied. */
 #ifndef KT_CONF_H
 #define KT_CONF_H
@@ -59,6 +59,9 @@ struct kt_config {
 	long refresh_min_interval; /* s between `refresh` checks of one secret, default 10 */
 	long workers;              /* AWS worker threads, default 2 */
 	long locked_memory; /* bytes of locked arena for values, a power of two; default 4M */
+	/* [events]: rotation events from an SQS queue (NULL queue_url: off) */
+	char *events_queue_url;
+	long events_quiet_interval; /* s between safety-net checks while the queue works */
 	/* sections */
 	struct kt_secret_cfg *secrets;
 	size_t nsecrets;

@@ -71,6 +71,14 @@ static const struct keydef daemon_keys[] = {
 };
 #undef D
 
+#define D(f) offsetof(struct kt_config, f)
+static const struct keydef events_keys[] = {
+	{ "queue_url", V_URL, D(events_queue_url), 0, 0 },
+	{ "quiet_interval", V_SECS, D(events_quiet_interval), 60, WEEK },
+	{ NULL, 0, 0, 0, 0 },
+};
+#undef D
+
 #define S(f) offsetof(struct kt_secret_cfg, f)
 static const struct keydef secret_keys[] = {
 	{ "id", V_WORD, S(id), 0, 0 },
@@ -93,10 +101,8 @@ static const struct keydef login_keys[] = {
 #undef L
 
 static const struct keydef *const tables[] = {
-	[SEC_NONE] = NULL,
-	[SEC_DAEMON] = daemon_keys,
-	[SEC_SECRET] = secret_keys,
-	[SEC_LOGIN] = login_keys,
+	[SEC_NONE] = NULL,          [SEC_DAEMON] = daemon_keys, [SEC_EVENTS] = events_keys,
+	[SEC_SECRET] = secret_keys, [SEC_LOGIN] = login_keys,
 };
 
 _Static_assert(sizeof(daemon_keys) / sizeof(daemon_keys[0]) <= MAX_KEYS,
@@ -288,7 +294,7 @@ int conf_set_pair(struct parser *p, const char *name, const char *value)
 		return conf_fail(p, NULL, -EINVAL, "a key name must come before '='");
 	if (kd == NULL)
 		return conf_fail(p, name, -EINVAL,
-				 "outside any section (put it under [daemon], "
+				 "outside any section (put it under [daemon], [events], "
 				 "[secret:NAME] or [login:USER])");
 	for (i = 0; kd[i].name != NULL && strcmp(kd[i].name, name) != 0; i++)
 		;
@@ -297,7 +303,7 @@ int conf_set_pair(struct parser *p, const char *name, const char *value)
 	if (p->key_line[i] != 0)
 		return conf_fail(p, name, -EINVAL, "set twice (first on line %d)", p->key_line[i]);
 	p->key_line[i] = p->lineno;
-	if (p->kind == SEC_DAEMON)
+	if (p->kind == SEC_DAEMON || p->kind == SEC_EVENTS)
 		base = p->cfg;
 	else if (p->kind == SEC_SECRET)
 		base = &p->cfg->secrets[p->idx];
@@ -327,6 +333,7 @@ void kt_config_free(struct kt_config *cfg)
 {
 	if (cfg == NULL)
 		return;
+	free_strings(events_keys, cfg);
 	for (size_t i = 0; i < cfg->nsecrets; i++) {
 		struct kt_secret_cfg *s = &cfg->secrets[i];
 

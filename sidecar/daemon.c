@@ -23,6 +23,7 @@
 
 #include "common/err.h"
 #include "common/kt_json.h"
+#include "common/kt_time.h"
 #include "common/log.h"
 #include "common/secmem.h"
 #include "daemon.h"
@@ -34,6 +35,7 @@
 #include "privdrop.h"
 #include "server.h"
 #include "worker.h"
+#include "events.h"
 
 #define READY_WAIT 10 /* s to wait for the first fetches before READY=1 */
 
@@ -45,6 +47,7 @@ struct kt_daemon {
 	struct kt_loop *loop;
 	struct kt_engine *eng;
 	struct kt_login *login;
+	struct kt_events *events; /* NULL without [events] */
 	struct kt_ops *ops;
 	struct kt_server *server;
 	struct kt_loop_io *workers_io;
@@ -58,14 +61,6 @@ struct kt_daemon {
 	bool ready; /* READY=1 sent */
 	uint64_t watchdog_usec;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- the wiring: what each part asks of the others ---------------------- */
 
@@ -283,7 +278,7 @@ static int reload(struct kt_daemon *d, char *err, size_t errlen)
 {
 	struct kt_server_limits lim;
 	struct kt_config *cfg = NULL;
-	int64_t began = mono_ms();
+	int64_t began = kt_mono_ms();
 
 	kt_notify_reloading();
 	if (kt_config_load(d->config_path, &cfg, err, errlen) < 0) {
@@ -314,13 +309,14 @@ static int reload(struct kt_daemon *d, char *err, size_t errlen)
 	kt_server_set_limits(d->server, &lim);
 	kt_ops_configure(d->ops, cfg);
 	kt_login_configure(d->login, cfg);
+	kt_events_configure(d->events, cfg);
 	kt_config_free(d->cfg);
 	d->cfg = cfg;
 	log_set_level(cfg->log_level);
 	kt_engine_tick(d->eng);
 	/* The whole reload holds the loop: its cost is worth a figure. */
 	log_info("reloaded %s: %zu secrets, %zu logins, in %lld ms", d->config_path, cfg->nsecrets,
-		 cfg->nlogins, (long long)(mono_ms() - began));
+		 cfg->nlogins, (long long)(kt_mono_ms() - began));
 	kt_notify_ready("serving");
 	return 0;
 }
@@ -333,6 +329,11 @@ static int ops_reload(void *ctx, char *err, size_t errlen)
 
 	log_info("reload asked for over the socket: reloading %s", d->config_path);
 	return reload(d, err, errlen);
+}
+
+static struct json_object *ops_events_status(void *ctx)
+{
+	return kt_events_status(((struct kt_daemon *)ctx)->events);
 }
 
 /* Answers what waits, cancels AWS calls, sends what is queued (for two
@@ -348,6 +349,8 @@ static void stop(struct kt_daemon *d)
 	kt_loop_timer_del(d->loop, d->tick);
 	kt_server_stop_accepting(d->server);
 	kt_engine_stop(d->eng);
+	kt_events_free(d->events);
+	d->events = NULL;
 	/* Parked callers are answered first; then the AWS calls in flight are
 	 * cancelled, so the workers are joined within about a second. */
 	kt_workers_abort(d->workers);
@@ -480,6 +483,7 @@ static int start_loop(struct kt_daemon *d, int *listen_fd)
 	env.door_stats = ops_door_stats;
 	env.reply = ops_reply;
 	env.reload = ops_reload;
+	env.events_status = ops_events_status;
 	env.ctx = d;
 	if (kt_ops_new(&env, d->cfg, &d->ops) < 0) {
 		log_err("out of memory");
@@ -497,6 +501,9 @@ static int start_loop(struct kt_daemon *d, int *listen_fd)
 		return -1;
 	}
 	kt_login_configure(d->login, d->cfg);
+	if (d->cfg->events_queue_url != NULL &&
+	    kt_events_new(d->loop, d->eng, d->cfg, aws_client_region(d->aws), &d->events) < 0)
+		return -1;
 	return 0;
 }
 
@@ -562,6 +569,7 @@ out:
 	kt_server_free(d.server, d.server != NULL);
 	if (listen_fd >= 0)
 		close(listen_fd);
+	kt_events_free(d.events);
 	kt_ops_free(d.ops);
 	kt_login_free(d.login);
 	kt_engine_free(d.eng);

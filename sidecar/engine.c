@@ -449,7 +449,9 @@ int kt_engine_configure(struct kt_engine *eng, const struct kt_config *cfg)
 	if (kt_cache_sync(&eng->cache, cfg) < 0)
 		return -ENOMEM;
 	eng->cfg = cfg;
-	eng->sched = kt_sched_cfg_from(cfg->check_interval, cfg->window_interval);
+	eng->sched = kt_sched_cfg_from(eng->quiet_interval > 0 ? eng->quiet_interval
+							       : cfg->check_interval,
+				       cfg->window_interval);
 	/* Requests waiting on removed sections are answered now. */
 	for (;;) {
 		struct kt_parked *p = eng->parked;
@@ -461,6 +463,23 @@ int kt_engine_configure(struct kt_engine *eng, const struct kt_config *cfg)
 		kt_engine_resume_id(eng, p->entry_id, NULL, NULL);
 	}
 	return 0;
+}
+
+void kt_engine_set_quiet_interval(struct kt_engine *eng, long interval)
+{
+	time_t now = kt_engine_sched_now(eng);
+
+	eng->quiet_interval = interval;
+	eng->sched = kt_sched_cfg_from(interval > 0 ? interval : eng->cfg->check_interval,
+				       eng->cfg->window_interval);
+	for (size_t i = 0; i < eng->cache.n; i++) {
+		struct kt_entry *e = eng->cache.entries[i];
+
+		if (!e->in_flight && e->failures == 0 &&
+		    e->next_check > now + eng->sched.check_interval)
+			e->next_check =
+				kt_sched_next_check(&eng->sched, &e->rot, now, kt_engine_rnd(eng));
+	}
 }
 
 void kt_engine_remove(struct kt_engine *eng, struct kt_entry *e)

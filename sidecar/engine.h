@@ -141,6 +141,13 @@ int kt_engine_configure(struct kt_engine *eng, const struct kt_config *cfg);
 
 /* Removes one entry (a login entry no mapping needs any more): requests
  * parked on it are resumed with KT_RESUME_GONE first. */
+/* Quiet-time checks every interval seconds instead of check_interval (the
+ * safety net while rotation events keep the cache current); 0 goes back to
+ * check_interval. Checks planned further out than the interval now in
+ * force are brought in; inside rotation windows window_interval applies
+ * either way. */
+void kt_engine_set_quiet_interval(struct kt_engine *eng, long interval);
+
 void kt_engine_remove(struct kt_engine *eng, struct kt_entry *e);
 
 /* The cache, for lookups and walks. Entries may be read and their

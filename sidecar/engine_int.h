@@ -12,6 +12,7 @@ struct kt_engine {
 	struct kt_engine_clock clock;
 	struct kt_cache cache;
 	struct kt_sched_cfg sched;
+	long quiet_interval; /* s, in place of check_interval while events work; 0: none */
 	struct kt_parked *parked;
 	kt_engine_resume_fn *resume_fn;
 	void *resume_ctx;

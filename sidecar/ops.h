@@ -42,6 +42,9 @@ struct kt_ops_env {
 	/* Reads the configuration file again and applies it (the reload op);
 	 * 0, or -1 with err saying why the one in use was kept. */
 	int (*reload)(void *ctx, char *err, size_t errlen);
+	/* status's "events" object (new; NULL when out of memory), or NULL
+	 * for none: then {"state":"off"}. */
+	struct json_object *(*events_status)(void *ctx);
 	void *ctx;
 };
 

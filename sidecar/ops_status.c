@@ -92,6 +92,18 @@ static struct json_object *backend(struct kt_ops *ops, size_t failing, time_t no
 	return b;
 }
 
+/* Rotation events (events.c, through the daemon): {"state":"off"} without. */
+static struct json_object *events_status(struct kt_ops *ops)
+{
+	struct json_object *o = NULL;
+
+	if (ops->env.events_status != NULL)
+		o = ops->env.events_status(ops->env.ctx);
+	if (o == NULL && (o = json_object_new_object()) != NULL)
+		json_object_object_add(o, "state", json_object_new_string("off"));
+	return o;
+}
+
 struct json_object *kt_ops_status(struct kt_ops *ops, const struct kt_peer *peer, time_t now)
 {
 	struct json_object *o = kt_answer_ok(), *s = json_object_new_object(),
@@ -141,5 +153,6 @@ struct json_object *kt_ops_status(struct kt_ops *ops, const struct kt_peer *peer
 	json_object_object_add(o, "last_errors", w.arr);
 	json_object_object_add(o, "socket", door.socket);
 	json_object_object_add(o, "offline_unavailable", offline_unavailable(ops, peer));
+	json_object_object_add(o, "events", events_status(ops));
 	return o;
 }

@@ -17,15 +17,23 @@
 #include "endpoint.h"
 #include "http.h"
 #include "common/kt_json.h"
+#include "common/kt_time.h"
 #include "common/log.h"
 #include "retry.h"
 #include "common/secmem.h"
 #include "sigv4.h"
 
 #define CLIENT_POOL_MAX 4
-#define CLIENT_SERVICE "secretsmanager"
+#define CLIENT_DEFAULT_SERVICE "secretsmanager"
+#define CLIENT_DEFAULT_JSON_VERSION "1.1"
+#define CLIENT_SERVICE_MAX 32
+/* http.c's default total timeout, kept here so that aws_client_timeout_ms()
+ * can report the value in force. */
+#define CLIENT_DEFAULT_TIMEOUT_MS 10000
 
 struct aws_client {
+	char service[CLIENT_SERVICE_MAX]; /* SigV4 service name: "secretsmanager", "sqs" */
+	char ctype[40];                   /* Content-Type: application/x-amz-json-1.1 or -1.0 */
 	char *region;
 	char *endpoint;
 	char *url;      /* endpoint + "/" */
@@ -49,6 +57,46 @@ struct aws_client {
 	pthread_cond_t sleep_cond; /* on CLOCK_MONOTONIC */
 	bool sleep_ready;
 };
+
+/* A service name goes into the credential scope and a host name: lower-case
+ * letters, digits and dashes only. */
+static bool service_valid(const char *s)
+{
+	if (s[0] == '\0' || strlen(s) >= CLIENT_SERVICE_MAX)
+		return false;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Takes the service and its JSON protocol version from opts; NULL keeps the
+ * Secrets Manager client every existing caller expects. */
+static int client_set_protocol(struct aws_client *c, const struct aws_client_opts *opts,
+			       struct aws_error *err)
+{
+	const char *svc = opts->service != NULL ? opts->service : CLIENT_DEFAULT_SERVICE;
+	const char *ver =
+		opts->json_version != NULL ? opts->json_version : CLIENT_DEFAULT_JSON_VERSION;
+
+	if (!service_valid(svc)) {
+		aws_error_set(err, AWS_ERR_CONFIG, "BadService",
+			      "AWS service name \"%.40s\" is not lower-case letters, digits and "
+			      "dashes",
+			      svc);
+		return -EINVAL;
+	}
+	if (strcmp(ver, "1.0") != 0 && strcmp(ver, "1.1") != 0) {
+		aws_error_set(err, AWS_ERR_CONFIG, "BadJsonVersion",
+			      "AWS JSON protocol version \"%.16s\" for %s is neither 1.0 nor 1.1",
+			      ver, svc);
+		return -EINVAL;
+	}
+	snprintf(c->service, sizeof(c->service), "%s", svc);
+	snprintf(c->ctype, sizeof(c->ctype), "application/x-amz-json-%s", ver);
+	return 0;
+}
 
 int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
 		   struct aws_error *err)
@@ -79,11 +127,14 @@ int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
 		}
 		c->sleep_ready = true;
 	}
+	rc = client_set_protocol(c, opts, err);
+	if (rc < 0)
+		goto out;
 	rc = aws_resolve_region(opts->region, opts->use_imds_region, &c->region, &rsrc, err);
 	if (rc < 0)
 		goto out;
-	rc = aws_resolve_endpoint(CLIENT_SERVICE, opts->endpoint, c->region, opts->fips,
-				  &c->endpoint, &esrc, err);
+	rc = aws_resolve_endpoint(c->service, opts->endpoint, c->region, opts->fips, &c->endpoint,
+				  &esrc, err);
 	if (rc < 0)
 		goto out;
 	rc = aws_endpoint_host(c->endpoint, c->host, sizeof(c->host));
@@ -98,7 +149,8 @@ int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
 		goto out;
 	c->http_opts.ca_file = c->ca_file;
 	c->http_opts.connect_timeout_ms = opts->connect_timeout_ms;
-	c->http_opts.timeout_ms = opts->timeout_ms;
+	c->http_opts.timeout_ms =
+		opts->timeout_ms > 0 ? opts->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
 	c->http_opts.max_body = opts->max_body;
 	c->http_opts.cancel = &c->cancel;
 
@@ -120,8 +172,8 @@ int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,
 	rc = aws_creds_chain_new(&copts, &c->creds);
 	if (rc < 0)
 		goto out;
-	log_debug("aws: region %s (from the %s), endpoint %s (from the %s)", c->region,
-		  aws_source_name(rsrc), c->endpoint, aws_source_name(esrc));
+	log_debug("aws: %s: region %s (from the %s), endpoint %s (from the %s)", c->service,
+		  c->region, aws_source_name(rsrc), c->endpoint, aws_source_name(esrc));
 	*out = c;
 	c = NULL;
 	rc = 0;
@@ -163,6 +215,11 @@ const char *aws_client_region(const struct aws_client *c)
 const char *aws_client_endpoint(const struct aws_client *c)
 {
 	return c->endpoint;
+}
+
+long aws_client_timeout_ms(const struct aws_client *c)
+{
+	return c->http_opts.timeout_ms;
 }
 
 /* Takes an idle HTTP handle from the pool, or makes one. Keeping a few
@@ -262,7 +319,7 @@ static int client_send(struct aws_client *c, struct kt_http *h, const char *targ
 		       const char *json, size_t json_len, struct kt_http_resp *resp,
 		       struct aws_error *err)
 {
-	static const char ctype[] = "application/x-amz-json-1.1";
+	const char *ctype = c->ctype;
 	struct aws_creds cr = { 0 };
 	struct sigv4_result sig = { 0 };
 	struct kt_buf lines[6];
@@ -283,8 +340,8 @@ static int client_send(struct aws_client *c, struct kt_http *h, const char *targ
 		};
 		struct sigv4_request sr = { "POST", "/", NULL, sh, 3, json, json_len };
 		struct sigv4_key key = { cr.access_key, cr.secret_key, cr.session_token };
-		struct sigv4_params sp = { c->region, CLIENT_SERVICE, time(NULL) + client_skew(c),
-					   true,      false,          false };
+		struct sigv4_params sp = { c->region, c->service, time(NULL) + client_skew(c),
+					   true,      false,      false };
 
 		rc = sigv4_sign(&sr, &key, &sp, &sig);
 		if (rc < 0) {
@@ -344,15 +401,8 @@ static bool client_cancelled(struct aws_client *c, struct aws_error *err)
  * aws_client_cancel cuts short. */
 static void client_backoff(struct aws_client *c, long ms)
 {
-	struct timespec until;
+	struct timespec until = kt_mono_after_ms(ms);
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&c->sleep_lock);
 	while (!atomic_load(&c->cancel) &&
 	       pthread_cond_timedwait(&c->sleep_cond, &c->sleep_lock, &until) != ETIMEDOUT)

@@ -184,13 +184,16 @@ KT_SANITIZER_RE='AddressSanitizer|LeakSanitizer|runtime error'
 # retry pace and timeouts here.
 KT_AWS_OPTS=(--retry-base-ms 10)
 
-# kt NAME URL ARGS...: kt-aws against URL with KT_AWS_OPTS. Leaves $T/NAME.out,
+# kt NAME URL ARGS...: kt-aws against URL (- for none: the SQS calls take
+# theirs from the queue URL) with KT_AWS_OPTS. Leaves $T/NAME.out,
 # $T/NAME.err and KT_RC, and reports as a test whether it ended normally:
 # exit 0 or 1 (no signal), no sanitizer report.
 kt() {
-	local name=$1 url=$2
+	local name=$1 url=$2 ep
 	shift 2
-	"$KT_AWS" --endpoint "$url" "${KT_AWS_OPTS[@]}" "$@" >"$T/$name.out" 2>"$T/$name.err"
+	ep=(--endpoint "$url")
+	[ "$url" = - ] && ep=()
+	"$KT_AWS" "${ep[@]}" "${KT_AWS_OPTS[@]}" "$@" >"$T/$name.out" 2>"$T/$name.err"
 	KT_RC=$?
 	if [ "$KT_RC" -le 1 ] && ! grep -qE "$KT_SANITIZER_RE" "$T/$name.err"; then
 		ok "$name: kt-aws ended cleanly (exit $KT_RC)"

@@ -17,7 +17,7 @@ Control endpoints share the port (requests under /__proxy/ are never AWS ones):
     GET  /__proxy/stats  counts, X-Amz-Target totals, the last 50 X-Amz-Date
                          values and the actions applied.
     POST /__proxy/reset  forgets plan and statistics.
-Actions: "pass", "throttle", {"status":500|503}, {"delay":SECONDS}, "reset",
+Actions: "pass", "throttle", "access_denied", {"status":500|503}, {"delay":SECONDS}, "reset",
 "truncate", "malformed", {"oversize":BYTES}, "tamper", {"skew":SECONDS},
 "decryption_failure" (a GetSecretValue that names a VersionId gets KMS's
 DecryptionFailure, as when the new version's key is unusable; every other
@@ -42,7 +42,7 @@ import urllib.parse
 HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
                "transfer-encoding", "upgrade", "expect", "content-length"}
 AWS_JSON = "application/x-amz-json-1.1"
-SIMPLE_ACTIONS = {"pass", "throttle", "reset", "truncate", "malformed", "tamper",
+SIMPLE_ACTIONS = {"pass", "throttle", "access_denied", "reset", "truncate", "malformed", "tamper",
                   "decryption_failure"}
 NUMERIC_ACTIONS = {"status": int, "delay": (int, float), "oversize": int,
                    "skew": (int, float)}
@@ -211,6 +211,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.forward(body)
         elif key == "throttle":
             self.aws_error(400, "ThrottlingException", "Rate exceeded")
+        elif key == "access_denied":
+            self.aws_error(400, "AccessDeniedException", "faultproxy: injected access denied")
         elif key == "status":
             etype = {500: "InternalServiceError", 503: "ServiceUnavailable"}.get(
                 val, "InternalFailure")

@@ -1,6 +1,7 @@
 /* kt-aws: a small command line over keyturn's internal AWS client, so system
- * tests (and people debugging a host) can run each Secrets Manager operation
- * exactly as the daemon does. Output is one JSON object on stdout. */
+ * tests (and people debugging a host) can run each Secrets Manager and SQS
+ * operation exactly as the daemon does. Output is one JSON object on stdout
+ * (sqs-receive: one per message). */
 #include "config.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "aws/sm.h"
+#include "aws/sqs.h"
 
 static unsigned long attempts_seen;
 
@@ -37,7 +39,11 @@ static void usage(void)
 	      "            update-secret-version-stage ID STAGE [--move-to V] [--remove-from V]\n"
 	      "            get-random-password [--length N] [--exclude-punctuation]\n"
 	      "            create-secret NAME --value-file F [--binary] [--description D]\n"
-	      "            resolve\n",
+	      "            resolve\n"
+	      "            sqs-receive QUEUE_URL [--max N] [--wait S]\n"
+	      "            sqs-delete QUEUE_URL RECEIPT...\n"
+	      "The sqs- operations take their endpoint (unless --endpoint) and region\n"
+	      "(unless --region) from the queue URL.\n",
 	      stderr);
 	exit(2);
 }
@@ -172,6 +178,7 @@ struct op_args {
 	size_t nstages;
 	bool binary, include_deprecated, exclude_punct;
 	long length;
+	long max_messages, wait_s; /* sqs-receive */
 	char **pos;
 	int npos;
 };
@@ -189,6 +196,8 @@ static void parse_op_args(int argc, char **argv, struct op_args *a)
 		{ "include-deprecated", no_argument, NULL, 'i' },
 		{ "length", required_argument, NULL, 'l' },
 		{ "exclude-punctuation", no_argument, NULL, 'p' },
+		{ "max", required_argument, NULL, 'x' },
+		{ "wait", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -228,6 +237,12 @@ static void parse_op_args(int argc, char **argv, struct op_args *a)
 			break;
 		case 'p':
 			a->exclude_punct = true;
+			break;
+		case 'x':
+			a->max_messages = parse_num(optarg, "--max");
+			break;
+		case 'w':
+			a->wait_s = parse_num(optarg, "--wait");
 			break;
 		default:
 			usage();
@@ -351,6 +366,40 @@ static int run_op(struct aws_client *c, const char *op, struct op_args *a, struc
 		}
 		free(arn);
 		free(vid);
+	} else if (strcmp(op, "sqs-receive") == 0 && a->npos == 1) {
+		struct sqs_batch b;
+
+		/* Out-of-range numbers are the library's to refuse, as they
+		 * would be for the daemon. */
+		rc = sqs_receive_message(c, a->pos[0],
+					 (int)(a->max_messages > 100 ? 100 : a->max_messages),
+					 (int)(a->wait_s > 100 ? 100 : a->wait_s), &b, err);
+		for (size_t i = 0; rc == 0 && i < b.n; i++) {
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "id",
+					       json_object_new_string(b.msgs[i].message_id));
+			json_object_object_add(o, "receipt",
+					       json_object_new_string(b.msgs[i].receipt_handle));
+			json_object_object_add(o, "body",
+					       json_object_new_string_len(b.msgs[i].body,
+									  (int)b.msgs[i].body_len));
+			emit(o);
+		}
+		sqs_batch_free(&b);
+	} else if (strcmp(op, "sqs-delete") == 0 && a->npos >= 2) {
+		size_t failed = 0, n = (size_t)a->npos - 1;
+
+		rc = sqs_delete_message_batch(c, a->pos[0], (const char *const *)a->pos + 1, n,
+					      &failed, err);
+		if (rc == 0) {
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "deleted",
+					       json_object_new_int64((int64_t)(n - failed)));
+			json_object_object_add(o, "failed", json_object_new_int64((int64_t)failed));
+			emit(o);
+		}
 	} else if (strcmp(op, "resolve") == 0 && a->npos == 0) {
 		struct json_object *o = json_object_new_object();
 
@@ -385,7 +434,8 @@ int main(int argc, char **argv)
 	struct aws_client_opts co = { 0 };
 	struct aws_client *c = NULL;
 	struct aws_error err;
-	struct op_args a = { 0 };
+	struct op_args a = { .max_messages = SQS_MAX_MESSAGES };
+	char sqs_endpoint[1100], sqs_region[72];
 	const char *op;
 	bool debug = false;
 	int ch, rc;
@@ -435,7 +485,32 @@ int main(int argc, char **argv)
 	op = argv[optind];
 	parse_op_args(argc - optind, argv + optind, &a);
 
-	rc = aws_client_new(&co, &c, &err);
+	/* An SQS client talks JSON 1.0 to the queue's own endpoint, signs for
+	 * the queue's region, and waits longer than the poll. */
+	aws_error_clear(&err);
+	rc = 0;
+	if (strncmp(op, "sqs-", 4) == 0) {
+		char msg[512];
+
+		if (a.npos < 1)
+			usage();
+		rc = sqs_endpoint_for_queue(a.pos[0], sqs_endpoint, sizeof(sqs_endpoint),
+					    sqs_region, sizeof(sqs_region), msg, sizeof(msg));
+		if (rc < 0) {
+			aws_error_set(&err, AWS_ERR_CONFIG, "BadQueueUrl", "%s", msg);
+		} else {
+			co.service = "sqs";
+			co.json_version = "1.0";
+			if (co.endpoint == NULL)
+				co.endpoint = sqs_endpoint;
+			if (co.region == NULL && sqs_region[0] != '\0')
+				co.region = sqs_region;
+			if (co.timeout_ms == 0 && a.wait_s >= 0 && a.wait_s <= SQS_MAX_WAIT_S)
+				co.timeout_ms = SQS_CLIENT_TIMEOUT_MS(a.wait_s);
+		}
+	}
+	if (rc == 0)
+		rc = aws_client_new(&co, &c, &err);
 	if (rc == 0) {
 		rc = run_op(c, op, &a, &err);
 		attempts_seen = aws_client_requests_sent(c);

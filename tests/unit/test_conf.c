@@ -420,16 +420,42 @@ static void test_strings(void **state)
 	load_fails("[secret:a]\nkey = a\tb\n", "2: [secret:a] key: control character in value");
 }
 
+/* [events]: the queue's URL, the safety-net interval, and their checks. */
+static void test_events(void **state)
+{
+	struct kt_config *cfg;
+
+	(void)state;
+	cfg = load_ok("[daemon]\n");
+	assert_null(cfg->events_queue_url);
+	assert_int_equal(cfg->events_quiet_interval, 21600);
+	kt_config_free(cfg);
+	cfg = load_ok("[events]\nqueue_url = https://sqs.eu-west-1.amazonaws.com/1/q\n"
+		      "quiet_interval = 600\n");
+	assert_string_equal(cfg->events_queue_url, "https://sqs.eu-west-1.amazonaws.com/1/q");
+	assert_int_equal(cfg->events_quiet_interval, 600);
+	kt_config_free(cfg);
+	load_fails("[events]\nquiet_interval = 600\n",
+		   "1: [events] queue_url: missing; an [events] section needs the queue's URL");
+	load_fails("[events]\nqueue_url = sqs.eu-west-1.amazonaws.com/1/q\n",
+		   "2: [events] queue_url: 'sqs.eu-west-1.amazonaws.com/1/q' is not an http:// or "
+		   "https:// URL");
+	load_fails("[events]\nqueue_url = http://h/1/q\nquiet_interval = 59\n",
+		   "3: [events] quiet_interval: 59 is out of range (60 to 604800 seconds)");
+	load_fails("[events]\nqueue_url = http://h/1/q\n[events]\n",
+		   "3: [events]: section appears twice (first on line 1)");
+}
+
 static void test_structure_errors(void **state)
 {
 	(void)state;
 	load_fails("region = us-east-1\n",
-		   "1: region: outside any section (put it under [daemon], [secret:NAME] or "
-		   "[login:USER])");
+		   "1: region: outside any section (put it under [daemon], [events], "
+		   "[secret:NAME] or [login:USER])");
 	load_fails("[daemon]\n\n[daemonx]\n",
-		   "3: [daemonx]: unknown section (expected [daemon], [secret:NAME] or "
+		   "3: [daemonx]: unknown section (expected [daemon], [events], [secret:NAME] or "
 		   "[login:USER])");
-	load_fails("[secret]\n", "1: [secret]: unknown section (expected [daemon], "
+	load_fails("[secret]\n", "1: [secret]: unknown section (expected [daemon], [events], "
 				 "[secret:NAME] or [login:USER])");
 	load_fails("[daemon]\nregoin = us-east-1\n", "2: [daemon] regoin: unknown key");
 	load_fails("[secret:a]\nallow_user = root\n", "2: [secret:a] allow_user: unknown key");
@@ -696,15 +722,16 @@ static void test_expand(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_design_example),    cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_section_defaults),  cmocka_unit_test(test_every_daemon_key),
-		cmocka_unit_test(test_numbers),           cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_booleans),          cmocka_unit_test(test_log_level),
-		cmocka_unit_test(test_strings),           cmocka_unit_test(test_structure_errors),
-		cmocka_unit_test(test_syntax_errors),     cmocka_unit_test(test_line_forms),
-		cmocka_unit_test(test_long_line_and_nul), cmocka_unit_test(test_file_errors),
-		cmocka_unit_test(test_allow_lists),       cmocka_unit_test(test_login_lookup),
-		cmocka_unit_test(test_login_patterns),    cmocka_unit_test(test_expand),
+		cmocka_unit_test(test_design_example),   cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_section_defaults), cmocka_unit_test(test_every_daemon_key),
+		cmocka_unit_test(test_numbers),          cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_booleans),         cmocka_unit_test(test_log_level),
+		cmocka_unit_test(test_strings),          cmocka_unit_test(test_structure_errors),
+		cmocka_unit_test(test_events),           cmocka_unit_test(test_syntax_errors),
+		cmocka_unit_test(test_line_forms),       cmocka_unit_test(test_long_line_and_nul),
+		cmocka_unit_test(test_file_errors),      cmocka_unit_test(test_allow_lists),
+		cmocka_unit_test(test_login_lookup),     cmocka_unit_test(test_login_patterns),
+		cmocka_unit_test(test_expand),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -777,6 +777,48 @@ static void test_backoff(void **state)
 	assert_int_equal(heard(0, KT_NEWS_RECOVERED, a), 2);
 }
 
+/* Rotation events set a quiet-time interval of their own: a check then
+ * plans the next one that far out; going back to check_interval brings
+ * in what was planned further. */
+static void test_quiet_interval(void **state)
+{
+	const char *names[] = { "a" };
+	struct kt_config *cfg;
+	struct kt_sched_cfg quiet, normal;
+	struct kt_entry *a;
+	struct kt_job *job;
+
+	(void)state;
+	cfg = config(0, 1, names);
+	start(cfg);
+	prime();
+	a = entry("a");
+	normal = sched_of(cfg);
+	quiet = kt_sched_cfg_from(6 * cfg->check_interval, cfg->window_interval);
+
+	kt_engine_set_quiet_interval(w.eng, quiet.check_interval);
+	kt_engine_check(w.eng, a, KT_WHY_EVENT);
+	job = take_only();
+	answer_describe(job, "v1", NULL, 0);
+	finish(job);
+	assert_int_equal(a->next_check, kt_sched_next_check(&quiet, &a->rot, w.sched, w.rnd));
+	assert_true(a->next_check - w.sched > cfg->check_interval);
+
+	/* A reload keeps the events' interval. */
+	assert_int_equal(kt_engine_configure(w.eng, cfg), 0);
+	kt_engine_check(w.eng, a, KT_WHY_READ);
+	job = take_only();
+	answer_describe(job, "v1", NULL, 0);
+	finish(job);
+	assert_int_equal(a->next_check, kt_sched_next_check(&quiet, &a->rot, w.sched, w.rnd));
+
+	/* The queue fails: back to check_interval, at once. */
+	kt_engine_set_quiet_interval(w.eng, 0);
+	assert_int_equal(a->next_check, kt_sched_next_check(&normal, &a->rot, w.sched, w.rnd));
+	assert_true(a->next_check - w.sched < quiet.check_interval);
+	assert_int_equal(w.njobs, 0);
+}
+
 /* A first fetch that fails backs off too, and is then tried on its own
  * (GetSecretValue of AWSCURRENT), not in a batch. */
 static void test_first_fetch_backoff(void **state)
@@ -1517,6 +1559,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_single_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_seen_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quiet_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_fetch_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_throttle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_wait, setup, teardown),
