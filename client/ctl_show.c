@@ -169,6 +169,29 @@ void ctl_show_list(struct json_object *o)
 	}
 }
 
+/* Rotation events, when keyturnd has an [events] section. */
+static void show_events(struct json_object *o)
+{
+	struct json_object *ev = NULL;
+	char b1[64], b2[512], m[700], t[128];
+	const char *state;
+
+	if (!json_object_object_get_ex(o, "events", &ev))
+		return;
+	state = jstr(ev, "state", b1, sizeof(b1));
+	if (strcmp(state, "off") == 0)
+		return;
+	printf("events:      %s, %s\n", state, jstr(ev, "queue_url", b2, sizeof(b2)));
+	printf("             %lld received, %lld matched, %lld checks, %lld unparseable, "
+	       "%lld failed polls\n",
+	       jint(ev, "received"), jint(ev, "matched"), jint(ev, "checks"),
+	       jint(ev, "unparseable"), jint(ev, "failures"));
+	if (jint(ev, "last_error_at") > 0)
+		printf("             last error %s: %s\n",
+		       stamp(jint(ev, "last_error_at"), t, sizeof(t)),
+		       jstr(ev, "last_error", m, sizeof(m)));
+}
+
 void ctl_show_status(struct json_object *o)
 {
 	struct json_object *b = NULL, *s = NULL, *errs;
@@ -193,6 +216,7 @@ void ctl_show_status(struct json_object *o)
 	       jint(s, "configured"), jint(s, "cached"), jint(s, "stale"), jint(s, "failing"));
 	printf("clients:     %lld connections, %lld requests, %lld denied\n",
 	       jint(o, "connections"), jint(o, "requests"), jint(o, "denied"));
+	show_events(o);
 	if (json_object_object_get_ex(o, "last_errors", &errs) &&
 	    json_object_is_type(errs, json_type_array) &&
 	    (n = json_object_array_length(errs)) > 0) {

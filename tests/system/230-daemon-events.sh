@@ -119,6 +119,8 @@ checked_once() { [ "$(next_check_in app/db)" -gt 600 ] 2>/dev/null; }
 
 check "the poller answers: events state ok" wait_until 30 state_is ok
 expect_eq "app/db is served" v1-app/db "$(value)"
+ctl_status_has() { "$CTL" --socket "$KT_SOCK" status | grep -qE "$1"; }
+check "keyturnctl status shows the queue" ctl_status_has "^events: +ok, $QUEUE\$"
 # The first scheduled check comes 5 to 59 s after the first value; the
 # counts below start after it (the next is an hour away).
 check "the first scheduled check is done, the next an hour away" wait_until 90 checked_once
