@@ -77,6 +77,16 @@ static void set_began(struct kt_events *ev, uint64_t id, time_t at)
 		}
 	}
 	if (ev->nbegan == ev->capbegan) {
+		/* Entries a reload removed are forgotten before the table grows. */
+		struct kt_cache *c = kt_engine_cache(ev->eng);
+		size_t kept = 0;
+
+		for (size_t i = 0; i < ev->nbegan; i++)
+			if (kt_cache_by_id(c, ev->began[i].id) != NULL)
+				ev->began[kept++] = ev->began[i];
+		ev->nbegan = kept;
+	}
+	if (ev->nbegan == ev->capbegan) {
 		size_t cap = ev->capbegan ? ev->capbegan * 2 : 16;
 		void *n = realloc(ev->began, cap * sizeof(*ev->began));
 
