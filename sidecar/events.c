@@ -299,6 +299,7 @@ struct json_object *kt_events_status(const struct kt_events *ev)
 	add_count(o, "deleted", c->deleted);
 	add_count(o, "delete_failed", c->delete_failed);
 	add_count(o, "failures", c->failures);
+	add_count(o, "early_pauses", c->early_pauses);
 	add_count(o, "checks", ev->checks);
 	add_count(o, "answered", ev->answered);
 	json_object_object_add(o, "last_message",

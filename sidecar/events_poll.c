@@ -175,6 +175,7 @@ static void *poll_main(void *arg)
 	while (wait_taken(p)) {
 		struct sqs_batch b = { 0 };
 		struct aws_error err;
+		size_t got;
 		int64_t t0 = kt_mono_ms();
 		int rc = sqs_receive_message(p->client, p->queue_url, POLL_MAX_MESSAGES,
 					     POLL_WAIT_S, &b, &err);
@@ -196,13 +197,18 @@ static void *poll_main(void *arg)
 			continue;
 		}
 		backoff = 0;
+		got = b.n; /* sqs_batch_free clears b */
 		handle_batch(p, &b);
 		post(p);
 		delete_batch(p, &b);
 		sqs_batch_free(&b);
-		if (b.n == 0 && kt_mono_ms() - t0 < POLL_EARLY_MS &&
-		    !pause_ms(p, POLL_EARLY_PAUSE_MS))
-			break;
+		if (got == 0 && kt_mono_ms() - t0 < POLL_EARLY_MS) {
+			pthread_mutex_lock(&p->lock);
+			p->news.counts.early_pauses++;
+			pthread_mutex_unlock(&p->lock);
+			if (!pause_ms(p, POLL_EARLY_PAUSE_MS))
+				break;
+		}
 	}
 	return NULL;
 }

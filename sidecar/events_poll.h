@@ -49,6 +49,7 @@ struct kt_poll_counts {
 	unsigned long deleted;       /* messages deleted */
 	unsigned long delete_failed; /* deletes the queue refused */
 	unsigned long failures;      /* failed ReceiveMessage calls */
+	unsigned long early_pauses;  /* empty answers well before the long poll's end */
 };
 
 /* What the loop takes from the thread at each wake-up. */
