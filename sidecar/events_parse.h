@@ -54,12 +54,13 @@ int kt_event_parse(const char *body, size_t len, struct kt_event *out, char *why
 
 /* Whether an id from an event names the configured secret conf_id (an ARN,
  * a partial ARN or a name, as keyturnd.conf's id =). A secret ARN is
- * arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME-XXXXXX, XXXXXX
- * being six random letters or digits; a partial ARN leaves the suffix out.
- * True when the two are equal; when both are secret ARNs with the same
- * text up to "secret:" and one's NAME is the other's plus "-XXXXXX"; when
- * one is a secret ARN and the other a name equal to the ARN's NAME, taken
- * either whole (a partial ARN) or without its "-XXXXXX" (a full one).
+ * arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX, the
+ * suffix being six random letters or digits (db-Ab12Cd); a partial ARN
+ * leaves "-SUFFIX" out. True when the two are equal; when both are secret
+ * ARNs with the same text up to "secret:" and one's NAME is the other's
+ * plus "-SUFFIX"; when one is a secret ARN and the other a name equal to the
+ * ARN's NAME, taken either whole (a partial ARN) or without its "-SUFFIX"
+ * (a full one).
  *
  * An ARN does not say whether it is full or partial: ...:secret:db-Ab12Cd
  * is the full ARN of "db" or the partial one of "db-Ab12Cd". Both readings

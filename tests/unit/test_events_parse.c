@@ -669,7 +669,7 @@ static void test_match_equal_and_names(void **state)
 	assert_false(kt_event_matches("", ""));
 	assert_false(kt_event_matches(NULL, "x"));
 	assert_false(kt_event_matches("x", NULL));
-	/* A name against a full ARN: NAME less "-XXXXXX". */
+	/* A name against a full ARN: NAME less its six-character suffix. */
 	assert_true(kt_event_matches(ARN, "prod/db"));
 	assert_true(kt_event_matches("prod/db", ARN));
 	assert_true(kt_event_matches("arn:aws:secretsmanager:eu-west-1:1:secret:a_b+c=d.e@f-g-"
