@@ -192,6 +192,28 @@ static void show_events(struct json_object *o)
 		       jstr(ev, "last_error", m, sizeof(m)));
 }
 
+/* The HTTP door, when keyturnd has an [http] section. */
+static void show_http(struct json_object *o)
+{
+	struct json_object *h = NULL, *l = NULL;
+	char b1[64], addr[160];
+
+	if (!json_object_object_get_ex(o, "http", &h) ||
+	    strcmp(jstr(h, "state", b1, sizeof(b1)), "on") != 0)
+		return;
+	printf("http:        ");
+	if (json_object_object_get_ex(h, "listen", &l) && json_object_is_type(l, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(l); i++) {
+			const char *a = json_object_get_string(json_object_array_get_idx(l, i));
+
+			printf("%s%s", i > 0 ? " " : "",
+			       kt_json_printable(a != NULL ? a : "?", addr, sizeof(addr)));
+		}
+	}
+	printf("\n             %lld connections, %lld requests, %lld refused\n",
+	       jint(h, "connections"), jint(h, "requests"), jint(h, "refused"));
+}
+
 void ctl_show_status(struct json_object *o)
 {
 	struct json_object *b = NULL, *s = NULL, *errs;
@@ -217,6 +239,7 @@ void ctl_show_status(struct json_object *o)
 	printf("clients:     %lld connections, %lld requests, %lld denied\n",
 	       jint(o, "connections"), jint(o, "requests"), jint(o, "denied"));
 	show_events(o);
+	show_http(o);
 	if (json_object_object_get_ex(o, "last_errors", &errs) &&
 	    json_object_is_type(errs, json_type_array) &&
 	    (n = json_object_array_length(errs)) > 0) {

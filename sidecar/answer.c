@@ -34,18 +34,43 @@ static struct json_object *stages_json(char *const *stages, size_t n)
 }
 
 /* The protocol's word for an AWS failure. */
+void kt_answer_add_aws(struct json_object *answer, enum aws_errc code, const char *type,
+		       long status)
+{
+	struct json_object *a;
+
+	if (answer == NULL || code == AWS_OK || (a = json_object_new_object()) == NULL)
+		return;
+	json_object_object_add(a, "class", json_object_new_string(aws_errc_name(code)));
+	json_object_object_add(a, "type", json_object_new_string(type));
+	json_object_object_add(a, "status", json_object_new_int64(status));
+	json_object_object_add(answer, "aws", a);
+}
+
 struct json_object *kt_answer_aws_failure(const char *name, const struct aws_error *err)
 {
+	struct json_object *o;
+
 	switch (err->code) {
 	case AWS_ERR_NOT_FOUND:
-		return kt_proto_error(KT_PERR_NOT_FOUND, "%s: %s", name, err->message);
+		o = kt_proto_error(KT_PERR_NOT_FOUND, "%s: %s", name, err->message);
+		break;
 	case AWS_ERR_THROTTLED:
-		return kt_proto_error(KT_PERR_THROTTLED, "%s: AWS is throttling requests: %s", name,
-				      err->message);
+		o = kt_proto_error(KT_PERR_THROTTLED, "%s: AWS is throttling requests: %s", name,
+				   err->message);
+		break;
 	default:
-		return kt_proto_error(KT_PERR_UNAVAILABLE, "%s: AWS %s: %s", name,
-				      aws_errc_name(err->code), err->message);
+		o = kt_proto_error(KT_PERR_UNAVAILABLE, "%s: AWS %s: %s", name,
+				   aws_errc_name(err->code), err->message);
+		break;
 	}
+	kt_answer_add_aws(o, err->code, err->type, err->http_status);
+	return o;
+}
+
+void kt_answer_add_entry_aws(struct json_object *answer, const struct kt_entry *e)
+{
+	kt_answer_add_aws(answer, e->last_aws_code, e->last_aws_type, e->last_aws_status);
 }
 
 /* Puts the value (or one JSON key of it) into the answer. */
@@ -108,6 +133,7 @@ struct json_object *kt_answer_value(const struct kt_entry *e, const struct kt_va
 								  (int)v->len));
 	}
 	json_object_object_add(o, "fetched_at", json_object_new_int64(v->fetched_at));
+	json_object_object_add(o, "created", json_object_new_int64(v->created));
 	json_object_object_add(o, "stale", json_object_new_boolean(stale));
 	return o;
 }
@@ -120,7 +146,7 @@ int kt_answer_write_hit(struct kt_buf *out, const struct kt_entry *e, const stru
 {
 	static const char head[] = "\0\0\0\0{\"ok\":true,\"name\":"; /* length patched below */
 	size_t start = out->len, len;
-	char num[64];
+	char num[96];
 	int rc;
 
 	rc = kt_buf_append(out, head, sizeof(head) - 1);
@@ -153,8 +179,8 @@ int kt_answer_write_hit(struct kt_buf *out, const struct kt_entry *e, const stru
 		if (rc == 0)
 			rc = kt_json_append_string(out, (const char *)v->data, v->len);
 	}
-	snprintf(num, sizeof(num), ",\"fetched_at\":%lld,\"stale\":%s}", (long long)v->fetched_at,
-		 stale ? "true" : "false");
+	snprintf(num, sizeof(num), ",\"fetched_at\":%lld,\"created\":%lld,\"stale\":%s}",
+		 (long long)v->fetched_at, (long long)v->created, stale ? "true" : "false");
 	if (rc == 0)
 		rc = kt_buf_append_str(out, num);
 	len = out->len - start - KT_PROTO_HDR;

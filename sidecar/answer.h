@@ -18,6 +18,14 @@ struct json_object *kt_answer_ok(void);
 /* The protocol's error for an AWS failure about secret name. */
 struct json_object *kt_answer_aws_failure(const char *name, const struct aws_error *err);
 
+/* Adds "aws":{"class","type","status"} to an error answer: what AWS said
+ * (status 0 when no answer came), for doors that pass AWS's errors on.
+ * Nothing for AWS_OK. */
+void kt_answer_add_aws(struct json_object *answer, enum aws_errc code, const char *type,
+		       long status);
+/* The same from e's last failure (cache.h last_aws_*). */
+void kt_answer_add_entry_aws(struct json_object *answer, const struct kt_entry *e);
+
 /* A get answer for version v of e: the whole value, or the JSON member key
  * of it (an error answer when v is not a JSON object or has no such
  * string member). */

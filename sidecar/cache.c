@@ -66,6 +66,7 @@ static void value_take(struct kt_value *dst, struct sm_value *src, unsigned char
 	 * what rotated_at takes. */
 	(void)now;
 	dst->fetched_at = time(NULL);
+	dst->created = src->created;
 	kt_free_wiped(src->data, src->len + (src->binary ? 0 : 1));
 	src->version_id = NULL;
 	src->stages = NULL;

@@ -25,6 +25,7 @@ struct kt_value {
 	size_t len;
 	bool binary;
 	time_t fetched_at; /* wall clock: shown, never scheduled on */
+	time_t created;    /* the version's CreatedDate in AWS (wall clock), 0 when not told */
 };
 
 struct kt_entry {
@@ -69,7 +70,16 @@ struct kt_entry {
 	int offline_tries;
 	char offline_error[300];
 	char last_error[400]; /* the last failure, for status (no values) */
+	/* What AWS said at the last failure, for doors that pass AWS's errors on
+	 * (the HTTP door): its __type and HTTP status; status 0 when AWS was not
+	 * reached or the failure was keyturnd's own. */
+	enum aws_errc last_aws_code;
+	char last_aws_type[64];
+	long last_aws_status;
 	time_t last_error_at; /* wall clock */
+	/* Times AWSCURRENT moved from a value in hand to a newly fetched
+	 * version (not the first value): keyturn_secret_version_changes_total. */
+	unsigned long version_changes;
 };
 
 /* What makes e's AWSCURRENT value stale (see kt_sched_stale_since). */

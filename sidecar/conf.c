@@ -102,6 +102,9 @@ static int end_section(struct parser *p)
 	if (p->kind == SEC_EVENTS && p->cfg->events_queue_url == NULL)
 		return conf_fail_at(p, p->events_line, p->section, "queue_url", -EINVAL,
 				    "missing; an [events] section needs the queue's URL");
+	if (p->kind == SEC_HTTP && p->cfg->http_listen == NULL)
+		return conf_fail_at(p, p->http_line, p->section, "listen", -EINVAL,
+				    "missing; an [http] section needs at least one address");
 	if (p->kind != SEC_LOGIN)
 		return 0;
 	l = &p->cfg->logins[p->idx];
@@ -188,13 +191,21 @@ static int start_section(struct parser *p, const char *s)
 		p->kind = SEC_EVENTS;
 		return 0;
 	}
+	if (strcmp(p->section, "http") == 0) {
+		if (p->http_line != 0)
+			return conf_fail(p, NULL, -EINVAL,
+					 "section appears twice (first on line %d)", p->http_line);
+		p->http_line = p->lineno;
+		p->kind = SEC_HTTP;
+		return 0;
+	}
 	if (strncmp(p->section, "secret:", 7) == 0)
 		return add_secret(p, p->section + 7);
 	if (strncmp(p->section, "login:", 6) == 0)
 		return add_login(p, p->section + 6);
 	return conf_fail(p, NULL, -EINVAL,
-			 "unknown section (expected [daemon], [events], [secret:NAME] or "
-			 "[login:USER])");
+			 "unknown section (expected [daemon], [events], [http], [secret:NAME] "
+			 "or [login:USER])");
 }
 
 /* libinih's reader. It counts lines for the messages, refuses lines that
@@ -271,6 +282,9 @@ static struct kt_config *config_new(const char *path)
 	cfg->user = strdup("keyturn");
 	cfg->check_interval = 3600;
 	cfg->events_quiet_interval = 21600;
+	cfg->http_token_file = strdup(KT_DEFAULT_HTTP_TOKEN);
+	cfg->http_token_group = strdup("keyturn-http");
+	cfg->http_path_prefix = strdup("/v1/");
 	cfg->window_interval = 30;
 	cfg->max_stale = DAY;
 	cfg->log_level = KT_LOG_INFO;
@@ -283,7 +297,8 @@ static struct kt_config *config_new(const char *path)
 	cfg->workers = 2;
 	cfg->locked_memory = 4 * 1024 * 1024;
 	if (cfg->path == NULL || cfg->socket_path == NULL || cfg->state_dir == NULL ||
-	    cfg->user == NULL) {
+	    cfg->user == NULL || cfg->http_token_file == NULL || cfg->http_token_group == NULL ||
+	    cfg->http_path_prefix == NULL) {
 		kt_config_free(cfg);
 		cfg = NULL;
 	}

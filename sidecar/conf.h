@@ -13,6 +13,7 @@
 #define KT_DEFAULT_CONFIG SYSCONFDIR "/keyturn/keyturnd.conf"
 #define KT_DEFAULT_SOCKET RUNSTATEDIR "/keyturn/keyturnd.sock"
 #define KT_DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/keyturn"
+#define KT_DEFAULT_HTTP_TOKEN RUNSTATEDIR "/keyturn/http-token"
 
 struct kt_secret_cfg {
 	char *name;         /* the name local callers use (after "secret:") */
@@ -59,6 +60,12 @@ struct kt_config {
 	long refresh_min_interval; /* s between `refresh` checks of one secret, default 10 */
 	long workers;              /* AWS worker threads, default 2 */
 	long locked_memory; /* bytes of locked arena for values, a power of two; default 4M */
+	/* [http]: the Agent-compatible HTTP door (NULL listen: off) */
+	char *http_listen;      /* addresses, checked by kt_http_listen_parse */
+	char *http_token_file;  /* the token every request but /ping carries */
+	char *http_token_group; /* the group of a token file keyturnd creates */
+	char *http_path_prefix; /* GET {prefix}ID, like the Agent's path_prefix */
+	bool http_metrics;      /* GET /metrics */
 	/* [events]: rotation events from an SQS queue (NULL queue_url: off) */
 	char *events_queue_url;
 	long events_quiet_interval; /* s between safety-net checks while the queue works */

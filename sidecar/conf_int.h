@@ -16,7 +16,7 @@
 #define WEEK (7 * DAY)
 #define YEAR (365 * DAY)
 
-enum sec_kind { SEC_NONE, SEC_DAEMON, SEC_EVENTS, SEC_SECRET, SEC_LOGIN };
+enum sec_kind { SEC_NONE, SEC_DAEMON, SEC_EVENTS, SEC_HTTP, SEC_SECRET, SEC_LOGIN };
 
 /* Keys a section kind may have, at most (conf_keys.c checks its tables). */
 #define MAX_KEYS 32
@@ -36,6 +36,7 @@ struct parser {
 	int key_line[MAX_KEYS]; /* where each key of the section was set, or 0 */
 	int daemon_line;
 	int events_line;
+	int http_line;
 	/* The first error wins; nothing after it is looked at. errline is the
 	 * line being read when it was found, to compare with libinih's. */
 	int err;

@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "conf_int.h"
 #include "conf_values.h"
+#include "http_listen.h"
 #include "common/secmem.h"
 
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
@@ -28,6 +29,8 @@ enum vtype {
 	V_PATH,    /* an absolute V_WORD */
 	V_SOCKET,  /* a V_PATH that fits in sun_path */
 	V_URL,     /* http:// or https:// */
+	V_LISTEN,  /* loopback addresses and unix: paths (kt_http_listen_parse) */
+	V_PREFIX,  /* a V_WORD that starts and ends with '/' */
 	V_REGION,  /* lower-case letters, digits and '-' */
 #define IS_STRING(t) ((t) <= V_REGION)
 	V_BOOL,
@@ -79,6 +82,17 @@ static const struct keydef events_keys[] = {
 };
 #undef D
 
+#define D(f) offsetof(struct kt_config, f)
+static const struct keydef http_keys[] = {
+	{ "listen", V_LISTEN, D(http_listen), 0, 0 },
+	{ "token_file", V_PATH, D(http_token_file), 0, 0 },
+	{ "token_group", V_WORD, D(http_token_group), 0, 0 },
+	{ "path_prefix", V_PREFIX, D(http_path_prefix), 0, 0 },
+	{ "metrics", V_BOOL, D(http_metrics), 0, 0 },
+	{ NULL, 0, 0, 0, 0 },
+};
+#undef D
+
 #define S(f) offsetof(struct kt_secret_cfg, f)
 static const struct keydef secret_keys[] = {
 	{ "id", V_WORD, S(id), 0, 0 },
@@ -101,8 +115,8 @@ static const struct keydef login_keys[] = {
 #undef L
 
 static const struct keydef *const tables[] = {
-	[SEC_NONE] = NULL,          [SEC_DAEMON] = daemon_keys, [SEC_EVENTS] = events_keys,
-	[SEC_SECRET] = secret_keys, [SEC_LOGIN] = login_keys,
+	[SEC_NONE] = NULL,      [SEC_DAEMON] = daemon_keys, [SEC_EVENTS] = events_keys,
+	[SEC_HTTP] = http_keys, [SEC_SECRET] = secret_keys, [SEC_LOGIN] = login_keys,
 };
 
 _Static_assert(sizeof(daemon_keys) / sizeof(daemon_keys[0]) <= MAX_KEYS,
@@ -188,11 +202,15 @@ static int check_pattern(struct parser *p, const char *key, const char *v)
 
 static int check_string(struct parser *p, const char *key, enum vtype type, const char *v)
 {
-	if (type == V_TEXT) {
+	char why[200];
+
+	if (type == V_TEXT || type == V_LISTEN) {
 		for (const char *s = v; *s; s++) {
 			if ((unsigned char)*s < 0x20 || *s == 0x7f)
 				return conf_fail(p, key, -EINVAL, "control character in value");
 		}
+		if (type == V_LISTEN && kt_http_listen_parse(v, NULL, why, sizeof(why)) < 0)
+			return conf_fail(p, key, -EINVAL, "%s", why);
 		return 0;
 	}
 	if (!conf_is_word(v))
@@ -214,6 +232,12 @@ static int check_string(struct parser *p, const char *key, enum vtype type, cons
 		    (strncmp(v, "http://", 7) != 0 || v[7] == '\0'))
 			return conf_fail(p, key, -EINVAL,
 					 "'%.64s' is not an http:// or https:// URL", v);
+		return 0;
+	case V_PREFIX:
+		if (v[0] != '/' || v[strlen(v) - 1] != '/' || strpbrk(v, "?#%") != NULL)
+			return conf_fail(
+				p, key, -EINVAL,
+				"'%.64s' must start and end with '/' and hold no ?, # or %%", v);
 		return 0;
 	case V_REGION:
 		if (strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v))
@@ -294,7 +318,7 @@ int conf_set_pair(struct parser *p, const char *name, const char *value)
 		return conf_fail(p, NULL, -EINVAL, "a key name must come before '='");
 	if (kd == NULL)
 		return conf_fail(p, name, -EINVAL,
-				 "outside any section (put it under [daemon], [events], "
+				 "outside any section (put it under [daemon], [events], [http], "
 				 "[secret:NAME] or [login:USER])");
 	for (i = 0; kd[i].name != NULL && strcmp(kd[i].name, name) != 0; i++)
 		;
@@ -303,7 +327,7 @@ int conf_set_pair(struct parser *p, const char *name, const char *value)
 	if (p->key_line[i] != 0)
 		return conf_fail(p, name, -EINVAL, "set twice (first on line %d)", p->key_line[i]);
 	p->key_line[i] = p->lineno;
-	if (p->kind == SEC_DAEMON || p->kind == SEC_EVENTS)
+	if (p->kind == SEC_DAEMON || p->kind == SEC_EVENTS || p->kind == SEC_HTTP)
 		base = p->cfg;
 	else if (p->kind == SEC_SECRET)
 		base = &p->cfg->secrets[p->idx];
@@ -334,6 +358,7 @@ void kt_config_free(struct kt_config *cfg)
 	if (cfg == NULL)
 		return;
 	free_strings(events_keys, cfg);
+	free_strings(http_keys, cfg);
 	for (size_t i = 0; i < cfg->nsecrets; i++) {
 		struct kt_secret_cfg *s = &cfg->secrets[i];
 

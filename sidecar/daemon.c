@@ -37,30 +37,7 @@
 #include "worker.h"
 #include "events.h"
 
-#define READY_WAIT 10 /* s to wait for the first fetches before READY=1 */
-
-struct kt_daemon {
-	struct kt_config *cfg;
-	const char *config_path;
-	struct aws_client *aws;
-	struct kt_workers *workers;
-	struct kt_loop *loop;
-	struct kt_engine *eng;
-	struct kt_login *login;
-	struct kt_events *events; /* NULL without [events] */
-	struct kt_ops *ops;
-	struct kt_server *server;
-	struct kt_loop_io *workers_io;
-	struct kt_loop_timer *tick;
-	int sigfd;
-	int clockfd;         /* CLOCK_REALTIME timerfd, cancelled when the wall clock steps */
-	time_t clock_offset; /* wall clock minus schedule clock, as last seen */
-	/* On the schedule clock (kt_sched_now(), CLOCK_BOOTTIME). */
-	time_t started;
-	time_t ready_deadline;
-	bool ready; /* READY=1 sent */
-	uint64_t watchdog_usec;
-};
+#include "daemon_int.h"
 
 /* --- the wiring: what each part asks of the others ---------------------- */
 
@@ -72,51 +49,6 @@ static void backend_submit(void *ctx, struct kt_job *job)
 static size_t backend_busy(void *ctx)
 {
 	return kt_workers_busy(ctx);
-}
-
-static enum kt_op_result serve_request(void *ctx, struct kt_request *r, struct json_object **answer)
-{
-	struct kt_daemon *d = ctx;
-
-	return kt_ops_handle(d->ops, r, answer);
-}
-
-static void serve_gone(void *ctx, uint64_t conn_id)
-{
-	struct kt_daemon *d = ctx;
-
-	kt_engine_drop_waiters(d->eng, conn_id);
-}
-
-/* The reserve of connections is kept for root and for uids that may read
- * at least one configured secret. */
-static bool serve_reserved(void *ctx, const struct kt_peer *p)
-{
-	struct kt_daemon *d = ctx;
-
-	for (size_t i = 0; i < d->cfg->nsecrets; i++) {
-		if (kt_acl_may_read(&d->cfg->secrets[i], p))
-			return true;
-	}
-	return false;
-}
-
-static void ops_reply(void *ctx, uint64_t conn_id, struct json_object *answer)
-{
-	struct kt_daemon *d = ctx;
-
-	kt_server_reply(d->server, conn_id, answer);
-}
-
-static void ops_door_stats(void *ctx, struct kt_door_stats *out)
-{
-	struct kt_daemon *d = ctx;
-
-	out->connections = kt_server_connections(d->server);
-	out->unsent = kt_server_unsent(d->server);
-	out->refused = kt_server_refused(d->server);
-	out->requests = kt_server_requests(d->server);
-	out->socket = kt_server_socket_json(d->server);
 }
 
 /* --- the loop's events --------------------------------------------------- */
@@ -222,61 +154,20 @@ static void keep_running_settings(struct kt_config *next, struct kt_config *runn
 	swap_str(&next->region, &running->region);
 	swap_str(&next->endpoint, &running->endpoint);
 	swap_str(&next->ca_file, &running->ca_file);
+	swap_str(&next->http_listen, &running->http_listen);
+	swap_str(&next->http_token_file, &running->http_token_file);
+	swap_str(&next->http_token_group, &running->http_token_group);
+	swap_str(&next->http_path_prefix, &running->http_path_prefix);
+	next->http_metrics = running->http_metrics;
 	next->workers = running->workers;
 	next->fips = running->fips;
 	next->locked_memory = running->locked_memory;
-}
-
-/* Each connection costs a descriptor; so do the workers' HTTPS connections
- * and a few files. Raises the soft limit to the hard one and keeps
- * max_connections under it, so accept never runs out in normal service. */
-static long connection_limit(long wanted)
-{
-	struct rlimit rl;
-	long room;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return wanted;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)LONG_MAX)
-		return wanted;
-	room = (long)rl.rlim_cur - 64;
-	if (room < 16)
-		room = 16;
-	if (wanted > room) {
-		log_warn("max_connections = %ld is more than the open-file limit (%ld) allows; "
-			 "using %ld",
-			 wanted, (long)rl.rlim_cur, room);
-		return room;
-	}
-	return wanted;
-}
-
-/* The socket server's limits from a configuration. The reserve, for root
- * and uids that may read a secret, is an eighth of max_connections (at
- * least 16) on top of it. */
-static void server_limits(const struct kt_config *cfg, struct kt_server_limits *lim)
-{
-	long reserve = cfg->max_connections / 8 < 16 ? 16 : cfg->max_connections / 8;
-
-	lim->max_conns = connection_limit(cfg->max_connections + reserve) - reserve;
-	if (lim->max_conns < 1)
-		lim->max_conns = 1;
-	lim->reserve = reserve;
-	lim->per_uid = cfg->max_connections_per_uid;
-	lim->idle_timeout = cfg->idle_timeout;
-	lim->request_timeout = cfg->request_timeout;
 }
 
 /* Reads the configuration file again and applies it; on failure the one in
  * use stays and err says why (the file, line and key at fault). 0 or -1. */
 static int reload(struct kt_daemon *d, char *err, size_t errlen)
 {
-	struct kt_server_limits lim;
 	struct kt_config *cfg = NULL;
 	int64_t began = kt_mono_ms();
 
@@ -304,9 +195,8 @@ static int reload(struct kt_daemon *d, char *err, size_t errlen)
 		kt_notify_ready("reload failed; old configuration kept");
 		return -1;
 	}
+	kt_doors_reload(d, cfg);
 	keep_running_settings(cfg, d->cfg);
-	server_limits(cfg, &lim);
-	kt_server_set_limits(d->server, &lim);
 	kt_ops_configure(d->ops, cfg);
 	kt_login_configure(d->login, cfg);
 	kt_events_configure(d->events, cfg);
@@ -347,14 +237,14 @@ static void stop(struct kt_daemon *d)
 	 * AWS calls being cancelled and the schedule are not looked at. */
 	kt_loop_io_del(d->loop, d->workers_io);
 	kt_loop_timer_del(d->loop, d->tick);
-	kt_server_stop_accepting(d->server);
+	kt_doors_stop_accepting(d);
 	kt_engine_stop(d->eng);
 	kt_events_free(d->events);
 	d->events = NULL;
 	/* Parked callers are answered first; then the AWS calls in flight are
 	 * cancelled, so the workers are joined within about a second. */
 	kt_workers_abort(d->workers);
-	while (kt_server_flushing(d->server) && kt_sched_now() < until) {
+	while (kt_doors_flushing(d) && kt_sched_now() < until) {
 		if (kt_loop_turn(d->loop, 200) < 0)
 			break;
 	}
@@ -384,7 +274,7 @@ static void signal_event(void *ctx, uint32_t events)
 
 /* What must happen as root, then the drop; or, started unprivileged, the
  * same without it. */
-static int start_privileged(struct kt_daemon *d, int *listen_fd)
+static int start_privileged(struct kt_daemon *d)
 {
 	char err[512];
 	uid_t uid = geteuid();
@@ -396,11 +286,8 @@ static int start_privileged(struct kt_daemon *d, int *listen_fd)
 		log_err("user = %s: %s", d->cfg->user, err);
 		return -1;
 	}
-	*listen_fd = kt_server_listen(d->cfg->socket_path, uid, gid, err, sizeof(err));
-	if (*listen_fd < 0) {
-		log_err("socket = %s: %s", d->cfg->socket_path, err);
+	if (kt_doors_prepare(d, uid, gid) < 0)
 		return -1;
-	}
 	if (mkdir(d->cfg->state_dir, 0700) < 0 && errno != EEXIST) {
 		log_err_errno("state_dir = %s", d->cfg->state_dir);
 		return -1;
@@ -452,13 +339,10 @@ static int start_aws(struct kt_daemon *d)
 	return 0;
 }
 
-static int start_loop(struct kt_daemon *d, int *listen_fd)
+static int start_loop(struct kt_daemon *d)
 {
 	struct kt_ops_env env = { 0 };
 	struct kt_engine_backend backend = { backend_submit, backend_busy, d->workers };
-	struct kt_server_handler h = { serve_request, serve_gone, serve_reserved, d };
-	struct kt_server_limits lim;
-	int rc;
 
 	d->clockfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (kt_loop_new(&d->loop) < 0 || d->clockfd < 0 ||
@@ -480,8 +364,7 @@ static int start_loop(struct kt_daemon *d, int *listen_fd)
 	env.login = d->login;
 	env.aws = d->aws;
 	env.started = d->started;
-	env.door_stats = ops_door_stats;
-	env.reply = ops_reply;
+	kt_doors_env(d, &env);
 	env.reload = ops_reload;
 	env.events_status = ops_events_status;
 	env.ctx = d;
@@ -489,13 +372,8 @@ static int start_loop(struct kt_daemon *d, int *listen_fd)
 		log_err("out of memory");
 		return -1;
 	}
-	server_limits(d->cfg, &lim);
-	rc = kt_server_new(d->loop, *listen_fd, d->cfg->socket_path, &lim, &h, &d->server);
-	if (rc < 0) {
-		log_err("socket server set-up: %s", strerror(-rc));
+	if (kt_doors_start(d) < 0)
 		return -1;
-	}
-	*listen_fd = -1;
 	if (kt_loop_io_add(d->loop, kt_login_fd(d->login), EPOLLIN, hasher_event, d, NULL) < 0) {
 		log_err_errno("event loop set-up");
 		return -1;
@@ -509,10 +387,10 @@ static int start_loop(struct kt_daemon *d, int *listen_fd)
 
 int kt_daemon_main(const char *config_path, bool foreground)
 {
-	struct kt_daemon d = { .sigfd = -1, .clockfd = -1 };
+	struct kt_daemon d = { .sigfd = -1, .clockfd = -1, .prep.socket_fd = -1 };
 	char err[512];
 	sigset_t mask;
-	int listen_fd = -1, rc = 1;
+	int rc = 1;
 
 	d.config_path = config_path;
 	/* One malloc arena: the workers allocate little, and per-thread arenas
@@ -545,12 +423,12 @@ int kt_daemon_main(const char *config_path, bool foreground)
 	if (kt_notify_init() < 0)
 		log_warn("NOTIFY_SOCKET is set but unusable; systemd will not hear from keyturnd");
 	d.watchdog_usec = kt_notify_watchdog_usec();
-	if (start_privileged(&d, &listen_fd) < 0 || start_aws(&d) < 0)
+	if (start_privileged(&d) < 0 || start_aws(&d) < 0)
 		goto out;
 	d.started = kt_sched_now();
 	d.ready_deadline = d.started + READY_WAIT;
 	d.clock_offset = time(NULL) - d.started;
-	if (start_loop(&d, &listen_fd) < 0)
+	if (start_loop(&d) < 0)
 		goto out;
 	arm_clock_watch(&d);
 	log_info("keyturnd %s serving %s with %zu secrets", PACKAGE_VERSION, d.cfg->socket_path,
@@ -566,9 +444,7 @@ int kt_daemon_main(const char *config_path, bool foreground)
 out:
 	if (d.workers != NULL)
 		kt_workers_stop(d.workers);
-	kt_server_free(d.server, d.server != NULL);
-	if (listen_fd >= 0)
-		close(listen_fd);
+	kt_doors_free(&d, true);
 	kt_events_free(d.events);
 	kt_ops_free(d.ops);
 	kt_login_free(d.login);

@@ -17,6 +17,9 @@ static void entry_failed(struct kt_engine *eng, struct kt_entry *e, const struct
 		kt_engine_tell(eng, KT_NEWS_FAILED, e, NULL);
 	snprintf(e->last_error, sizeof(e->last_error), "%s (%.64s): %.300s",
 		 aws_errc_name(err->code), err->type, err->message);
+	e->last_aws_code = err->code;
+	snprintf(e->last_aws_type, sizeof(e->last_aws_type), "%.63s", err->type);
+	e->last_aws_status = err->http_status;
 	e->last_error_at = kt_engine_wall_now(eng);
 	e->next_check = kt_sched_backoff(&eng->sched, e->failures, now, kt_engine_rnd(eng));
 	kt_engine_note_error(eng, e->name, "%s", e->last_error);
@@ -51,6 +54,9 @@ static void entry_gone(struct kt_engine *eng, struct kt_entry *e, const char *wh
 	e->last_ok = now;
 	e->checked_at = kt_engine_wall_now(eng);
 	snprintf(e->last_error, sizeof(e->last_error), "%s", why);
+	e->last_aws_code = AWS_ERR_NOT_FOUND;
+	snprintf(e->last_aws_type, sizeof(e->last_aws_type), "ResourceNotFoundException");
+	e->last_aws_status = 400;
 	kt_engine_note_error(eng, e->name, "%s", why);
 	e->next_check = kt_sched_next_check(&eng->sched, &e->rot, now, kt_engine_rnd(eng));
 	if (news)
@@ -76,16 +82,29 @@ static void entry_ok(struct kt_engine *eng, struct kt_entry *e, time_t now)
 	e->last_ok = now;
 	e->checked_at = kt_engine_wall_now(eng);
 	e->gone = false;
+	e->last_aws_code = AWS_OK;
 	eng->throttle_failures = 0;
 	if (recovered)
 		kt_engine_tell(eng, KT_NEWS_RECOVERED, e, NULL);
 }
 
-/* A fetched value became AWSCURRENT. If a check had seen AWSCURRENT move
- * before this fetch could be made, the rotation dates from then: the old
- * value's previous_grace started when it was superseded, not now. */
-static void value_current(struct kt_engine *eng, struct kt_entry *e, time_t now, bool first)
+/* Whether taking v as AWSCURRENT moves it from a value in hand to another
+ * version (the first value, or the same version again, does not). */
+static bool moves_current(const struct kt_entry *e, const struct sm_value *v)
 {
+	return e->cur.data != NULL && e->cur.version_id != NULL && v->version_id != NULL &&
+	       strcmp(e->cur.version_id, v->version_id) != 0;
+}
+
+/* A fetched value became AWSCURRENT (moved: from another version in hand).
+ * If a check had seen AWSCURRENT move before this fetch could be made, the
+ * rotation dates from then: the old value's previous_grace started when it
+ * was superseded, not now. */
+static void value_current(struct kt_engine *eng, struct kt_entry *e, time_t now, bool first,
+			  bool moved)
+{
+	if (moved)
+		e->version_changes++;
 	if (e->superseded && e->rotated_at != 0 && e->superseded_at < e->rotated_at)
 		e->rotated_at = e->superseded_at;
 	e->superseded = false;
@@ -137,15 +156,17 @@ static void batch_done(struct kt_engine *eng, struct kt_job *job, time_t now)
 		}
 		for (size_t i = 0; i < job->batch.nvalues && !answered; i++) {
 			struct sm_value *v = &job->batch.values[i];
+			bool moved;
 
 			if (v->data == NULL ||
 			    (strcmp(e->cfg->id, v->name) != 0 && strcmp(e->cfg->id, v->arn) != 0))
 				continue;
+			moved = moves_current(e, v);
 			answered = true;
 			if (kt_cache_set_current(e, v, now) < 0)
 				entry_refused(eng, e, now);
 			else
-				value_current(eng, e, now, true);
+				value_current(eng, e, now, true, moved);
 		}
 		for (size_t i = 0; i < job->batch.nerrors && !answered; i++) {
 			if (strcmp(e->cfg->id, job->batch.errors[i].secret_id) != 0)
@@ -260,10 +281,13 @@ static void get_done(struct kt_engine *eng, struct kt_entry *e, struct kt_job *j
 		else
 			entry_failed(eng, e, &job->err, now);
 		throttled(eng, &job->err, now);
-	} else if (kt_cache_set_current(e, &job->value, now) < 0) {
-		entry_refused(eng, e, now);
 	} else {
-		value_current(eng, e, now, job->version_id == NULL);
+		bool moved = moves_current(e, &job->value);
+
+		if (kt_cache_set_current(e, &job->value, now) < 0)
+			entry_refused(eng, e, now);
+		else
+			value_current(eng, e, now, job->version_id == NULL, moved);
 	}
 	kt_engine_resume_id(eng, e->id, e, job);
 }

@@ -18,11 +18,6 @@
 /* Fetches of uncached versions allowed per secret per refresh_min_interval. */
 #define VERSION_FETCHES_PER_WINDOW 5
 
-/* The most secrets, and about the most bytes of them, in one list answer
- * (a frame holds 1 MiB). */
-#define LIST_PAGE_MAX 500
-#define LIST_PAGE_BYTES (768u * 1024u)
-
 enum op_who {
 	WHO_ANY,          /* every local user; per-secret rules apply inside */
 	WHO_ROOT_OR_SELF, /* root, or a caller asking about its own account */
@@ -72,6 +67,19 @@ static void audit(const struct op_ctx *x, const char *op, const char *secret, co
  * would let a caller forge log lines). Passwords are not among them. */
 static const char *const name_fields[] = { "op",   "secret",  "stage", "version_id", "key",
 					   "user", "service", "rhost", "tty" };
+
+/* An optional boolean member: false when it is there and not a boolean. */
+static bool opt_bool(struct json_object *req, const char *name, bool *out)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(req, name, &v))
+		return true;
+	if (!json_object_is_type(v, json_type_boolean))
+		return false;
+	*out = json_object_get_boolean(v);
+	return true;
+}
 
 static const char *bad_name_field(struct json_object *req)
 {
@@ -148,16 +156,20 @@ static enum kt_op_result park(struct op_ctx *x, struct kt_entry *e, enum kt_wait
 static struct json_object *unservable(const struct op_ctx *x, const struct kt_entry *e)
 {
 	long max_stale = x->ops->cfg->max_stale;
+	struct json_object *o;
 
 	if (e->superseded)
-		return kt_proto_error(KT_PERR_UNAVAILABLE,
-				      "%s: AWSCURRENT moved %lld s ago to a version keyturnd could "
-				      "not fetch (max_stale %ld): %s",
-				      e->name, (long long)(x->r->now - e->superseded_at), max_stale,
-				      e->last_error);
-	return kt_proto_error(KT_PERR_UNAVAILABLE,
-			      "%s: no answer from AWS for %lld s (max_stale %ld): %s", e->name,
-			      (long long)(x->r->now - e->last_ok), max_stale, e->last_error);
+		o = kt_proto_error(KT_PERR_UNAVAILABLE,
+				   "%s: AWSCURRENT moved %lld s ago to a version keyturnd could "
+				   "not fetch (max_stale %ld): %s",
+				   e->name, (long long)(x->r->now - e->superseded_at), max_stale,
+				   e->last_error);
+	else
+		o = kt_proto_error(KT_PERR_UNAVAILABLE,
+				   "%s: no answer from AWS for %lld s (max_stale %ld): %s", e->name,
+				   (long long)(x->r->now - e->last_ok), max_stale, e->last_error);
+	kt_answer_add_entry_aws(o, e);
+	return o;
 }
 
 /* Serves AWSCURRENT, or parks the request while it is fetched. */
@@ -171,6 +183,8 @@ static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const
 			*answer = unservable(x, e);
 			return KT_OP_ANSWER;
 		}
+		/* Counted once per request: not again when replayed after a wait. */
+		ops->metrics.cache_hits += !x->r->replay;
 		if (key == NULL && x->r->out != NULL &&
 		    kt_answer_write_hit(x->r->out, e, &e->cur, kt_entry_stale(e)) == 0)
 			return KT_OP_WRITTEN;
@@ -183,10 +197,12 @@ static enum kt_op_result get_current(struct op_ctx *x, struct kt_entry *e, const
 							 ? KT_PERR_THROTTLED
 							 : KT_PERR_UNAVAILABLE,
 						 "%s: not fetched yet: %s", e->name, e->last_error);
+			kt_answer_add_entry_aws(*answer, e);
 			return KT_OP_ANSWER;
 		}
 		kt_engine_fetch_current(ops->eng, e, KT_WHY_READ);
 	}
+	ops->metrics.cache_misses += !x->r->replay;
 	return park(x, e, KT_WAIT_CURRENT, answer);
 }
 
@@ -195,6 +211,7 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 	const char *stage, *vid, *key;
 	const struct kt_value *v;
 	struct kt_entry *e;
+	bool whole = false;
 
 	if (!kt_json_opt_str(x->r->req, "stage", false, &stage) ||
 	    !kt_json_opt_str(x->r->req, "version_id", false, &vid) ||
@@ -204,15 +221,21 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 			"\"stage\", \"version_id\" and \"key\" must be non-empty strings");
 		return KT_OP_ANSWER;
 	}
+	if (!opt_bool(x->r->req, "whole", &whole) || (whole && key != NULL)) {
+		*answer = kt_proto_error(KT_PERR_BAD_REQUEST,
+					 "\"whole\" must be a boolean, and not given with \"key\"");
+		return KT_OP_ANSWER;
+	}
 	e = lookup(x, "get", answer);
 	if (e == NULL)
 		return KT_OP_ANSWER;
 	audit(x, "get", e->name, "allowed");
-	if (key == NULL)
+	if (key == NULL && !whole)
 		key = e->cfg->key;
 	if (e->gone) {
 		*answer = kt_proto_error(KT_PERR_NOT_FOUND, "%s no longer exists in AWS: %s",
 					 e->name, e->last_error);
+		kt_answer_add_entry_aws(*answer, e);
 		return KT_OP_ANSWER;
 	}
 	if (vid == NULL && (stage == NULL || strcmp(stage, "AWSCURRENT") == 0))
@@ -240,6 +263,7 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 		return KT_OP_ANSWER;
 	}
 	if (v != NULL) {
+		x->ops->metrics.cache_hits += !x->r->replay;
 		*answer = kt_answer_value(e, v, key, false);
 		return KT_OP_ANSWER;
 	}
@@ -263,6 +287,7 @@ static enum kt_op_result op_get(struct op_ctx *x, struct json_object **answer)
 		kt_engine_fetch_version(x->ops->eng, e, kt_json_str(x->r->req, "version_id"),
 					stage);
 	}
+	x->ops->metrics.cache_misses += !x->r->replay;
 	return park(x, e, KT_WAIT_VERSION, answer);
 }
 
@@ -300,77 +325,15 @@ static enum kt_op_result op_refresh(struct op_ctx *x, struct json_object **answe
 	return park(x, e, KT_WAIT_REFRESH, answer);
 }
 
-/* One page of list: at most LIST_PAGE_MAX secrets and LIST_PAGE_BYTES of
- * them, so that thousands of secrets never make an answer over 1 MiB. A
- * page that stops early says where to go on ("next": the last name it
- * holds, opaque to callers; the cache is sorted by name, so the next page
- * starts with a binary search). */
 static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer)
 {
-	const struct kt_cache *c = x->ops->cache;
-	struct json_object *o = NULL, *arr = NULL, *v;
-	const char *after = NULL, *last = NULL;
-	long long limit = LIST_PAGE_MAX;
-	size_t bytes = 0, n = 0, i;
+	bool ok = false;
 
-	if (json_object_object_get_ex(x->r->req, "limit", &v) &&
-	    !json_object_is_type(v, json_type_null) &&
-	    (!json_object_is_type(v, json_type_int) || (limit = json_object_get_int64(v)) < 1)) {
-		*answer =
-			kt_proto_error(KT_PERR_BAD_REQUEST, "\"limit\" must be a positive integer");
-		return KT_OP_ANSWER;
-	}
-	if (limit > LIST_PAGE_MAX)
-		limit = LIST_PAGE_MAX;
-	if (!kt_json_opt_str(x->r->req, "next", false, &after)) {
-		*answer =
-			kt_proto_error(KT_PERR_BAD_REQUEST,
-				       "\"next\" must be the non-empty token of the previous page");
-		return KT_OP_ANSWER;
-	}
-	audit(x, "list", "*", "allowed");
-	o = kt_answer_ok();
-	arr = json_object_new_array();
-	if (o == NULL || arr == NULL)
-		goto nomem;
-	for (i = kt_cache_after(c, after); i < c->n; i++) {
-		struct kt_entry *e = c->entries[i];
-		struct json_object *m;
-		size_t len = 0;
-
-		if (e->login_only || !kt_acl_may_read(e->cfg, x->r->peer))
-			continue;
-		if (n == (size_t)limit)
-			break;
-		m = kt_answer_metadata(e, x->r->now, x->ops->cfg->max_stale);
-		if (m == NULL || json_object_to_json_string_length(
-					 m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-					 &len) == NULL) {
-			json_object_put(m);
-			goto nomem;
-		}
-		if (n > 0 && bytes + len + 1 > LIST_PAGE_BYTES) {
-			json_object_put(m);
-			break;
-		}
-		bytes += len + 1;
-		if (json_object_array_add(arr, m) < 0) {
-			json_object_put(m);
-			goto nomem;
-		}
-		last = e->name;
-		n++;
-	}
-	json_object_object_add(o, "secrets", arr);
-	/* Stopped at a secret this caller may read: more remain. */
-	if (i < c->n && last != NULL)
-		json_object_object_add(o, "next", json_object_new_string(last));
-	*answer = o;
-	return KT_OP_ANSWER;
-nomem:
-	json_object_put(arr);
-	json_object_put(o);
-	*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+	*answer = kt_ops_list(x->ops, x->r->peer, x->r->req, x->r->now);
+	if (*answer == NULL)
+		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
+	else if (kt_json_bool(*answer, "ok", &ok) && ok)
+		audit(x, "list", "*", "allowed");
 	return KT_OP_ANSWER;
 }
 
@@ -430,7 +393,8 @@ static bool who_allows(enum op_who who, const struct op_ctx *x)
 	return user != NULL && strcmp(user, x->r->peer->name) == 0;
 }
 
-enum kt_op_result kt_ops_handle(struct kt_ops *ops, struct kt_request *r,
+/* Handles a request, the first time or again after a wait (resumed()). */
+static enum kt_op_result handle(struct kt_ops *ops, struct kt_request *r,
 				struct json_object **answer)
 {
 	struct op_ctx x = { ops, r };
@@ -477,6 +441,21 @@ enum kt_op_result kt_ops_handle(struct kt_ops *ops, struct kt_request *r,
 	*answer = kt_proto_error(KT_PERR_BAD_REQUEST, "unknown op \"%s\"",
 				 kt_json_printable(op, shown, sizeof(shown)));
 	return KT_OP_ANSWER;
+}
+
+/* Each request is counted once, when answered: here, or in resume() after
+ * a wait. A hit written to the door's buffer is ok. */
+enum kt_op_result kt_ops_handle(struct kt_ops *ops, struct kt_request *r,
+				struct json_object **answer)
+{
+	enum kt_op_result res = handle(ops, r, answer);
+	const char *op = kt_json_str(r->req, "op");
+
+	if (res == KT_OP_WRITTEN)
+		kt_metrics_count(&ops->metrics, kt_conn_door(r->conn_id), op, "ok");
+	else if (res == KT_OP_ANSWER)
+		kt_metrics_answered(&ops->metrics, kt_conn_door(r->conn_id), op, *answer);
+	return res;
 }
 
 /* Whether a finished version job was the one this request waits for. */
@@ -527,12 +506,16 @@ static enum kt_op_result resumed(struct kt_ops *ops, struct kt_parked *p, struct
 				: kt_cache_value_with_stage(e, kt_json_str(p->req, "stage"));
 		/* Not there: locked memory had no room for it (the cache logged
 		 * why, in last_error). */
-		*answer = v != NULL ? kt_answer_value(e, v, key != NULL ? key : e->cfg->key, false)
+		bool whole = false;
+
+		if (key == NULL && !(opt_bool(p->req, "whole", &whole) && whole))
+			key = e->cfg->key;
+		*answer = v != NULL ? kt_answer_value(e, v, key, false)
 				    : kt_proto_error(KT_PERR_UNAVAILABLE, "%s: %s", e->name,
 						     e->last_error);
 		return KT_OP_ANSWER;
 	}
-	return kt_ops_handle(ops, &r, answer);
+	return handle(ops, &r, answer);
 }
 
 /* The engine hands a parked request back: answer it, or park it again. */
@@ -570,6 +553,8 @@ static void resume(void *ctx, struct kt_parked *p, struct kt_entry *e, const str
 		}
 		break;
 	}
+	kt_metrics_answered(&ops->metrics, kt_conn_door(p->conn_id), kt_json_str(p->req, "op"),
+			    answer);
 	ops->env.reply(ops->env.ctx, p->conn_id, answer);
 	kt_json_put_wiped(p->req);
 }

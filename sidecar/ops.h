@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "common/kt_buf.h"
 #include "aws/client.h"
 #include "conf.h"
 #include "engine.h"
@@ -35,9 +36,13 @@ struct kt_ops_env {
 	struct kt_login *login;
 	struct aws_client *aws; /* region, endpoint and calls made, for status */
 	time_t started;         /* schedule clock: uptime for status */
-	/* Fills the door's figures (status). */
+	/* Fills the socket door's figures (status). */
 	void (*door_stats)(void *ctx, struct kt_door_stats *out);
-	/* Delivers the answer (taken) of a request that waited. */
+	/* Fills the HTTP door's figures, or NULL when there is no HTTP door;
+	 * out->socket is then status's "http" object (listen addresses). */
+	void (*http_stats)(void *ctx, struct kt_door_stats *out);
+	/* Delivers the answer (taken) of a request that waited; conn_id's
+	 * door (kt_conn_door) says where it goes. */
 	void (*reply)(void *ctx, uint64_t conn_id, struct json_object *answer);
 	/* Reads the configuration file again and applies it (the reload op);
 	 * 0, or -1 with err saying why the one in use was kept. */
@@ -61,5 +66,15 @@ void kt_ops_configure(struct kt_ops *ops, const struct kt_config *cfg);
  * NULL, a cache hit may be written there directly, already framed. */
 enum kt_op_result kt_ops_handle(struct kt_ops *ops, struct kt_request *r,
 				struct json_object **answer);
+
+/* GET /metrics: appends the Prometheus text exposition (format 0.0.4) for
+ * peer to out: per-secret series only for the secrets peer may read (root:
+ * all), never a value. 0, or -E2BIG (out's limit) or -ENOMEM with out
+ * left as it was. */
+int kt_ops_metrics(struct kt_ops *ops, const struct kt_peer *peer, struct kt_buf *out);
+
+/* Counts a request a door answered itself, without the ops (the HTTP
+ * door's /ping, /metrics and refusals): keyturn_requests_total. */
+void kt_ops_count_door(struct kt_ops *ops, enum kt_door door, const char *op, const char *result);
 
 #endif

@@ -1,5 +1,5 @@
 /* The status op's answer: the backend's state, counts of secrets, the last
- * errors, the front door's figures, locked memory and offline logins. A
+ * errors, the front doors' figures, locked memory and offline logins. A
  * caller other than root sees only what concerns the secrets it may read.
  * Never a value. */
 #include "config.h"
@@ -104,6 +104,32 @@ static struct json_object *events_status(struct kt_ops *ops)
 	return o;
 }
 
+/* The HTTP door: its listen addresses (the object its stats give) with its
+ * figures added; {"state":"off"} without an HTTP door. */
+static struct json_object *http_status(struct kt_ops *ops)
+{
+	struct kt_door_stats st = { 0 };
+	struct json_object *o;
+
+	if (ops->env.http_stats == NULL) {
+		o = json_object_new_object();
+		if (o != NULL)
+			json_object_object_add(o, "state", json_object_new_string("off"));
+		return o;
+	}
+	ops->env.http_stats(ops->env.ctx, &st);
+	o = st.socket;
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		if ((o = json_object_new_object()) == NULL)
+			return NULL;
+	}
+	json_object_object_add(o, "connections", json_object_new_int64((int64_t)st.connections));
+	json_object_object_add(o, "refused", json_object_new_int64((int64_t)st.refused));
+	json_object_object_add(o, "requests", json_object_new_int64((int64_t)st.requests));
+	return o;
+}
+
 struct json_object *kt_ops_status(struct kt_ops *ops, const struct kt_peer *peer, time_t now)
 {
 	struct json_object *o = kt_answer_ok(), *s = json_object_new_object(),
@@ -154,5 +180,6 @@ struct json_object *kt_ops_status(struct kt_ops *ops, const struct kt_peer *peer
 	json_object_object_add(o, "socket", door.socket);
 	json_object_object_add(o, "offline_unavailable", offline_unavailable(ops, peer));
 	json_object_object_add(o, "events", events_status(ops));
+	json_object_object_add(o, "http", http_status(ops));
 	return o;
 }

@@ -13,6 +13,20 @@
 #include "acl.h"
 #include "common/kt_buf.h"
 
+/* The front doors. A connection id tells its door: the HTTP door's ids
+ * carry KT_CONN_HTTP, the socket server's do not. */
+enum kt_door {
+	KT_DOOR_SOCKET,
+	KT_DOOR_HTTP,
+	KT_DOOR_N,
+};
+#define KT_CONN_HTTP (UINT64_C(1) << 63)
+
+static inline enum kt_door kt_conn_door(uint64_t conn_id)
+{
+	return (conn_id & KT_CONN_HTTP) != 0 ? KT_DOOR_HTTP : KT_DOOR_SOCKET;
+}
+
 enum kt_op_result {
 	KT_OP_ANSWER,  /* *answer holds the answer */
 	KT_OP_WRITTEN, /* the answer's frame was appended to out (cache hits) */

@@ -58,6 +58,59 @@ struct aws_client {
 	bool sleep_ready;
 };
 
+/* The operations counted by name for aws_client_counts_walk (the ones
+ * sm.c and sqs.c call); any other target is counted as "other", so the
+ * table stays this size. */
+static const char *const counted_ops[] = {
+	"GetSecretValue",
+	"BatchGetSecretValue",
+	"DescribeSecret",
+	"ListSecretVersionIds",
+	"PutSecretValue",
+	"UpdateSecretVersionStage",
+	"GetRandomPassword",
+	"CreateSecret",
+	"ReceiveMessage",
+	"DeleteMessageBatch",
+	"other",
+};
+#define COUNTED_OPS (sizeof(counted_ops) / sizeof(counted_ops[0]))
+#define COUNTED_RESULTS (AWS_ERR_OTHER + 1)
+
+/* Requests sent, for the whole process: workers count from their own
+ * threads, /metrics reads from the loop's. */
+static atomic_ulong request_counts[COUNTED_OPS][COUNTED_RESULTS];
+
+static void count_request(const char *target, enum aws_errc code)
+{
+	const char *dot = strrchr(target, '.');
+	const char *op = dot != NULL ? dot + 1 : target;
+	size_t i;
+
+	for (i = 0; i < COUNTED_OPS - 1; i++) {
+		if (strcmp(counted_ops[i], op) == 0)
+			break;
+	}
+	if ((unsigned)code >= COUNTED_RESULTS)
+		code = AWS_ERR_OTHER;
+	atomic_fetch_add_explicit(&request_counts[i][code], 1, memory_order_relaxed);
+}
+
+void aws_client_counts_walk(void (*fn)(void *ctx, const char *op, const char *result,
+				       unsigned long n),
+			    void *ctx)
+{
+	for (size_t i = 0; i < COUNTED_OPS; i++) {
+		for (size_t r = 0; r < COUNTED_RESULTS; r++) {
+			unsigned long n =
+				atomic_load_explicit(&request_counts[i][r], memory_order_relaxed);
+
+			if (n != 0)
+				fn(ctx, counted_ops[i], aws_errc_name((enum aws_errc)r), n);
+		}
+	}
+}
+
 /* A service name goes into the credential scope and a host name: lower-case
  * letters, digits and dashes only. */
 static bool service_valid(const char *s)
@@ -314,10 +367,11 @@ static void client_transport_error(struct aws_client *c, struct kt_http *h, int 
 }
 
 /* Builds, signs and sends one attempt. Returns 0 with *resp filled when an
- * HTTP answer came, or a transport error with err set. */
+ * HTTP answer came, or a transport error with err set; *sent says whether
+ * the request went out (it did not when credentials or signing failed). */
 static int client_send(struct aws_client *c, struct kt_http *h, const char *target,
 		       const char *json, size_t json_len, struct kt_http_resp *resp,
-		       struct aws_error *err)
+		       struct aws_error *err, bool *sent)
 {
 	const char *ctype = c->ctype;
 	struct aws_creds cr = { 0 };
@@ -366,6 +420,7 @@ static int client_send(struct aws_client *c, struct kt_http *h, const char *targ
 		struct kt_http_req req = { "POST", c->url, hv, nh, json, json_len, 0 };
 
 		client_count_request(c);
+		*sent = true;
 		rc = kt_http_do(h, &req, resp);
 	}
 	if (rc < 0)
@@ -430,6 +485,7 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json, 
 	}
 	for (attempt = 1;; attempt++) {
 		long delay = 0;
+		bool sent = false;
 
 		aws_error_clear(err);
 		kt_http_resp_free(&hr);
@@ -437,7 +493,7 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json, 
 			rc = -ECANCELED;
 			break;
 		}
-		rc = client_send(c, h, target, json, json_len, &hr, err);
+		rc = client_send(c, h, target, json, json_len, &hr, err, &sent);
 		if (rc == 0 && hr.status == 200) {
 			*resp = kt_json_parse(kt_buf_str(&hr.body), hr.body.len);
 			if (*resp == NULL || !json_object_is_type(*resp, json_type_object)) {
@@ -449,9 +505,10 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json, 
 					c->endpoint, target);
 				err->http_status = hr.status;
 				rc = -EBADMSG;
-				break;
+			} else {
+				aws_retry_on_success(&c->retry, cost);
 			}
-			aws_retry_on_success(&c->retry, cost);
+			count_request(target, err->code);
 			break;
 		}
 		if (rc == 0) {
@@ -460,9 +517,11 @@ int aws_client_call(struct aws_client *c, const char *target, const char *json, 
 			rc = -EIO;
 			if (err->code == AWS_ERR_CLOCK_SKEW)
 				client_adjust_skew(c, hr.date);
-		} else if (err->code == AWS_ERR_NO_CREDENTIALS || err->code == AWS_ERR_CONFIG) {
-			break;
 		}
+		if (sent)
+			count_request(target, err->code);
+		else if (err->code == AWS_ERR_NO_CREDENTIALS || err->code == AWS_ERR_CONFIG)
+			break;
 		/* A call cancelled in flight (or whose credential fetch was) is
 		 * not retried, whatever it failed with. */
 		if (client_cancelled(c, err)) {

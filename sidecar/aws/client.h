@@ -44,6 +44,19 @@ struct aws_call_stats {
 /* HTTP requests this client has sent since it was made (all threads). */
 unsigned long aws_client_requests_sent(struct aws_client *c);
 
+/* Every HTTP request sent to AWS is also counted for the whole process
+ * (every client: Secrets Manager and SQS alike; each retry is a request),
+ * by operation and result. The operation is the part of X-Amz-Target after
+ * its last dot when it is one of a fixed list (the operations keyturn
+ * calls), "other" otherwise; the result is aws_errc_name() of the
+ * request's outcome ("ok" for a usable answer). A request that could not
+ * be sent (no credentials, signing failed) is not counted. Safe from any
+ * thread. The walk calls fn for each pair with a count that is not zero,
+ * in a fixed order. */
+void aws_client_counts_walk(void (*fn)(void *ctx, const char *op, const char *result,
+				       unsigned long n),
+			    void *ctx);
+
 /* Resolves region, endpoint and the credential chain. Returns 0 or a negative
  * errno with err naming what is missing or bad. */
 int aws_client_new(const struct aws_client_opts *opts, struct aws_client **out,

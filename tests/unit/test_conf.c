@@ -446,17 +446,60 @@ static void test_events(void **state)
 		   "3: [events]: section appears twice (first on line 1)");
 }
 
+/* [http]: the door's addresses (loopback and unix: only), the token file,
+ * metrics and the path prefix, with their defaults and checks. */
+static void test_http(void **state)
+{
+	struct kt_config *cfg;
+
+	(void)state;
+	cfg = load_ok("[daemon]\n");
+	assert_null(cfg->http_listen);
+	assert_false(cfg->http_metrics);
+	assert_string_equal(cfg->http_path_prefix, "/v1/");
+	assert_string_equal(cfg->http_token_group, "keyturn-http");
+	assert_non_null(strstr(cfg->http_token_file, "/keyturn/http-token"));
+	kt_config_free(cfg);
+	cfg = load_ok("[http]\nlisten = 127.0.0.1:2773 [::1]:2773 unix:/run/k/http.sock\n"
+		      "token_file = /etc/k/token\nmetrics = yes\npath_prefix = /secrets/\n");
+	assert_string_equal(cfg->http_listen, "127.0.0.1:2773 [::1]:2773 unix:/run/k/http.sock");
+	assert_string_equal(cfg->http_token_file, "/etc/k/token");
+	assert_true(cfg->http_metrics);
+	assert_string_equal(cfg->http_path_prefix, "/secrets/");
+	kt_config_free(cfg);
+	load_fails("[http]\nmetrics = yes\n",
+		   "1: [http] listen: missing; an [http] section needs at least one address");
+	load_fails(
+		"[http]\nlisten = 0.0.0.0:2773\n",
+		"2: [http] listen: '0.0.0.0:2773': keyturnd listens on loopback only (127.0.0.1, "
+		"[::1]) or unix:PATH");
+	load_fails("[http]\nlisten = 127.0.0.1:2773 192.0.2.1:2773\n",
+		   "2: [http] listen: '192.0.2.1:2773': keyturnd listens on loopback only "
+		   "(127.0.0.1, [::1]) or unix:PATH");
+	load_fails("[http]\nlisten = localhost:2773\n",
+		   "2: [http] listen: 'localhost:2773': keyturnd listens on loopback only "
+		   "(127.0.0.1, [::1]) or unix:PATH");
+	load_fails("[http]\nlisten = 127.0.0.1:99999\n",
+		   "2: [http] listen: '127.0.0.1:99999': the port must be 1 to 65535");
+	load_fails("[http]\nlisten = 127.0.0.1:1\npath_prefix = v1\n",
+		   "3: [http] path_prefix: 'v1' must start and end with '/' and hold no ?, # or %");
+	load_fails("[http]\nlisten = 127.0.0.1:1\ntoken_file = token\n",
+		   "3: [http] token_file: 'token' is not an absolute path");
+	load_fails("[http]\nlisten = 127.0.0.1:1\n[http]\n",
+		   "3: [http]: section appears twice (first on line 1)");
+}
+
 static void test_structure_errors(void **state)
 {
 	(void)state;
 	load_fails("region = us-east-1\n",
-		   "1: region: outside any section (put it under [daemon], [events], "
+		   "1: region: outside any section (put it under [daemon], [events], [http], "
 		   "[secret:NAME] or [login:USER])");
 	load_fails("[daemon]\n\n[daemonx]\n",
-		   "3: [daemonx]: unknown section (expected [daemon], [events], [secret:NAME] or "
-		   "[login:USER])");
+		   "3: [daemonx]: unknown section (expected [daemon], [events], [http], "
+		   "[secret:NAME] or [login:USER])");
 	load_fails("[secret]\n", "1: [secret]: unknown section (expected [daemon], [events], "
-				 "[secret:NAME] or [login:USER])");
+				 "[http], [secret:NAME] or [login:USER])");
 	load_fails("[daemon]\nregoin = us-east-1\n", "2: [daemon] regoin: unknown key");
 	load_fails("[secret:a]\nallow_user = root\n", "2: [secret:a] allow_user: unknown key");
 	load_fails("[login:a]\nsecret = s\noffline_age = 1\n",
@@ -722,15 +765,25 @@ static void test_expand(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_design_example),   cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_section_defaults), cmocka_unit_test(test_every_daemon_key),
-		cmocka_unit_test(test_numbers),          cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_booleans),         cmocka_unit_test(test_log_level),
-		cmocka_unit_test(test_strings),          cmocka_unit_test(test_structure_errors),
-		cmocka_unit_test(test_events),           cmocka_unit_test(test_syntax_errors),
-		cmocka_unit_test(test_line_forms),       cmocka_unit_test(test_long_line_and_nul),
-		cmocka_unit_test(test_file_errors),      cmocka_unit_test(test_allow_lists),
-		cmocka_unit_test(test_login_lookup),     cmocka_unit_test(test_login_patterns),
+		cmocka_unit_test(test_design_example),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_section_defaults),
+		cmocka_unit_test(test_every_daemon_key),
+		cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_booleans),
+		cmocka_unit_test(test_log_level),
+		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_structure_errors),
+		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_http),
+		cmocka_unit_test(test_syntax_errors),
+		cmocka_unit_test(test_line_forms),
+		cmocka_unit_test(test_long_line_and_nul),
+		cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_allow_lists),
+		cmocka_unit_test(test_login_lookup),
+		cmocka_unit_test(test_login_patterns),
 		cmocka_unit_test(test_expand),
 	};
 
