@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/log.h"
 #include "http_token.h"
 
 static int make_token(const char *path, const char *group, char *err, size_t errlen)
@@ -38,10 +39,20 @@ static int make_token(const char *path, const char *group, char *err, size_t err
 		OPENSSL_cleanse(hex, sizeof(hex));
 		return rc;
 	}
-	/* Its group first, then 0640: never readable by a group it is not meant for. */
+	/* Its group first, then 0640: never readable by a group it is not meant
+	 * for. A group keyturnd may not give it (not one of its groups) leaves
+	 * the file its own, readable by its own group, and is said. */
 	gr = getgrnam(group);
-	if ((gr != NULL && fchown(fd, (uid_t)-1, gr->gr_gid) < 0) || fchmod(fd, 0640) < 0 ||
-	    write(fd, hex, sizeof(hex) - 1) != (ssize_t)(sizeof(hex) - 1) || fsync(fd) < 0)
+	if (gr == NULL)
+		log_info("token_file = %s: no group %s; the file keeps keyturnd's group", path,
+			 group);
+	else if (fchown(fd, (uid_t)-1, gr->gr_gid) < 0)
+		log_warn_errno("token_file = %s: cannot give it to group %s (is keyturnd's user "
+			       "a member?); it keeps keyturnd's group",
+			       path, group);
+	errno = 0;
+	if (fchmod(fd, 0640) < 0 || write(fd, hex, sizeof(hex) - 1) != (ssize_t)(sizeof(hex) - 1) ||
+	    fsync(fd) < 0)
 		rc = errno != 0 ? -errno : -EIO;
 	OPENSSL_cleanse(hex, sizeof(hex));
 	if (close(fd) < 0 && rc == 0)

@@ -395,6 +395,9 @@ int kt_peercache_get(struct kt_peercache *c, uid_t uid, time_t now, struct kt_pe
 	}
 	if (hit == NULL)
 		hit = spare != NULL ? spare : oldest;
+	/* A cache of no entries keeps nothing. */
+	if (hit == NULL)
+		return 0;
 	hit->used = true;
 	hit->at = now;
 	hit->peer = *out;

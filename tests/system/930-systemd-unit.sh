@@ -17,7 +17,7 @@
 # Needs root, systemd-nspawn and a Debian mirror (once, for the cached root);
 # skips every check, saying why, without them. About two minutes.
 
-PLANNED=45
+PLANNED=50
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 . "$KT_SRCDIR/tests/lib/common.sh"
@@ -77,6 +77,35 @@ expect_eq "keyturnctl get as bob (not allowed): exit 4" 4 "$?"
 list_has() { box keyturnctl list | grep -q "$1"; }
 check "keyturnctl list as root names app/db" list_has app/db
 check "keyturnctl status as alice answers" box runuser -u alice -- keyturnctl status
+
+# --- the HTTP door under the unit: AF_NETLINK, the token's group --------------
+# The box shares the host's network: a port free here is free there.
+HTTP_PORT=$(free_port)
+conf <<EOF | box_put /etc/keyturn/keyturnd.conf 0640
+
+[http]
+listen = 127.0.0.1:$HTTP_PORT unix:/run/keyturn/http.sock
+EOF
+box usermod -aG keyturn-http alice || bail "usermod in the box"
+box systemctl restart keyturnd
+expect_eq "with [http], the token file is made: keyturn:keyturn-http 640" \
+	"keyturn keyturn-http 640" "$(box stat -c '%U %G %a' /run/keyturn/http-token 2>&1)"
+# The box has bash but no curl: a GET written by hand on bash's /dev/tcp.
+http_get() { # USER TOKEN PATH
+	box runuser -u "$1" -- bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
+		printf "GET %s HTTP/1.1\r\nHost: localhost\r\nX-Aws-Parameters-Secrets-Token: %s\r\nConnection: close\r\n\r\n" "$2" "$1" >&3
+		cat <&3' "$HTTP_PORT" "$2" "$3" 2>&1
+}
+token=$(box cat /run/keyturn/http-token)
+http_get alice "$(box runuser -u alice -- cat /run/keyturn/http-token 2>&1)" /v1/app/db >"$T/http-alice.out"
+check "alice (keyturn-http, allow_users) reads app/db over loopback TCP: the peer's uid found under the unit's RestrictAddressFamilies" \
+	grep -q '"SecretString":"db-pass-1"' "$T/http-alice.out"
+check "bob cannot read the token file (0640, group keyturn-http)" \
+	sh -c '! "$@"' _ box runuser -u bob -- cat /run/keyturn/http-token
+http_get bob "$token" /v1/app/db >"$T/http-bob.out"
+check "bob with the token gets 403 AccessDeniedException: the token alone reads nothing" \
+	grep -q '^HTTP/1.1 403.*' "$T/http-bob.out"
+check "and the answer names the AWS error type" grep -q '"__type":"AccessDeniedException"' "$T/http-bob.out"
 
 # --- systemctl reload --------------------------------------------------------
 conf <<EOF | box_put /etc/keyturn/keyturnd.conf 0640
