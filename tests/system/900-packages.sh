@@ -291,10 +291,10 @@ else
 fi
 systemd-analyze security --offline=true "$UNIT" >"$T/security.out" 2>&1
 score=$(sed -n 's/.*Overall exposure level for keyturnd.service: \([0-9.]*\).*/\1/p' "$T/security.out")
-diag "systemd-analyze security: overall exposure ${score:-?} (docs/SECURITY.md: 1.3)"
+diag "systemd-analyze security: overall exposure ${score:-?} (docs/SECURITY.md: 1.4)"
 grep -E '^✗' "$T/security.out" | sed -E 's/ {2,}/  /g' | while read -r l; do diag "  $l"; done
-check "systemd-analyze security: exposure ${score:-?} is at most the documented 1.3" \
-	awk -v s="${score:-99}" 'BEGIN { exit !(s + 0 <= 1.3) }'
+check "systemd-analyze security: exposure ${score:-?} is at most the documented 1.4" \
+	awk -v s="${score:-99}" 'BEGIN { exit !(s + 0 <= 1.4) }'
 unit_value() { sed -n "s/^$1=//p" "$UNIT" | tail -n 1; }
 expect_eq "the unit runs keyturnd as keyturn:keyturn with no capability (bounding set empty)" \
 	"keyturn keyturn []" "$(unit_value User) $(unit_value Group) [$(unit_value CapabilityBoundingSet)]"

@@ -88,6 +88,8 @@ listen = 127.0.0.1:$HTTP_PORT unix:/run/keyturn/http.sock
 EOF
 box usermod -aG keyturn-http alice || bail "usermod in the box"
 box systemctl restart keyturnd
+diag "keyturn: $(box id keyturn 2>&1); keyturnd's groups: $(box grep '^Groups' "/proc/$(box systemctl show -p MainPID --value keyturnd)/status" 2>&1)"
+box journalctl -u keyturnd --no-pager -n 20 2>&1 | grep -i token | sed 's/^/# /'
 expect_eq "with [http], the token file is made: keyturn:keyturn-http 640" \
 	"keyturn keyturn-http 640" "$(box stat -c '%U %G %a' /run/keyturn/http-token 2>&1)"
 # The box has bash but no curl: a GET written by hand on bash's /dev/tcp.
