@@ -210,10 +210,28 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http: libmicrohttpd: %s", line);
 }
 
+static void run_mhd(struct kt_hdoor *d);
+
+static void mhd_soon(void *ctx)
+{
+	struct kt_hdoor *d = ctx;
+
+	d->soon = NULL;
+	run_mhd(d);
+}
+
+/* libmicrohttpd may be left with work that no fd will announce (a request
+ * line that filled its buffer, to be answered 414): it says how soon it
+ * wants to run again, and anything under the tick's second is honoured. */
 static void run_mhd(struct kt_hdoor *d)
 {
+	MHD_UNSIGNED_LONG_LONG ms = 0;
+
 	if (MHD_run(d->mhd) != MHD_YES)
 		log_debug("http: MHD_run failed");
+	if (d->soon == NULL && MHD_get_timeout(d->mhd, &ms) == MHD_YES && ms < 1000 &&
+	    kt_loop_after(d->loop, (unsigned)ms, mhd_soon, d, &d->soon) < 0)
+		d->soon = NULL;
 }
 
 static void mhd_event(void *ctx, uint32_t events)
@@ -368,6 +386,7 @@ void kt_hdoor_free(struct kt_hdoor *d)
 	}
 	kt_loop_io_del(d->loop, d->mhd_io);
 	kt_loop_timer_del(d->loop, d->tick);
+	kt_loop_timer_del(d->loop, d->soon);
 	kt_peercache_free(d->peers);
 	kt_uidtab_free(d->uids);
 	free(d->prefix);

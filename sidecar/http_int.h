@@ -63,6 +63,7 @@ struct kt_hdoor {
 	struct MHD_Daemon *mhd;
 	struct kt_loop_io *mhd_io;
 	struct kt_loop_timer *tick;
+	struct kt_loop_timer *soon; /* libmicrohttpd asked to run again soon */
 	size_t nlisten;
 	struct http_listener listeners[KT_HTTP_MAX_LISTEN];
 	struct kt_server_limits lim;

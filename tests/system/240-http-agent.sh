@@ -12,7 +12,7 @@
 
 # The number of checks below; a run that cannot make users skips each of
 # them, saying why (before common.sh, which may need what a user lacks).
-PLANNED=79
+PLANNED=82
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 need_root_accounts "create users (useradd/groupadd) and to connect as them"
@@ -293,6 +293,17 @@ PY
 else
 	skip_test "the host has no non-loopback IPv4 address (ip -4 -o addr show scope global)"
 fi
+
+# --- limits of the request line and headers -----------------------------------------------
+# libmicrohttpd holds a request's line and headers in 32 KiB: beyond, it
+# answers 414 (a URL) or 431 (headers) at once, and reads no more.
+big=$(head -c 40000 /dev/zero | tr '\0' a)
+h longurl -H "$TOK" "$U/v1/app/plain?versionId=$big"
+expect_eq "a 40 KB URL is answered 414 (URI Too Long)" 414 "$CODE"
+h longhdr -H "$TOK" -H "X-Padding: $big" "$U/v1/app/plain"
+expect_eq "a 40 KB header is answered 431 (Request Header Fields Too Large)" 431 "$CODE"
+h afterbig -H "$TOK" "$U/v1/app/plain"
+expect_eq "and the door serves the next request" "$V_PLAIN" "$(value_of)"
 
 # --- keep-alive ---------------------------------------------------------------------------
 expect_eq "curl fetching two URLs in one run makes one connection (keep-alive)" "1 0" \
