@@ -21,6 +21,7 @@
 
 #include <json-c/json.h>
 
+#include "ctl_exec.h"
 #include "ctl_reload.h"
 #include "ctl_show.h"
 #include "keyturn.h"
@@ -83,6 +84,11 @@ static const char usage_text[] =
 	"                    when the file is refused, which keeps the one in use\n"
 	"  verify USER [--json]\n"
 	"                    check USER's password, read as one line from stdin\n"
+	"  watch NAME...     print a line \"NAME VERSION_ID TIME\" per change\n"
+	"  exec [--env VAR=SECRET[#KEY]]... [--restart-on-change] [--grace S]\n"
+	"       -- COMMAND [ARG...]\n"
+	"                    run COMMAND with secrets in its environment; with\n"
+	"                    --restart-on-change, restart it after a change\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH     keyturnd's socket (else $KEYTURN_SOCKET, else\n"
@@ -160,26 +166,11 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* The exit code for a library error code; keyturnctl(1) lists the map. */
+/* The exit code for a library error code (the map is ctl_exec.c's, which
+ * watch and exec share). */
 static int exit_code(int err)
 {
-	switch (err) {
-	case KEYTURN_OK:
-		return EXIT_DONE;
-	case KEYTURN_E_NOT_FOUND:
-		return EXIT_NOT_FOUND;
-	case KEYTURN_E_DENIED:
-		return EXIT_DENIED;
-	case KEYTURN_E_UNAVAILABLE:
-	case KEYTURN_E_THROTTLED:
-	case KEYTURN_E_CONNECT:
-	case KEYTURN_E_TIMEOUT:
-		return EXIT_UNAVAILABLE;
-	case KEYTURN_E_INVALID:
-		return EXIT_USAGE;
-	default:
-		return EXIT_ERROR;
-	}
+	return kt_ctl_exit_code(err);
 }
 
 /* Reports a failed call: the library's (or daemon's) message, which never
@@ -588,6 +579,62 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 	return -1;
 }
 
+/* The position of the command word: global options (and their values)
+ * come before it. -1 when there is none. */
+static int command_at(int argc, char **argv)
+{
+	static const char *const with_value[] = { "-s",        "-t",           "-k",    "--socket",
+						  "--timeout", "--version-id", "--key", "--stage" };
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (a[0] != '-' || a[1] == '\0')
+			return i;
+		if (strcmp(a, "--") == 0)
+			return i + 1 < argc ? i + 1 : -1;
+		for (size_t j = 0; j < sizeof(with_value) / sizeof(with_value[0]); j++) {
+			if (strcmp(a, with_value[j]) == 0)
+				i++;
+		}
+	}
+	return -1;
+}
+
+/* watch and exec take words and options of their own after the command
+ * (COMMAND's options are COMMAND's): only the global options before it
+ * are keyturnctl's. */
+static int run_own_args(int argc, char **argv, int at)
+{
+	struct opts o = { 0 };
+	keyturn_t *kt = NULL;
+	int first = 0, err = 0, rc;
+
+	rc = parse_args(at, argv, &o, &first);
+	if (rc >= 0)
+		return rc;
+	if (o.given != 0)
+		return usage_error("%s does not take %s", argv[at],
+				   option_name(o.given & -o.given));
+	if (o.socket != NULL && *o.socket == '\0')
+		return usage_error("an option's value is empty");
+	kt = keyturn_open(o.socket, &err);
+	if (kt == NULL)
+		return fail(NULL, o.socket != NULL ? o.socket : argv[at], err);
+	if (o.timeout_ms > 0 && (err = keyturn_set_timeout(kt, o.timeout_ms)) != KEYTURN_OK) {
+		rc = fail(kt, argv[at], err);
+	} else if (strcmp(argv[at], "watch") == 0) {
+		rc = kt_ctl_watch(kt, argc - at - 1, argv + at + 1);
+	} else {
+		rc = kt_ctl_exec(kt, o.socket, o.timeout_ms, argc - at, argv + at);
+		/* A failed in-place start has closed kt already and exited. */
+	}
+	keyturn_close(kt);
+	if (fflush(stdout) != 0 && rc == EXIT_DONE)
+		rc = write_failed(argv[at], -errno);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
@@ -603,6 +650,9 @@ int main(int argc, char **argv)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	signal(SIGPIPE, SIG_IGN);
 
+	first = command_at(argc, argv);
+	if (first > 0 && (strcmp(argv[first], "watch") == 0 || strcmp(argv[first], "exec") == 0))
+		return run_own_args(argc, argv, first);
 	rc = parse_args(argc, argv, &o, &first);
 	if (rc >= 0)
 		goto out;

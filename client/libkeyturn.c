@@ -29,6 +29,8 @@ struct keyturn {
 	struct kt_transport tr;
 	struct kt_buf answer; /* the last answer as it came; wiped at the next call */
 	char msg[512];        /* the last error's message; never a secret */
+	char **watch;         /* the names watched on the connection, or NULL */
+	size_t nwatch;
 };
 
 /* A request under construction; the first failure sticks. */
@@ -171,30 +173,18 @@ static void req_end(struct req *r)
 		r->rc = kt_buf_append(&r->b, "}", 1);
 }
 
-/* Sends the request and checks the envelope of the answer. Returns
- * KEYTURN_OK with *out, the parsed answer of "ok":true, or an error code
- * with kt->msg set. The request is wiped. */
-static int call(keyturn_t *kt, struct req *r, struct json_object **out)
+/* Checks the envelope of the answer in kt->answer. Returns KEYTURN_OK
+ * with *out, the parsed answer of "ok":true, or an error code with kt->msg
+ * set. */
+static int envelope(keyturn_t *kt, struct json_object **out)
 {
 	struct json_object *obj = NULL, *ok;
 	enum kt_proto_err perr;
 	const char *code, *message;
 	char esc[64];
-	int rc;
+	int rc = KEYTURN_OK;
 
 	*out = NULL;
-	if (r->rc == -ENOMEM) {
-		rc = set_msg(kt, KEYTURN_E_NOMEM, "out of memory");
-		goto out;
-	}
-	if (r->rc < 0) {
-		rc = set_msg(kt, KEYTURN_E_INVALID, "the request is larger than %u bytes",
-			     KT_PROTO_MAX_FRAME);
-		goto out;
-	}
-	rc = from_transport(kt, kt_transport_call(&kt->tr, r->b.data, r->b.len, &kt->answer));
-	if (rc != KEYTURN_OK)
-		goto out;
 	/* Valid JSON never holds a raw NUL; json-c might read past it quietly. */
 	if (memchr(kt->answer.data, '\0', kt->answer.len) != NULL) {
 		rc = garbled(kt, "a NUL byte in the answer", NULL);
@@ -240,6 +230,26 @@ static int call(keyturn_t *kt, struct req *r, struct json_object **out)
 	rc = from_proto_err(perr);
 out:
 	kt_json_put_wiped(obj);
+	return rc;
+}
+
+/* Sends the request and checks the envelope of the answer (envelope()).
+ * The request is wiped. */
+static int call(keyturn_t *kt, struct req *r, struct json_object **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (r->rc == -ENOMEM)
+		rc = set_msg(kt, KEYTURN_E_NOMEM, "out of memory");
+	else if (r->rc < 0)
+		rc = set_msg(kt, KEYTURN_E_INVALID, "the request is larger than %u bytes",
+			     KT_PROTO_MAX_FRAME);
+	else
+		rc = from_transport(kt,
+				    kt_transport_call(&kt->tr, r->b.data, r->b.len, &kt->answer));
+	if (rc == KEYTURN_OK)
+		rc = envelope(kt, out);
 	kt_buf_free(&r->b);
 	return rc;
 }
@@ -395,11 +405,25 @@ static int get_answer(keyturn_t *kt, struct json_object *o, keyturn_value_t *v)
 	return KEYTURN_OK;
 }
 
-/* Starts a call on kt: forgets the last answer and message. */
+/* Ends a watch: its connection carries nothing but news, so it is closed. */
+static void watch_end(keyturn_t *kt)
+{
+	if (kt->watch == NULL)
+		return;
+	kt_transport_disconnect(&kt->tr);
+	for (size_t i = 0; i < kt->nwatch; i++)
+		free(kt->watch[i]);
+	free(kt->watch);
+	kt->watch = NULL;
+	kt->nwatch = 0;
+}
+
+/* Starts a call on kt: ends a watch, forgets the last answer and message. */
 static int begin(keyturn_t *kt)
 {
 	if (kt == NULL)
 		return KEYTURN_E_INVALID;
+	watch_end(kt);
 	kt_buf_reset(&kt->answer);
 	kt->msg[0] = '\0';
 	return KEYTURN_OK;
@@ -435,6 +459,7 @@ void keyturn_close(keyturn_t *kt)
 {
 	if (kt == NULL)
 		return;
+	watch_end(kt);
 	kt_transport_disconnect(&kt->tr);
 	kt_buf_free(&kt->answer);
 	kt_free_wiped(kt, sizeof(*kt));
@@ -725,4 +750,141 @@ int keyturn_verify(keyturn_t *kt, const char *user, const char *password, size_t
 void keyturn_free_string(char *s)
 {
 	kt_str_free_wiped(s);
+}
+
+int keyturn_watch(keyturn_t *kt, const char *const *names, size_t n)
+{
+	struct json_object *ans = NULL, *list;
+	struct req r;
+	int rc;
+
+	if ((rc = begin(kt)) != KEYTURN_OK)
+		return rc;
+	if (names == NULL || n == 0 || n > KEYTURN_WATCH_MAX)
+		return set_msg(kt, KEYTURN_E_INVALID, "keyturn_watch: give 1 to %d names",
+			       KEYTURN_WATCH_MAX);
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] == NULL || *names[i] == '\0')
+			return set_msg(kt, KEYTURN_E_INVALID, "keyturn_watch: a name is empty");
+	}
+	/* The watch gets a connection of its own: one that carried earlier
+	 * answers may be closed as idle at any moment. */
+	kt_transport_disconnect(&kt->tr);
+	req_begin(&r, "watch");
+	if (r.rc == 0)
+		r.rc = kt_buf_append(&r.b, ",\"secrets\":[", 12);
+	for (size_t i = 0; i < n && r.rc == 0; i++) {
+		if (i > 0)
+			r.rc = kt_buf_append(&r.b, ",", 1);
+		if (r.rc == 0)
+			r.rc = kt_json_append_string(&r.b, names[i], strlen(names[i]));
+	}
+	if (r.rc == 0)
+		r.rc = kt_buf_append(&r.b, "]", 1);
+	req_end(&r);
+	rc = call(kt, &r, &ans);
+	if (rc != KEYTURN_OK || !member(kt, ans, "watching", json_type_array, false, &list, &rc))
+		goto out;
+	/* The daemon watches exactly what was asked, in that order. */
+	if (json_object_array_length(list) != n) {
+		rc = garbled(kt, "does not list the names asked for", "watching");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(list, i);
+
+		if (!json_object_is_type(e, json_type_string) ||
+		    strcmp(json_object_get_string(e), names[i]) != 0) {
+			rc = garbled(kt, "does not list the names asked for", "watching");
+			goto out;
+		}
+	}
+	kt->watch = calloc(n, sizeof(char *));
+	if (kt->watch == NULL)
+		goto nomem;
+	for (; kt->nwatch < n; kt->nwatch++) {
+		if ((kt->watch[kt->nwatch] = kt_strdup(names[kt->nwatch])) == NULL)
+			goto nomem;
+	}
+	goto out;
+nomem:
+	watch_end(kt);
+	rc = set_msg(kt, KEYTURN_E_NOMEM, "out of memory");
+out:
+	if (rc != KEYTURN_OK)
+		kt_transport_disconnect(&kt->tr);
+	kt_json_put_wiped(ans);
+	return rc;
+}
+
+/* Checks one news frame of a watch: a change of a name being watched. */
+static int watch_event(keyturn_t *kt, struct json_object *o, const char **name, const char **vid,
+		       int64_t *at)
+{
+	struct json_object *t;
+	const char *ev;
+	int rc = KEYTURN_OK;
+	size_t i;
+
+	if (!str_member(kt, o, "event", false, &ev, &rc) ||
+	    !str_member(kt, o, "name", false, name, &rc) ||
+	    !str_member(kt, o, "version_id", false, vid, &rc) ||
+	    !member(kt, o, "fetched_at", json_type_int, false, &t, &rc))
+		return rc;
+	if (strcmp(ev, "changed") != 0)
+		return garbled(kt, "is not an event this library knows", "event");
+	for (i = 0; i < kt->nwatch && strcmp(kt->watch[i], *name) != 0; i++)
+		;
+	if (i == kt->nwatch)
+		return garbled(kt, "is not a name being watched", "name");
+	*at = json_object_get_int64(t);
+	if (*at < 0 || *at == INT64_MAX)
+		return garbled(kt, "is out of range", "fetched_at");
+	return KEYTURN_OK;
+}
+
+int keyturn_watch_next(keyturn_t *kt, int timeout_ms, char **name, char **version_id,
+		       int64_t *fetched_at)
+{
+	struct json_object *ans = NULL;
+	const char *n = NULL, *v = NULL;
+	int64_t at = 0;
+	int rc;
+
+	if (name != NULL)
+		*name = NULL;
+	if (version_id != NULL)
+		*version_id = NULL;
+	if (fetched_at != NULL)
+		*fetched_at = 0;
+	if (kt == NULL)
+		return KEYTURN_E_INVALID;
+	kt_buf_reset(&kt->answer);
+	kt->msg[0] = '\0';
+	if (kt->watch == NULL)
+		return set_msg(kt, KEYTURN_E_INVALID,
+			       "keyturn_watch_next: no watch on this handle");
+	rc = from_transport(kt, kt_transport_recv(&kt->tr, timeout_ms, &kt->answer));
+	if (rc == KEYTURN_E_TIMEOUT)
+		return rc;
+	if (rc == KEYTURN_OK)
+		rc = envelope(kt, &ans);
+	if (rc == KEYTURN_OK)
+		rc = watch_event(kt, ans, &n, &v, &at);
+	if (rc == KEYTURN_OK &&
+	    ((name != NULL && (rc = copy_str(kt, n, name)) != KEYTURN_OK) ||
+	     (version_id != NULL && (rc = copy_str(kt, v, version_id)) != KEYTURN_OK))) {
+		if (name != NULL) {
+			free(*name);
+			*name = NULL;
+		}
+	}
+	if (rc == KEYTURN_OK && fetched_at != NULL)
+		*fetched_at = at;
+	/* Whatever else came (a last frame, a close, a garbled frame) ends
+	 * the watch. */
+	if (rc != KEYTURN_OK)
+		watch_end(kt);
+	kt_json_put_wiped(ans);
+	return rc;
 }

@@ -525,6 +525,56 @@ out:
 	return rc;
 }
 
+int kt_transport_recv(struct kt_transport *t, int wait_ms, struct kt_buf *answer)
+{
+	struct pollfd p = { .fd = t->fd, .events = POLLIN };
+	unsigned char hdr[KT_PROTO_HDR];
+	const char *payload;
+	size_t got = 0, plen, flen;
+	struct timespec d;
+	char eb[128];
+	uint32_t n;
+	int rc;
+
+	t->msg[0] = '\0';
+	kt_buf_reset(answer);
+	if (t->fd < 0 || !fd_is_ours(t) || t->pid != getpid()) {
+		t->fd = -1;
+		return fail(t, -ECONNREFUSED, "no connection to %s", t->path);
+	}
+	/* A signal ends the wait early, as a timeout: the caller decides
+	 * whether to wait again. */
+	rc = poll(&p, 1, wait_ms < 0 ? -1 : wait_ms);
+	if (rc == 0 || (rc < 0 && errno == EINTR))
+		return fail(t, -ETIMEDOUT, "no news from keyturnd on %s", t->path);
+	if (rc < 0) {
+		rc = fail(t, -ECONNREFUSED, "poll on %s: %s", t->path,
+			  errstr(errno, eb, sizeof(eb)));
+		goto out;
+	}
+	/* Once a frame has begun, the rest must come within the handle's
+	 * timeout, as an answer's does. */
+	deadline_set(&d, t->timeout_ms);
+	rc = recv_exact(t, hdr, NULL, sizeof(hdr), &got, &d);
+	if (rc == TR_CLOSED)
+		rc = fail(t, -ECONNREFUSED, "keyturnd closed the connection on %s", t->path);
+	if (rc < 0)
+		goto out;
+	n = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+	if (kt_proto_unframe((const char *)hdr, sizeof(hdr), &payload, &plen, &flen) < 0) {
+		rc = fail(t, -EPROTO, "keyturnd announced a frame of %u bytes (allowed: 1 to %u)",
+			  (unsigned)n, KT_PROTO_MAX_FRAME);
+		goto out;
+	}
+	rc = recv_exact(t, NULL, answer, n, &got, &d);
+out:
+	if (rc < 0) {
+		kt_transport_disconnect(t);
+		kt_buf_reset(answer);
+	}
+	return rc;
+}
+
 #ifdef KT_UNIT_TEST
 void kt_transport_adopt(struct kt_transport *t, int fd)
 {

@@ -65,6 +65,14 @@ int kt_transport_init(struct kt_transport *t, const char *path);
  * answer to the next request. The frame holding req is wiped. */
 int kt_transport_call(struct kt_transport *t, const char *req, size_t len, struct kt_buf *answer);
 
+/* Reads one more frame on the connection a call made (a watch's news):
+ * waits up to wait_ms (-1: no limit; a signal ends the wait early) for its
+ * first byte, then reads it whole within the handle's timeout into answer
+ * (reset first). -ETIMEDOUT when nothing came (the connection stays); on
+ * any other failure the connection is closed: -ECONNREFUSED when the
+ * daemon closed it or there is none, -EPROTO for a bad or cut frame. */
+int kt_transport_recv(struct kt_transport *t, int wait_ms, struct kt_buf *answer);
+
 /* Closes the connection, if any, without shutdown(): after a fork the other
  * process may still be using the same socket. */
 void kt_transport_disconnect(struct kt_transport *t);

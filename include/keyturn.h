@@ -101,6 +101,30 @@ int keyturn_status(keyturn_t *kt, char **json);
 int keyturn_verify(keyturn_t *kt, const char *user, const char *password, size_t password_len,
 		   const char *service, const char *rhost, const char *tty, int *match);
 
+/* The most names one watch may hold. */
+#define KEYTURN_WATCH_MAX 64
+
+/* Watches secrets (version node KEYTURN_1.1): asks the daemon
+ * to tell this handle of every new AWSCURRENT value of each of the n
+ * names, on a connection of the handle's own, and waits for its consent.
+ * Every name must be one the caller may read (else KEYTURN_E_DENIED, or
+ * KEYTURN_E_NOT_FOUND for root and a name not configured). Any other call
+ * on the handle ends the watch. */
+int keyturn_watch(keyturn_t *kt, const char *const *names, size_t n);
+
+/* The next change of a watched secret: waits up to timeout_ms (-1: no
+ * limit, 0: only what has come) and returns KEYTURN_OK with the secret's
+ * name, the new version's id and when the daemon fetched it (seconds since
+ * the epoch); name and version_id are freed with keyturn_free_string(),
+ * and any of the three may be NULL. Never a value: read it with
+ * keyturn_get() on another handle. KEYTURN_E_TIMEOUT when nothing came in
+ * time, or a signal cut the wait (the watch goes on). Any other code ends
+ * the watch: KEYTURN_E_DENIED or KEYTURN_E_NOT_FOUND when a reload took a
+ * secret away, KEYTURN_E_CONNECT when the daemon closed the connection,
+ * KEYTURN_E_INVALID when the handle watches nothing. */
+int keyturn_watch_next(keyturn_t *kt, int timeout_ms, char **name, char **version_id,
+		       int64_t *fetched_at);
+
 /* Wipes and frees a string the library returned. NULL is allowed. */
 void keyturn_free_string(char *s);
 

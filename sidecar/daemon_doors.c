@@ -26,6 +26,7 @@ static void serve_gone(void *ctx, uint64_t conn_id)
 	struct kt_daemon *d = ctx;
 
 	kt_engine_drop_waiters(d->eng, conn_id);
+	kt_ops_gone(d->ops, conn_id);
 }
 
 /* The reserve of connections is kept for root and for uids that may read
@@ -49,6 +50,21 @@ static void ops_reply(void *ctx, uint64_t conn_id, struct json_object *answer)
 		kt_hdoor_reply(d->http, conn_id, answer);
 	else
 		kt_server_reply(d->server, conn_id, answer);
+}
+
+/* Watching is the socket's alone (the op refuses other doors' ids). */
+static int ops_watch(void *ctx, uint64_t conn_id)
+{
+	struct kt_daemon *d = ctx;
+
+	return kt_server_watch(d->server, conn_id);
+}
+
+static int ops_push(void *ctx, uint64_t conn_id, struct json_object *answer, bool last)
+{
+	struct kt_daemon *d = ctx;
+
+	return kt_server_push(d->server, conn_id, answer, last);
 }
 
 static void ops_door_stats(void *ctx, struct kt_door_stats *out)
@@ -170,6 +186,8 @@ void kt_doors_env(struct kt_daemon *d, struct kt_ops_env *env)
 	env->door_stats = ops_door_stats;
 	env->http_stats = d->cfg->http_listen != NULL ? ops_http_stats : NULL;
 	env->reply = ops_reply;
+	env->watch = ops_watch;
+	env->push = ops_push;
 }
 
 int kt_doors_start(struct kt_daemon *d)

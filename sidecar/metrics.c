@@ -21,7 +21,8 @@ static const char *const door_names[KT_DOOR_N] = {
 static const char *const op_names[KT_MOP_N] = {
 	[KT_MOP_GET] = "get",       [KT_MOP_REFRESH] = "refresh", [KT_MOP_LIST] = "list",
 	[KT_MOP_STATUS] = "status", [KT_MOP_VERIFY] = "verify",   [KT_MOP_RELOAD] = "reload",
-	[KT_MOP_PING] = "ping",     [KT_MOP_METRICS] = "metrics", [KT_MOP_OTHER] = "other",
+	[KT_MOP_WATCH] = "watch",   [KT_MOP_PING] = "ping",       [KT_MOP_METRICS] = "metrics",
+	[KT_MOP_OTHER] = "other",
 };
 
 static const char *const result_names[KT_MRES_N] = {

@@ -38,6 +38,7 @@ static enum kt_op_result op_list(struct op_ctx *x, struct json_object **answer);
 static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer);
 static enum kt_op_result op_verify(struct op_ctx *x, struct json_object **answer);
 static enum kt_op_result op_reload(struct op_ctx *x, struct json_object **answer);
+static enum kt_op_result op_watch(struct op_ctx *x, struct json_object **answer);
 
 static const struct {
 	const char *op;
@@ -50,6 +51,7 @@ static const struct {
 	{ "status", WHO_ANY, op_status },
 	{ "verify", WHO_ROOT_OR_SELF, op_verify },
 	{ "reload", WHO_ROOT, op_reload },
+	{ "watch", WHO_ANY, op_watch },
 };
 
 static void audit(const struct op_ctx *x, const char *op, const char *secret, const char *result)
@@ -380,6 +382,11 @@ static enum kt_op_result op_reload(struct op_ctx *x, struct json_object **answer
 	return KT_OP_ANSWER;
 }
 
+static enum kt_op_result op_watch(struct op_ctx *x, struct json_object **answer)
+{
+	return kt_ops_watch(x->ops, x->r, answer);
+}
+
 /* Whether the caller may use an op at all, before any per-secret rule. */
 static bool who_allows(enum op_who who, const struct op_ctx *x)
 {
@@ -570,16 +577,24 @@ int kt_ops_new(const struct kt_ops_env *env, const struct kt_config *cfg, struct
 	ops->cache = kt_engine_cache(env->eng);
 	ops->cfg = cfg;
 	kt_engine_on_resume(env->eng, resume, ops);
+	if (kt_ops_watch_start(ops) < 0) {
+		free(ops);
+		return -ENOMEM;
+	}
 	*out = ops;
 	return 0;
 }
 
 void kt_ops_free(struct kt_ops *ops)
 {
+	if (ops == NULL)
+		return;
+	kt_ops_watch_free(ops);
 	free(ops);
 }
 
 void kt_ops_configure(struct kt_ops *ops, const struct kt_config *cfg)
 {
 	ops->cfg = cfg;
+	kt_ops_watch_configure(ops);
 }

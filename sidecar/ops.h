@@ -6,6 +6,7 @@
 #ifndef KT_OPS_H
 #define KT_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -44,6 +45,15 @@ struct kt_ops_env {
 	/* Delivers the answer (taken) of a request that waited; conn_id's
 	 * door (kt_conn_door) says where it goes. */
 	void (*reply)(void *ctx, uint64_t conn_id, struct json_object *answer);
+	/* Puts a socket connection in watch mode once its watch request is
+	 * answered (kt_server_watch): 0, or a negative errno. NULL: the op
+	 * watch is refused as unavailable. */
+	int (*watch)(void *ctx, uint64_t conn_id);
+	/* Sends a watching connection one more frame (answer taken); last:
+	 * the connection is closed after it (kt_server_push). 0, or a
+	 * negative errno when the connection is gone or was closed for not
+	 * reading what it was sent. */
+	int (*push)(void *ctx, uint64_t conn_id, struct json_object *answer, bool last);
 	/* Reads the configuration file again and applies it (the reload op);
 	 * 0, or -1 with err saying why the one in use was kept. */
 	int (*reload)(void *ctx, char *err, size_t errlen);
@@ -61,6 +71,9 @@ void kt_ops_free(struct kt_ops *ops);
 /* The configuration in effect (start, reload); it must stay valid until
  * the next call. */
 void kt_ops_configure(struct kt_ops *ops, const struct kt_config *cfg);
+
+/* A door's connection went away: forgets its watch, if any. */
+void kt_ops_gone(struct kt_ops *ops, uint64_t conn_id);
 
 /* Handles one decoded request (r->now is set here). When r->out is not
  * NULL, a cache hit may be written there directly, already framed. */

@@ -303,7 +303,8 @@ static void tick(void *ctx)
 		held = c->busy || kt_conn_over_share(c) || c->out.len >= OUT_HIGH;
 		if (held)
 			c->frame_start = now;
-		if (c->busy || c->ready)
+		/* A watcher waits for news, however long it takes: it is not idle. */
+		if (c->busy || c->ready || c->watching)
 			continue;
 		/* A frame that is still arriving has request_timeout from its
 		 * first byte, whatever trickles in meanwhile. */

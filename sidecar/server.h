@@ -1,8 +1,8 @@
 /* keyturnd's Unix-socket server, a front door that knows nothing of the
  * daemon: it takes the loop and a request handler. Its rules: connections and buffers bounded per
  * uid (with a reserve for root and uids that may read a secret), framing with partial reads and
- * writes, one request at a time per connection (so answers stay in order), deadlines, and the
- * peer's credentials. */
+ * writes, one request at a time per connection (so answers stay in order), deadlines, the
+ * peer's credentials, and connections in watch mode that the daemon pushes frames to. */
 #ifndef KT_SERVER_H
 #define KT_SERVER_H
 
@@ -63,7 +63,8 @@ struct kt_server_handler {
 	 * (KT_OP_WRITTEN), or park it (KT_OP_PARKED, a reference to r->req
 	 * taken) and answer later with kt_server_reply. */
 	enum kt_op_result (*request)(void *ctx, struct kt_request *r, struct json_object **answer);
-	/* Connection conn_id went away with a request parked: forget it. */
+	/* Connection conn_id went away with a request parked, or while in
+	 * watch mode: forget it. */
 	void (*gone)(void *ctx, uint64_t conn_id);
 	/* Whether peer (not root) is one the reserve is kept for. */
 	bool (*reserved)(void *ctx, const struct kt_peer *peer);
@@ -84,6 +85,22 @@ void kt_server_free(struct kt_server *s, bool unlink_socket);
 /* Delivers the answer of a parked request (taking the reference); drops it
  * when the connection has gone. */
 void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *answer);
+
+/* Puts conn_id in watch mode (the watch op answered it; its answer is
+ * queued after this call): the connection reads no more requests (a byte
+ * from the peer closes it), idle_timeout does not apply to it, and
+ * kt_server_push adds frames to it. 0, or -ENOENT when conn_id is not an
+ * open connection with nothing parked. */
+int kt_server_watch(struct kt_server *s, uint64_t conn_id);
+
+/* Appends one frame (answer taken) to a watching connection's output; with
+ * last, the connection is closed once the frame is sent and leaves watch
+ * mode at once. A frame that takes the connection's unsent output past
+ * OUT_HIGH, or its uid's past the uid's share, closes the connection
+ * instead (one log line). The handler's gone is not called for a
+ * connection this call ends. 0, -ENOENT (not open or not watching) or
+ * -ENOBUFS (closed for not reading). */
+int kt_server_push(struct kt_server *s, uint64_t conn_id, struct json_object *answer, bool last);
 
 /* New limits after a reload; open connections beyond them stay. */
 void kt_server_set_limits(struct kt_server *s, const struct kt_server_limits *lim);

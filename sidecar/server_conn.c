@@ -49,9 +49,10 @@ void kt_conn_close(struct kt_server *s, struct kt_conn *c, const char *why)
 	close(c->fd);
 	c->fd = -1;
 	c->closed = true;
-	if (c->busy)
+	if (c->busy || c->watching)
 		s->h.gone(s->h.ctx, c->id);
 	c->busy = false;
+	c->watching = false;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -190,6 +191,9 @@ static void complain_frame(struct kt_server *s, struct kt_conn *c, int rc)
  * must be closed (a frame keyturnd never accepts). */
 static bool conn_process(struct kt_server *s, struct kt_conn *c)
 {
+	/* A watching connection takes no more requests (PROTOCOL.md). */
+	if (c->watching)
+		return c->in.len == 0;
 	for (int turn = 0; !c->busy && c->out.len < OUT_HIGH; turn++) {
 		struct json_object *req, *answer = NULL;
 		bool written = false;
@@ -206,7 +210,7 @@ static bool conn_process(struct kt_server *s, struct kt_conn *c)
 			c->use->stalled = true;
 			return true;
 		}
-		if (turn == REQUESTS_PER_TURN) {
+		if (turn == REQUESTS_PER_TURN || c->watching) {
 			kt_conn_ready_add(s, c);
 			return true;
 		}
@@ -344,7 +348,12 @@ static void conn_event(struct kt_server *s, struct kt_conn *c, uint32_t events)
 		if (kt_conn_frame_need(c, &need) == 1 && c->in.len >= need)
 			kt_conn_ready_add(s, c);
 	}
-	/* The peer is done sending: finish what it asked, then close. */
+	/* The peer is done sending: finish what it asked, then close. A
+	 * watcher that hangs up is done: nothing more it could be told. */
+	if (c->hangup && c->watching) {
+		kt_conn_close(s, c, "watcher hung up");
+		return;
+	}
 	if (c->hangup && !c->busy && !c->ready && c->out.len == 0) {
 		kt_conn_close(s, c, "peer closed");
 		return;
@@ -398,4 +407,58 @@ void kt_server_reply(struct kt_server *s, uint64_t conn_id, struct json_object *
 	}
 	/* More requests may have arrived behind the parked one. */
 	kt_conn_ready_add(s, c);
+}
+
+static struct kt_conn *conn_find(struct kt_server *s, uint64_t conn_id)
+{
+	struct kt_conn *c;
+
+	for (c = s->conns; c != NULL; c = c->next) {
+		if (c->id == conn_id)
+			return c;
+	}
+	return NULL;
+}
+
+int kt_server_watch(struct kt_server *s, uint64_t conn_id)
+{
+	struct kt_conn *c = conn_find(s, conn_id);
+
+	if (c == NULL || c->busy || c->hangup)
+		return -ENOENT;
+	c->watching = true;
+	return 0;
+}
+
+int kt_server_push(struct kt_server *s, uint64_t conn_id, struct json_object *answer, bool last)
+{
+	struct kt_conn *c = conn_find(s, conn_id);
+	size_t before;
+	int rc;
+
+	if (c == NULL || !c->watching) {
+		kt_json_put_wiped(answer);
+		return -ENOENT;
+	}
+	before = c->out.len;
+	rc = answer != NULL ? kt_proto_send_json(&c->out, answer) : -ENOMEM;
+	kt_json_put_wiped(answer);
+	kt_conn_out_changed(s, c, before);
+	/* A watcher that does not read is not given more memory: its frames
+	 * are bounded as every other answer is, and past that it is closed. */
+	if (rc < 0 || c->out.len > OUT_HIGH || kt_conn_over_share(c)) {
+		log_warn("closing watching connection %llu of uid %lu pid %ld: %zu bytes of "
+			 "changes unread (limit %u for the connection, %u for the uid)",
+			 (unsigned long long)c->id, (unsigned long)c->peer.uid, (long)c->peer.pid,
+			 c->out.len, (unsigned)OUT_HIGH, UID_OUT_SHARE);
+		c->watching = false;
+		kt_conn_close(s, c, "watcher does not read");
+		return -ENOBUFS;
+	}
+	if (last) {
+		c->watching = false;
+		c->hangup = true;
+	}
+	kt_conn_ready_add(s, c);
+	return 0;
 }

@@ -43,6 +43,7 @@ struct kt_conn {
 	struct kt_buf in;
 	struct kt_buf out;
 	bool busy;          /* a request is parked */
+	bool watching;      /* in watch mode: reads no requests, takes pushes */
 	bool hangup;        /* peer closed its side; close once output is sent */
 	bool closed;        /* off the loop and the list; freed at the end of the turn */
 	bool ready;         /* on the ready list */

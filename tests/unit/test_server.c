@@ -164,6 +164,8 @@ static enum kt_op_result on_request(void *ctx, struct kt_request *r, struct json
 		h.parked_id = r->conn_id;
 		return KT_OP_PARKED;
 	}
+	if (what != NULL && strcmp(what, "watch") == 0)
+		assert_int_equal(kt_server_watch(srv, r->conn_id), 0);
 	if (what != NULL && strcmp(what, "write") == 0) {
 		assert_int_equal(kt_proto_frame(r->out, WRITTEN_PAYLOAD, strlen(WRITTEN_PAYLOAD)),
 				 0);
@@ -1172,6 +1174,83 @@ static void test_stop(void **state)
 	cli_close(&c);
 }
 
+/* 9. Watch mode: the answer, then pushed frames in order; a connection
+ * that asks nothing is closed as idle, the watcher is not; a byte from the
+ * watcher closes it, with gone(); a push then finds nothing. */
+static void test_watch(void **state)
+{
+	struct kt_server_limits lim = default_limits();
+	struct cli c, idle;
+	uint64_t id;
+
+	(void)state;
+	lim.idle_timeout = 1;
+	serve(&lim);
+	cli_open(&c);
+	send_req(&c, "{\"n\":1,\"do\":\"watch\"}");
+	WAIT_FOR(answers(&c, 1));
+	id = h.conn_id;
+	assert_int_equal(kt_server_push(srv, id, make_answer(2, 0, "pushed"), false), 0);
+	assert_int_equal(kt_server_push(srv, id, make_answer(3, 0, "pushed"), false), 0);
+	WAIT_FOR(answers(&c, 3));
+	assert_int_equal(ans_n(&c, 1), 2);
+	assert_string_equal(ans_str(&c, 2, "how"), "pushed");
+	cli_open(&idle);
+	WAIT_FOR(closed(&idle));
+	assert_int_equal(kt_server_connections(srv), 1);
+	assert_int_equal(h.gone, 0);
+	assert_int_equal(kt_server_push(srv, id, make_answer(4, 0, "pushed"), false), 0);
+	WAIT_FOR(answers(&c, 4));
+	send_req(&c, "{\"n\":5}");
+	WAIT_FOR(h.gone == 1 && closed(&c));
+	assert_true(h.gone_id == id);
+	assert_int_equal(h.calls, 1);
+	assert_int_equal(kt_server_push(srv, id, make_answer(6, 0, "late"), false), -ENOENT);
+	assert_int_equal(kt_server_unsent(srv), 0);
+	cli_close(&idle);
+	cli_close(&c);
+}
+
+/* A watcher that never reads: pushes stop at the connection's bound with
+ * -ENOBUFS and the connection is closed (no gone(): the pusher knows);
+ * the daemon never holds much more than OUT_HIGH for it. A last frame is
+ * sent and the connection closed after it. */
+static void test_watch_unread(void **state)
+{
+	struct kt_server_limits lim = default_limits();
+	struct cli c, d;
+	size_t most = 0;
+	int rc = 0, i;
+
+	(void)state;
+	serve(&lim);
+	cli_open(&c);
+	send_req(&c, "{\"n\":1,\"do\":\"watch\"}");
+	WAIT_FOR(kt_server_unsent(srv) == 0 && h.calls == 1);
+	for (i = 0; i < 1000 && rc == 0; i++) {
+		rc = kt_server_push(srv, h.conn_id, make_answer(i, 60000, "pushed"), false);
+		if (kt_server_unsent(srv) > most)
+			most = kt_server_unsent(srv);
+		turn(0);
+	}
+	assert_int_equal(rc, -ENOBUFS);
+	assert_true(most <= OUT_HIGH + 61000);
+	assert_int_equal(kt_server_unsent(srv), 0);
+	WAIT_FOR(kt_server_connections(srv) == 0);
+	assert_int_equal(h.gone, 0);
+	cli_close(&c);
+
+	cli_open(&d);
+	send_req(&d, "{\"n\":1,\"do\":\"watch\"}");
+	WAIT_FOR(answers(&d, 1));
+	assert_int_equal(kt_server_push(srv, h.conn_id, make_answer(2, 0, "last"), true), 0);
+	WAIT_FOR(answers(&d, 2) && closed(&d));
+	assert_string_equal(ans_str(&d, 1, "how"), "last");
+	WAIT_FOR(kt_server_connections(srv) == 0);
+	assert_int_equal(h.gone, 0);
+	cli_close(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1194,6 +1273,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parked_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parked_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_unread, setup, teardown),
 	};
 
 	log_init("test_server", true, KT_LOG_WARN);
