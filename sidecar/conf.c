@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -94,6 +95,57 @@ static int add_login(struct parser *p, const char *user)
 	return 0;
 }
 
+/* A file sink's path: absolute, every component a plain name (no "." or
+ * "..", no empty one), so that the helper's walk from / is the whole
+ * story. Its other keys are checked once the file is read
+ * (conf_check_files). */
+static int add_file(struct parser *p, const char *path)
+{
+	struct kt_config *cfg = p->cfg;
+	struct kt_file_cfg *n, *f;
+	const char *c;
+	size_t len;
+
+	if (!conf_is_word(path) || path[0] != '/' || strlen(path) >= PATH_MAX)
+		return conf_fail(p, NULL, -EINVAL,
+				 "a file's path must be absolute, printable and hold no spaces");
+	for (c = path + 1;; c += len + 1) {
+		len = strcspn(c, "/");
+		if (len == 0 || len > NAME_MAX || (len == 1 && c[0] == '.') ||
+		    (len == 2 && c[0] == '.' && c[1] == '.'))
+			return conf_fail(p, NULL, -EINVAL,
+					 "a file's path may not hold '//', '.' or '..' "
+					 "components, nor end with '/'");
+		if (c[len] == '\0')
+			break;
+	}
+	for (size_t i = 0; i < cfg->nfiles; i++) {
+		if (strcmp(cfg->files[i].path, path) == 0)
+			return conf_fail(p, NULL, -EINVAL,
+					 "section appears twice (first on line %d)",
+					 cfg->files[i].line);
+	}
+	n = realloc(cfg->files, (cfg->nfiles + 1) * sizeof(*n));
+	if (n == NULL)
+		return conf_fail(p, NULL, -ENOMEM, "out of memory");
+	cfg->files = n;
+	f = &n[cfg->nfiles++];
+	memset(f, 0, sizeof(*f));
+	f->line = p->lineno;
+	f->uid = (uid_t)-1;
+	f->gid = (gid_t)-1;
+	f->run_uid = (uid_t)-1;
+	f->run_gid = (gid_t)-1;
+	f->mode = 0400;
+	f->on_change_timeout = 30;
+	f->path = strdup(path);
+	if (f->path == NULL)
+		return conf_fail(p, NULL, -ENOMEM, "out of memory");
+	p->kind = SEC_FILE;
+	p->idx = cfg->nfiles - 1;
+	return 0;
+}
+
 /* Checks what only the whole section can tell, while its name is at hand. */
 static int end_section(struct parser *p)
 {
@@ -105,6 +157,22 @@ static int end_section(struct parser *p)
 	if (p->kind == SEC_HTTP && p->cfg->http_listen == NULL)
 		return conf_fail_at(p, p->http_line, p->section, "listen", -EINVAL,
 				    "missing; an [http] section needs at least one address");
+	if (p->kind == SEC_CREDENTIALS && p->cfg->credentials_socket == NULL)
+		return conf_fail_at(p, p->credentials_line, p->section, "socket", -EINVAL,
+				    "missing; a [credentials] section needs the socket's path");
+	if (p->kind == SEC_SECRET && p->cfg->secrets[p->idx].credential != NULL &&
+	    (strchr(p->cfg->secrets[p->idx].credential, '/') != NULL ||
+	     strlen(p->cfg->secrets[p->idx].credential) > 255))
+		return conf_fail_at(p, p->cfg->secrets[p->idx].line, p->section, "credential",
+				    -EINVAL,
+				    "a credential ID is a file name: no '/', at most "
+				    "255 bytes");
+	if (p->kind == SEC_SECRET && p->cfg->secrets[p->idx].credential != NULL &&
+	    p->cfg->secrets[p->idx].allow_units == NULL)
+		return conf_fail_at(p, p->cfg->secrets[p->idx].line, p->section, "allow_units",
+				    -EINVAL,
+				    "missing; a secret served as a credential needs the "
+				    "units that may load it");
 	if (p->kind != SEC_LOGIN)
 		return 0;
 	l = &p->cfg->logins[p->idx];
@@ -153,6 +221,33 @@ static int check_unique_secrets(struct parser *p)
 			    "section appears twice (first on line %d)", first->line);
 }
 
+/* Two [secret:] sections serving the same credential ID: the second (by
+ * line) is reported. Quadratic in the sections that are credentials, which
+ * are few. */
+static int check_unique_credentials(struct parser *p)
+{
+	const struct kt_config *cfg = p->cfg;
+	char section[1024];
+
+	for (size_t i = 0; i < cfg->nsecrets; i++) {
+		const struct kt_secret_cfg *s = &cfg->secrets[i];
+
+		if (s->credential == NULL)
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			const struct kt_secret_cfg *f = &cfg->secrets[j];
+
+			if (f->credential == NULL || strcmp(f->credential, s->credential) != 0)
+				continue;
+			snprintf(section, sizeof(section), "secret:%s", s->name);
+			return conf_fail_at(p, s->line, section, "credential", -EINVAL,
+					    "'%s' is served by [secret:%s] already (line %d)",
+					    s->credential, f->name, f->line);
+		}
+	}
+	return 0;
+}
+
 /* A "[...]" line: starts the section it names, or records why it cannot. */
 static int start_section(struct parser *p, const char *s)
 {
@@ -199,13 +294,24 @@ static int start_section(struct parser *p, const char *s)
 		p->kind = SEC_HTTP;
 		return 0;
 	}
+	if (strcmp(p->section, "credentials") == 0) {
+		if (p->credentials_line != 0)
+			return conf_fail(p, NULL, -EINVAL,
+					 "section appears twice (first on line %d)",
+					 p->credentials_line);
+		p->credentials_line = p->lineno;
+		p->kind = SEC_CREDENTIALS;
+		return 0;
+	}
 	if (strncmp(p->section, "secret:", 7) == 0)
 		return add_secret(p, p->section + 7);
 	if (strncmp(p->section, "login:", 6) == 0)
 		return add_login(p, p->section + 6);
+	if (strncmp(p->section, "file:", 5) == 0)
+		return add_file(p, p->section + 5);
 	return conf_fail(p, NULL, -EINVAL,
-			 "unknown section (expected [daemon], [events], [http], [secret:NAME] "
-			 "or [login:USER])");
+			 "unknown section (expected [daemon], [events], [http], [credentials], "
+			 "[secret:NAME], [login:USER] or [file:PATH])");
 }
 
 /* libinih's reader. It counts lines for the messages, refuses lines that
@@ -343,6 +449,10 @@ int kt_config_load(const char *path, struct kt_config **out, char *err, size_t e
 	}
 	if (p.err == 0)
 		check_unique_secrets(&p);
+	if (p.err == 0)
+		check_unique_credentials(&p);
+	if (p.err == 0)
+		conf_check_files(&p);
 	if (p.err == 0) {
 		*out = p.cfg;
 		p.cfg = NULL;

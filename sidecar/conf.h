@@ -1,5 +1,5 @@
 /* keyturnd's configuration file (INI, parsed with libinih): [daemon],
- * [events], [secret:NAME], [login:USER] and [login:*]. Every error names the file, the
+ * [events], [secret:NAME], [login:USER], [login:*] and [file:PATH]. Every error names the file, the
  * line and the key at fault; nothing is half-applied. */
 #ifndef KT_CONF_H
 #define KT_CONF_H
@@ -25,7 +25,12 @@ struct kt_secret_cfg {
 	size_t nallow_groups;
 	gid_t *allow_gids;
 	char *key; /* default JSON key for `get`, or NULL */
-	int line;  /* where the section starts */
+	/* systemd credentials ([credentials] socket): the credential ID systemd
+	 * asks for, and the units that may load it (glob patterns, separated by
+	 * spaces, as written); NULL when not served as a credential. */
+	char *credential;
+	char *allow_units;
+	int line; /* where the section starts */
 };
 
 struct kt_login_cfg {
@@ -35,6 +40,33 @@ struct kt_login_cfg {
 	long previous_grace;  /* s AWSPREVIOUS is accepted after a rotation; 0 = never */
 	bool offline;         /* keep a salted hash on disk */
 	long offline_max_age; /* s an offline verifier may be used; default 7 days */
+	int line;
+};
+
+/* [file:PATH]: a file kept equal to a secret (sinks.c, privhelper.c). */
+enum kt_file_format { KT_FILE_RAW, KT_FILE_ENV, KT_FILE_JSON };
+
+struct kt_file_cfg {
+	char *path;   /* absolute, without "." or ".." components */
+	char *secret; /* a configured [secret:] name */
+	char *format_text;
+	char *key; /* raw only: the JSON member written instead of the value */
+	char *owner;
+	char *group;
+	char *mode_text;
+	char *on_change; /* as written */
+	char *run_as;
+	char *on_stale_text;
+	long on_change_timeout; /* s, default 30 */
+	/* Resolved at load. (uid_t)-1 and (gid_t)-1: the writer's own. */
+	enum kt_file_format format;
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;   /* default 0400 */
+	char **argv;   /* on_change split into words (no shell), NULL-terminated; or NULL */
+	uid_t run_uid; /* (uid_t)-1: the helper's own (root when started as root) */
+	gid_t run_gid;
+	bool on_stale_remove; /* on_stale = remove */
 	int line;
 };
 
@@ -66,6 +98,8 @@ struct kt_config {
 	char *http_token_group; /* the group of a token file keyturnd creates */
 	char *http_path_prefix; /* GET {prefix}ID, like the Agent's path_prefix */
 	bool http_metrics;      /* GET /metrics */
+	/* [credentials]: systemd's LoadCredential= socket (NULL: off) */
+	char *credentials_socket;
 	/* [events]: rotation events from an SQS queue (NULL queue_url: off) */
 	char *events_queue_url;
 	long events_quiet_interval; /* s between safety-net checks while the queue works */
@@ -74,6 +108,8 @@ struct kt_config {
 	size_t nsecrets;
 	struct kt_login_cfg *logins;
 	size_t nlogins;
+	struct kt_file_cfg *files;
+	size_t nfiles;
 };
 
 /* Loads and checks path. On error returns a negative errno and writes one

@@ -16,7 +16,16 @@
 #define WEEK (7 * DAY)
 #define YEAR (365 * DAY)
 
-enum sec_kind { SEC_NONE, SEC_DAEMON, SEC_EVENTS, SEC_HTTP, SEC_SECRET, SEC_LOGIN };
+enum sec_kind {
+	SEC_NONE,
+	SEC_DAEMON,
+	SEC_EVENTS,
+	SEC_HTTP,
+	SEC_CREDENTIALS,
+	SEC_SECRET,
+	SEC_LOGIN,
+	SEC_FILE,
+};
 
 /* Keys a section kind may have, at most (conf_keys.c checks its tables). */
 #define MAX_KEYS 32
@@ -32,11 +41,12 @@ struct parser {
 	 * section names and does not report sections that hold no keys. */
 	enum sec_kind kind;
 	char *section;
-	size_t idx;             /* into cfg->secrets or cfg->logins */
+	size_t idx;             /* into cfg->secrets, cfg->logins or cfg->files */
 	int key_line[MAX_KEYS]; /* where each key of the section was set, or 0 */
 	int daemon_line;
 	int events_line;
 	int http_line;
+	int credentials_line;
 	/* The first error wins; nothing after it is looked at. errline is the
 	 * line being read when it was found, to compare with libinih's. */
 	int err;
@@ -59,5 +69,10 @@ __attribute__((format(printf, 6, 7))) int conf_fail_at(struct parser *p, int lin
 /* Checks and stores one key = value pair of the current section (p->kind,
  * p->idx): 0, or the negative errno recorded with conf_fail. */
 int conf_set_pair(struct parser *p, const char *name, const char *value);
+
+/* Checks every [file:] section once the whole file is read (its secret must
+ * be configured, anywhere in the file) and resolves its owner, group,
+ * mode, run_as and on_change: 0 or the negative errno recorded. */
+int conf_check_files(struct parser *p);
 
 #endif

@@ -36,6 +36,8 @@
 #include "server.h"
 #include "worker.h"
 #include "events.h"
+#include "privhelper.h"
+#include "sinks.h"
 
 #include "daemon_int.h"
 
@@ -129,6 +131,7 @@ static void tick(void *ctx)
 	clock_watch(d, false);
 	kt_engine_tick(d->eng);
 	kt_login_tick(d->login);
+	kt_sinks_tick(d->sinks);
 	maybe_ready(d, kt_sched_now());
 	if (d->watchdog_usec > 0)
 		kt_notify_watchdog();
@@ -200,6 +203,7 @@ static int reload(struct kt_daemon *d, char *err, size_t errlen)
 	kt_ops_configure(d->ops, cfg);
 	kt_login_configure(d->login, cfg);
 	kt_events_configure(d->events, cfg);
+	kt_sinks_configure(d->sinks, cfg);
 	kt_config_free(d->cfg);
 	d->cfg = cfg;
 	log_set_level(cfg->log_level);
@@ -219,6 +223,11 @@ static int ops_reload(void *ctx, char *err, size_t errlen)
 
 	log_info("reload asked for over the socket: reloading %s", d->config_path);
 	return reload(d, err, errlen);
+}
+
+static struct json_object *ops_files_status(void *ctx)
+{
+	return kt_sinks_status(((struct kt_daemon *)ctx)->sinks);
 }
 
 static struct json_object *ops_events_status(void *ctx)
@@ -297,6 +306,18 @@ static int start_privileged(struct kt_daemon *d)
 			      d->cfg->user);
 		return -1;
 	}
+	/* File sinks: the helper keeps what keyturnd starts with (root, or
+	 * nothing more than keyturnd's own user) after the drop. */
+	if (d->cfg->nfiles > 0) {
+		rc = kt_privhelper_start(d->cfg, &d->helper_fd, &d->helper_pid);
+		if (rc < 0) {
+			log_err("file sinks: cannot start the privileged helper: %s",
+				strerror(-rc));
+			return -1;
+		}
+		log_info("file sinks: privileged helper started (pid %ld, %s)", (long)d->helper_pid,
+			 root ? "root" : "unprivileged");
+	}
 	if (!root) {
 		log_info("running as uid %lu: no privileges to drop", (unsigned long)uid);
 		return 0;
@@ -367,6 +388,7 @@ static int start_loop(struct kt_daemon *d)
 	kt_doors_env(d, &env);
 	env.reload = ops_reload;
 	env.events_status = ops_events_status;
+	env.files_status = ops_files_status;
 	env.ctx = d;
 	if (kt_ops_new(&env, d->cfg, &d->ops) < 0) {
 		log_err("out of memory");
@@ -382,12 +404,19 @@ static int start_loop(struct kt_daemon *d)
 	if (d->cfg->events_queue_url != NULL &&
 	    kt_events_new(d->loop, d->eng, d->cfg, aws_client_region(d->aws), &d->events) < 0)
 		return -1;
+	if (d->helper_fd >= 0) {
+		int fd = d->helper_fd;
+
+		d->helper_fd = -1;
+		if (kt_sinks_new(d->loop, d->eng, d->cfg, fd, d->helper_pid, &d->sinks) < 0)
+			return -1;
+	}
 	return 0;
 }
 
 int kt_daemon_main(const char *config_path, bool foreground)
 {
-	struct kt_daemon d = { .sigfd = -1, .clockfd = -1, .prep.socket_fd = -1 };
+	struct kt_daemon d = { .sigfd = -1, .clockfd = -1, .prep.socket_fd = -1, .helper_fd = -1 };
 	char err[512];
 	sigset_t mask;
 	int rc = 1;
@@ -448,6 +477,9 @@ out:
 	kt_events_free(d.events);
 	kt_ops_free(d.ops);
 	kt_login_free(d.login);
+	kt_sinks_free(d.sinks);
+	if (d.helper_fd >= 0)
+		close(d.helper_fd);
 	kt_engine_free(d.eng);
 	kt_loop_free(d.loop);
 	aws_client_free(d.aws);

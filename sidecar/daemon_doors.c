@@ -42,12 +42,23 @@ static bool serve_reserved(void *ctx, const struct kt_peer *p)
 	return false;
 }
 
+/* The credentials door looks up credential and allow_units in the
+ * configuration in effect, which a reload replaces. */
+static const struct kt_config *cred_config(void *ctx)
+{
+	struct kt_daemon *d = ctx;
+
+	return d->cfg;
+}
+
 static void ops_reply(void *ctx, uint64_t conn_id, struct json_object *answer)
 {
 	struct kt_daemon *d = ctx;
 
 	if (kt_conn_door(conn_id) == KT_DOOR_HTTP && d->http != NULL)
 		kt_hdoor_reply(d->http, conn_id, answer);
+	else if (kt_conn_door(conn_id) == KT_DOOR_CREDENTIALS)
+		kt_cred_reply(d->cred, conn_id, answer);
 	else
 		kt_server_reply(d->server, conn_id, answer);
 }
@@ -100,6 +111,19 @@ static void ops_http_stats(void *ctx, struct kt_door_stats *out)
 	out->refused = kt_hdoor_refused(d->http);
 	out->requests = kt_hdoor_requests(d->http);
 	out->socket = kt_hdoor_json(d->http);
+}
+
+static void ops_cred_stats(void *ctx, struct kt_door_stats *out)
+{
+	struct kt_daemon *d = ctx;
+
+	out->connections = kt_cred_connections(d->cred);
+	out->refused = kt_cred_refused(d->cred);
+	out->requests = kt_cred_served(d->cred);
+	out->socket = json_object_new_object();
+	if (out->socket != NULL && kt_cred_path(d->cred) != NULL)
+		json_object_object_add(out->socket, "socket",
+				       json_object_new_string(kt_cred_path(d->cred)));
 }
 
 /* Each connection costs a descriptor; so do the workers' HTTPS connections
@@ -158,6 +182,15 @@ int kt_doors_prepare(struct kt_daemon *d, uid_t owner, gid_t group)
 		log_err("socket = %s: %s", d->cfg->socket_path, err);
 		return -1;
 	}
+	if (d->cfg->credentials_socket != NULL) {
+		fd = kt_cred_listen(d->cfg->credentials_socket, owner, group, err, sizeof(err));
+		if (fd < 0) {
+			log_err("[credentials] socket = %s: %s", d->cfg->credentials_socket, err);
+			return -1;
+		}
+		p->cred_fd = fd;
+		p->cred_open = true;
+	}
 	if (d->cfg->http_listen == NULL)
 		return 0;
 	n = kt_http_listen_parse(d->cfg->http_listen, p->http_addrs, err, sizeof(err));
@@ -185,6 +218,7 @@ void kt_doors_env(struct kt_daemon *d, struct kt_ops_env *env)
 {
 	env->door_stats = ops_door_stats;
 	env->http_stats = d->cfg->http_listen != NULL ? ops_http_stats : NULL;
+	env->cred_stats = d->cfg->credentials_socket != NULL ? ops_cred_stats : NULL;
 	env->reply = ops_reply;
 	env->watch = ops_watch;
 	env->push = ops_push;
@@ -206,6 +240,19 @@ int kt_doors_start(struct kt_daemon *d)
 		return -1;
 	}
 	d->prep.socket_fd = -1;
+	if (d->prep.cred_open) {
+		struct kt_cred_handler ch = { serve_request, serve_gone, cred_config, d };
+
+		d->prep.cred_open = false;
+		rc = kt_cred_new(d->loop, d->prep.cred_fd, d->cfg->credentials_socket,
+				 d->cfg->request_timeout, &ch, &d->cred);
+		if (rc < 0) {
+			close(d->prep.cred_fd);
+			log_err("credentials door set-up: %s", strerror(-rc));
+			return -1;
+		}
+		log_info("credentials door on %s", d->cfg->credentials_socket);
+	}
 	if (d->prep.nhttp == 0)
 		return 0;
 	rc = kt_hdoor_new(d->loop, d->prep.http_addrs, d->prep.http_fds, d->prep.nhttp, &lim, &o,
@@ -234,12 +281,16 @@ void kt_doors_reload(struct kt_daemon *d, const struct kt_config *next)
 	    strcmp(next->http_path_prefix, d->cfg->http_path_prefix) != 0 ||
 	    next->http_metrics != d->cfg->http_metrics)
 		log_warn("reload: [http] changes take effect at the next restart");
+	kt_cred_set_timeout(d->cred, next->request_timeout);
+	if (!kt_str_eq(next->credentials_socket, d->cfg->credentials_socket))
+		log_warn("reload: [credentials] socket changes take effect at the next restart");
 }
 
 void kt_doors_stop_accepting(struct kt_daemon *d)
 {
 	kt_server_stop_accepting(d->server);
 	kt_hdoor_stop_accepting(d->http);
+	kt_cred_stop_accepting(d->cred);
 }
 
 bool kt_doors_flushing(const struct kt_daemon *d)
@@ -251,6 +302,11 @@ void kt_doors_free(struct kt_daemon *d, bool clean)
 {
 	kt_hdoor_free(d->http);
 	d->http = NULL;
+	kt_cred_free(d->cred);
+	d->cred = NULL;
+	if (d->prep.cred_open)
+		close(d->prep.cred_fd);
+	d->prep.cred_open = false;
 	kt_server_free(d->server, clean && d->server != NULL);
 	d->server = NULL;
 	if (d->prep.socket_fd >= 0)

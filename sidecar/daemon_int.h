@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "credentials.h"
 #include "http.h"
 #include "http_listen.h"
 #include "http_token.h"
@@ -25,6 +26,8 @@ struct kt_doors_prep {
 	int http_fds[KT_HTTP_MAX_LISTEN];
 	struct kt_listen_addr http_addrs[KT_HTTP_MAX_LISTEN];
 	char token[KT_HTTP_TOKEN_MAX + 1];
+	int cred_fd; /* the credentials socket, when cred_open */
+	bool cred_open;
 };
 
 struct kt_daemon {
@@ -38,7 +41,11 @@ struct kt_daemon {
 	struct kt_events *events; /* NULL without [events] */
 	struct kt_ops *ops;
 	struct kt_server *server;
-	struct kt_hdoor *http; /* NULL without [http] */
+	struct kt_hdoor *http;  /* NULL without [http] */
+	struct kt_sinks *sinks; /* NULL without [file:] sections */
+	int helper_fd;          /* the privileged helper's socket, until the sinks take it */
+	pid_t helper_pid;
+	struct kt_cred *cred; /* NULL without [credentials] */
 	struct kt_doors_prep prep;
 	struct kt_loop_io *workers_io;
 	struct kt_loop_timer *tick;

@@ -16,6 +16,7 @@
 static const char *const door_names[KT_DOOR_N] = {
 	[KT_DOOR_SOCKET] = "socket",
 	[KT_DOOR_HTTP] = "http",
+	[KT_DOOR_CREDENTIALS] = "credentials",
 };
 
 static const char *const op_names[KT_MOP_N] = {

@@ -42,6 +42,9 @@ struct kt_ops_env {
 	/* Fills the HTTP door's figures, or NULL when there is no HTTP door;
 	 * out->socket is then status's "http" object (listen addresses). */
 	void (*http_stats)(void *ctx, struct kt_door_stats *out);
+	/* Fills the credentials door's figures (requests: values served), or
+	 * NULL without one; out->socket is then status's "credentials" object. */
+	void (*cred_stats)(void *ctx, struct kt_door_stats *out);
 	/* Delivers the answer (taken) of a request that waited; conn_id's
 	 * door (kt_conn_door) says where it goes. */
 	void (*reply)(void *ctx, uint64_t conn_id, struct json_object *answer);
@@ -60,6 +63,9 @@ struct kt_ops_env {
 	/* status's "events" object (new; NULL when out of memory), or NULL
 	 * for none: then {"state":"off"}. */
 	struct json_object *(*events_status)(void *ctx);
+	/* status's "files" object (file sinks; new, NULL when out of memory),
+	 * or NULL for none: then {}. */
+	struct json_object *(*files_status)(void *ctx);
 	void *ctx;
 };
 

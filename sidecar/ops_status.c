@@ -130,6 +130,30 @@ static struct json_object *http_status(struct kt_ops *ops)
 	return o;
 }
 
+/* {"state":"off"}, or the credentials door's socket and figures. */
+static struct json_object *cred_status(struct kt_ops *ops)
+{
+	struct kt_door_stats st = { 0 };
+	struct json_object *o;
+
+	if (ops->env.cred_stats != NULL)
+		ops->env.cred_stats(ops->env.ctx, &st);
+	o = st.socket;
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		if ((o = json_object_new_object()) == NULL)
+			return NULL;
+	}
+	json_object_object_add(o, "state",
+			       json_object_new_string(ops->env.cred_stats != NULL ? "on" : "off"));
+	if (ops->env.cred_stats == NULL)
+		return o;
+	json_object_object_add(o, "connections", json_object_new_int64((int64_t)st.connections));
+	json_object_object_add(o, "served", json_object_new_int64((int64_t)st.requests));
+	json_object_object_add(o, "refused", json_object_new_int64((int64_t)st.refused));
+	return o;
+}
+
 struct json_object *kt_ops_status(struct kt_ops *ops, const struct kt_peer *peer, time_t now)
 {
 	struct json_object *o = kt_answer_ok(), *s = json_object_new_object(),
@@ -179,7 +203,11 @@ struct json_object *kt_ops_status(struct kt_ops *ops, const struct kt_peer *peer
 	json_object_object_add(o, "last_errors", w.arr);
 	json_object_object_add(o, "socket", door.socket);
 	json_object_object_add(o, "offline_unavailable", offline_unavailable(ops, peer));
+	json_object_object_add(o, "files",
+			       ops->env.files_status != NULL ? ops->env.files_status(ops->env.ctx)
+							     : json_object_new_object());
 	json_object_object_add(o, "events", events_status(ops));
 	json_object_object_add(o, "http", http_status(ops));
+	json_object_object_add(o, "credentials", cred_status(ops));
 	return o;
 }

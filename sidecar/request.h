@@ -14,17 +14,22 @@
 #include "common/kt_buf.h"
 
 /* The front doors. A connection id tells its door: the HTTP door's ids
- * carry KT_CONN_HTTP, the socket server's do not. */
+ * carry KT_CONN_HTTP, the credentials door's KT_CONN_CRED, the socket
+ * server's neither. */
 enum kt_door {
 	KT_DOOR_SOCKET,
 	KT_DOOR_HTTP,
+	KT_DOOR_CREDENTIALS,
 	KT_DOOR_N,
 };
 #define KT_CONN_HTTP (UINT64_C(1) << 63)
+#define KT_CONN_CRED (UINT64_C(1) << 62) /* the systemd credentials door */
 
 static inline enum kt_door kt_conn_door(uint64_t conn_id)
 {
-	return (conn_id & KT_CONN_HTTP) != 0 ? KT_DOOR_HTTP : KT_DOOR_SOCKET;
+	if ((conn_id & KT_CONN_HTTP) != 0)
+		return KT_DOOR_HTTP;
+	return (conn_id & KT_CONN_CRED) != 0 ? KT_DOOR_CREDENTIALS : KT_DOOR_SOCKET;
 }
 
 enum kt_op_result {

@@ -17,7 +17,7 @@
 # Needs root, systemd-nspawn and a Debian mirror (once, for the cached root);
 # skips every check, saying why, without them. About two minutes.
 
-PLANNED=50
+PLANNED=53
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 . "$KT_SRCDIR/tests/lib/common.sh"
@@ -108,6 +108,34 @@ http_get bob "$token" /v1/app/db >"$T/http-bob.out"
 check "bob with the token gets 403 AccessDeniedException: the token alone reads nothing" \
 	grep -q '^HTTP/1.1 403.*' "$T/http-bob.out"
 check "and the answer names the AWS error type" grep -q '"__type":"AccessDeniedException"' "$T/http-bob.out"
+
+# --- systemd credentials: LoadCredential= from keyturnd's socket ---------------
+conf <<EOF2 | box_put /etc/keyturn/keyturnd.conf 0640
+credential = db-password
+allow_units = credtest.service
+
+[credentials]
+socket = /run/keyturn/credentials.sock
+EOF2
+box systemctl restart keyturnd
+for u in credtest credother; do
+	box_put "/etc/systemd/system/$u.service" 0644 <<EOF2
+[Service]
+Type=oneshot
+LoadCredential=db-password:/run/keyturn/credentials.sock
+ExecStart=/bin/sh -c 'cat "\$CREDENTIALS_DIRECTORY/db-password" > /root/$u.out'
+EOF2
+done
+box systemctl daemon-reload
+box systemctl start credtest.service
+expect_eq "a unit with LoadCredential= from keyturnd's socket gets the value (systemd itself asking)" \
+	"db-pass-1" "$(box cat /root/credtest.out 2>&1)"
+box systemctl start credother.service >/dev/null 2>&1
+diag "credother.service (not allowed) is $(box systemctl is-active credother.service): systemd gives an empty credential for 0 bytes"
+no_value() { [ "$(box cat /root/credother.out 2>/dev/null)" != "db-pass-1" ]; }
+check "a unit not in allow_units does not get the value (keyturnd wrote 0 bytes)" no_value
+journal_has() { box journalctl -u keyturnd --no-pager | grep -q "$1"; }
+check "and keyturnd says why in the journal" journal_has credother.service
 
 # --- systemctl reload --------------------------------------------------------
 conf <<EOF | box_put /etc/keyturn/keyturnd.conf 0640

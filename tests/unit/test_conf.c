@@ -489,17 +489,158 @@ static void test_http(void **state)
 		   "3: [http]: section appears twice (first on line 1)");
 }
 
+/* [credentials]: the socket systemd's LoadCredential= connects to, and
+ * the [secret:] keys that serve a credential ID to the units allowed. */
+static void test_credentials(void **state)
+{
+	struct kt_config *cfg;
+
+	(void)state;
+	cfg = load_ok("[daemon]\n");
+	assert_null(cfg->credentials_socket);
+	kt_config_free(cfg);
+	cfg = load_ok("[credentials]\nsocket = /run/k/credentials.sock\n"
+		      "[secret:app/db]\ncredential = db-password\n"
+		      "allow_units = app.service  app-*@*.service\nkey = password\n"
+		      "[secret:plain]\n");
+	assert_string_equal(cfg->credentials_socket, "/run/k/credentials.sock");
+	assert_string_equal(cfg->secrets[0].credential, "db-password");
+	assert_string_equal(cfg->secrets[0].allow_units, "app.service  app-*@*.service");
+	assert_null(cfg->secrets[1].credential);
+	assert_null(cfg->secrets[1].allow_units);
+	kt_config_free(cfg);
+	load_fails("[credentials]\n",
+		   "1: [credentials] socket: missing; a [credentials] section needs the "
+		   "socket's path");
+	load_fails("[credentials]\nsocket = credentials.sock\n",
+		   "2: [credentials] socket: 'credentials.sock' is not an absolute path");
+	load_fails("[credentials]\nsocket = /a\n[credentials]\n",
+		   "3: [credentials]: section appears twice (first on line 1)");
+	load_fails("[credentials]\nsocket = /a\nallow_units = x\n",
+		   "3: [credentials] allow_units: unknown key");
+	load_fails("[secret:a]\ncredential = db\n[secret:b]\n",
+		   "1: [secret:a] allow_units: missing; a secret served as a credential needs "
+		   "the units that may load it");
+	load_fails("[secret:a]\ncredential = db\n",
+		   "1: [secret:a] allow_units: missing; a secret served as a credential needs "
+		   "the units that may load it");
+	load_fails("[secret:a]\ncredential = d/b\nallow_units = x.service\n",
+		   "1: [secret:a] credential: a credential ID is a file name: no '/', at most "
+		   "255 bytes");
+	load_fails("[secret:a]\ncredential = db\nallow_units = a.service\n"
+		   "[secret:b]\nallow_units = b.service\n"
+		   "[secret:c]\ncredential = db\nallow_units = c.service\n",
+		   "6: [secret:c] credential: 'db' is served by [secret:a] already (line 1)");
+}
+
+/* [file:PATH] sections: defaults, every key, and what is refused. */
+static void test_files(void **state)
+{
+	struct kt_config *cfg;
+	const struct kt_file_cfg *f;
+
+	(void)state;
+	cfg = load_ok("[file:/run/app/db]\nsecret = app/db\n[secret:app/db]\n");
+	assert_int_equal(cfg->nfiles, 1);
+	f = &cfg->files[0];
+	assert_string_equal(f->path, "/run/app/db");
+	assert_string_equal(f->secret, "app/db");
+	assert_int_equal(f->format, KT_FILE_RAW);
+	assert_null(f->key);
+	assert_int_equal(f->uid, (uid_t)-1);
+	assert_int_equal(f->gid, (gid_t)-1);
+	assert_int_equal(f->mode, 0400);
+	assert_null(f->argv);
+	assert_int_equal(f->run_uid, (uid_t)-1);
+	assert_int_equal(f->on_change_timeout, 30);
+	assert_false(f->on_stale_remove);
+	kt_config_free(cfg);
+
+	cfg = load_ok("[secret:app/db]\n"
+		      "[file:/run/app/db.env]\nsecret = app/db\nformat = env\nowner = root\n"
+		      "group = 0\nmode = 0640\n"
+		      "on_change = sh -c 'echo \"a b\" >>/x' \"q\\\"\" last\\ word\n"
+		      "run_as = root\non_change_timeout = 5\non_stale = remove\n"
+		      "[file:/run/app/pw]\nsecret = app/db\nformat = raw\nkey = password\n"
+		      "on_change = systemctl  try-reload-or-restart app.service \n");
+	assert_int_equal(cfg->nfiles, 2);
+	f = &cfg->files[0];
+	assert_int_equal(f->format, KT_FILE_ENV);
+	assert_int_equal(f->uid, 0);
+	assert_int_equal(f->gid, 0);
+	assert_int_equal(f->mode, 0640);
+	assert_string_equal(f->argv[0], "sh");
+	assert_string_equal(f->argv[1], "-c");
+	assert_string_equal(f->argv[2], "echo \"a b\" >>/x");
+	assert_string_equal(f->argv[3], "q\"");
+	assert_string_equal(f->argv[4], "last word");
+	assert_null(f->argv[5]);
+	assert_int_equal(f->run_uid, 0);
+	assert_int_equal(f->on_change_timeout, 5);
+	assert_true(f->on_stale_remove);
+	f = &cfg->files[1];
+	assert_string_equal(f->key, "password");
+	assert_string_equal(f->argv[0], "systemctl");
+	assert_string_equal(f->argv[1], "try-reload-or-restart");
+	assert_string_equal(f->argv[2], "app.service");
+	assert_null(f->argv[3]);
+	kt_config_free(cfg);
+
+	load_fails("[file:/a]\n", "1: [file:/a] secret: missing; every [file:] section needs one");
+	load_fails("[file:/a]\nsecret = nope\n[secret:yes]\n",
+		   "1: [file:/a] secret: 'nope' is not a configured [secret:] section");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\nmode = 0800\n",
+		   "2: [file:/a] mode: '0800' is not an octal mode from 0 to 0777");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\nmode = 1777\n",
+		   "2: [file:/a] mode: '1777' is not an octal mode from 0 to 0777");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\nmode = rw\n",
+		   "2: [file:/a] mode: 'rw' is not an octal mode from 0 to 0777");
+	load_fails("[file:a/b]\n", "1: [file:a/b]: a file's path must be absolute, printable "
+				   "and hold no spaces");
+	load_fails("[file:/a/../b]\n", "1: [file:/a/../b]: a file's path may not hold '//', "
+				       "'.' or '..' components, nor end with '/'");
+	load_fails("[file:/a//b]\n", "1: [file:/a//b]: a file's path may not hold '//', '.' or "
+				     "'..' components, nor end with '/'");
+	load_fails("[file:/a/]\n", "1: [file:/a/]: a file's path may not hold '//', '.' or '..' "
+				   "components, nor end with '/'");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\nowner = no-such-user-kt\n",
+		   "2: [file:/a] owner: unknown user 'no-such-user-kt'");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\ngroup = no-such-group-kt\n",
+		   "2: [file:/a] group: unknown group 'no-such-group-kt'");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\non_change = /bin/true\n"
+		   "run_as = no-such-user-kt\n",
+		   "2: [file:/a] run_as: unknown user 'no-such-user-kt'");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\nrun_as = root\n",
+		   "2: [file:/a] run_as: given without on_change");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\n[file:/a]\nsecret = s\n",
+		   "4: [file:/a]: section appears twice (first on line 2)");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\nformat = yaml\n",
+		   "2: [file:/a] format: 'yaml' is not raw, env or json");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\nformat = json\nkey = k\n",
+		   "2: [file:/a] key: only format = raw takes a key");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\non_stale = delete\n",
+		   "2: [file:/a] on_stale: 'delete' is not keep or remove");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\non_change = sh -c 'x\n",
+		   "2: [file:/a] on_change: an unterminated quote, a trailing backslash, or no "
+		   "command");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\non_change_timeout = 0\n",
+		   "4: [file:/a] on_change_timeout: 0 is out of range (1 to 3600 seconds)");
+	load_fails("[secret:s]\n[file:/a]\nsecret = s\nsocket = /x\n",
+		   "4: [file:/a] socket: unknown key");
+}
+
 static void test_structure_errors(void **state)
 {
 	(void)state;
 	load_fails("region = us-east-1\n",
 		   "1: region: outside any section (put it under [daemon], [events], [http], "
-		   "[secret:NAME] or [login:USER])");
+		   "[credentials], [secret:NAME], [login:USER] or [file:PATH])");
 	load_fails("[daemon]\n\n[daemonx]\n",
 		   "3: [daemonx]: unknown section (expected [daemon], [events], [http], "
-		   "[secret:NAME] or [login:USER])");
-	load_fails("[secret]\n", "1: [secret]: unknown section (expected [daemon], [events], "
-				 "[http], [secret:NAME] or [login:USER])");
+		   "[credentials], [secret:NAME], [login:USER] or [file:PATH])");
+	load_fails("[secret]\n",
+		   "1: [secret]: unknown section (expected [daemon], [events], [http], "
+		   "[credentials], [secret:NAME], [login:USER] or [file:PATH])");
 	load_fails("[daemon]\nregoin = us-east-1\n", "2: [daemon] regoin: unknown key");
 	load_fails("[secret:a]\nallow_user = root\n", "2: [secret:a] allow_user: unknown key");
 	load_fails("[login:a]\nsecret = s\noffline_age = 1\n",
@@ -765,26 +906,17 @@ static void test_expand(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_design_example),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_section_defaults),
-		cmocka_unit_test(test_every_daemon_key),
-		cmocka_unit_test(test_numbers),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_booleans),
-		cmocka_unit_test(test_log_level),
-		cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_structure_errors),
-		cmocka_unit_test(test_events),
-		cmocka_unit_test(test_http),
-		cmocka_unit_test(test_syntax_errors),
-		cmocka_unit_test(test_line_forms),
-		cmocka_unit_test(test_long_line_and_nul),
-		cmocka_unit_test(test_file_errors),
-		cmocka_unit_test(test_allow_lists),
-		cmocka_unit_test(test_login_lookup),
-		cmocka_unit_test(test_login_patterns),
-		cmocka_unit_test(test_expand),
+		cmocka_unit_test(test_design_example),   cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_section_defaults), cmocka_unit_test(test_every_daemon_key),
+		cmocka_unit_test(test_numbers),          cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_booleans),         cmocka_unit_test(test_log_level),
+		cmocka_unit_test(test_strings),          cmocka_unit_test(test_structure_errors),
+		cmocka_unit_test(test_events),           cmocka_unit_test(test_http),
+		cmocka_unit_test(test_credentials),      cmocka_unit_test(test_syntax_errors),
+		cmocka_unit_test(test_line_forms),       cmocka_unit_test(test_long_line_and_nul),
+		cmocka_unit_test(test_file_errors),      cmocka_unit_test(test_allow_lists),
+		cmocka_unit_test(test_login_lookup),     cmocka_unit_test(test_login_patterns),
+		cmocka_unit_test(test_expand),           cmocka_unit_test(test_files),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
