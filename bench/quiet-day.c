@@ -55,6 +55,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "bench/bench.h"
+
 #include "sched.h"
 
 #define DAY 86400L
@@ -125,20 +127,6 @@ static void stat_print(const char *what, const struct stat *s)
 	}
 	printf("%s: n=%ld min=%ld mean=%.2f max=%ld\n", what, s->n, s->min, s->sum / (double)s->n,
 	       s->max);
-}
-
-/* A whole decimal number in [lo, hi]; nothing may trail. */
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-	char *end = NULL;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
-	return 0;
 }
 
 static int parse_u64(const char *s, uint64_t *out)
