@@ -214,6 +214,43 @@ static void show_http(struct json_object *o)
 	       jint(h, "connections"), jint(h, "requests"), jint(h, "refused"));
 }
 
+/* Rotations run by this host ([rotate:] sections, rotate_after_use). */
+static void show_rotations(struct json_object *o)
+{
+	struct json_object *r = NULL;
+	char b1[64], b2[64], sched[300], m[800], t1[128], t2[128], name[300];
+
+	if (!json_object_object_get_ex(o, "rotations", &r) ||
+	    !json_object_is_type(r, json_type_object))
+		return;
+	json_object_object_foreach(r, key, v) {
+		kt_json_printable(key, name, sizeof(name));
+		printf("rotation %s: %s%s%s, schedule %s\n", name, jstr(v, "state", b1, sizeof(b1)),
+		       json_object_get_type(json_object_object_get(v, "step")) == json_type_string
+			       ? " at "
+			       : "",
+		       json_object_get_type(json_object_object_get(v, "step")) == json_type_string
+			       ? jstr(v, "step", b2, sizeof(b2))
+			       : "",
+		       json_object_get_type(json_object_object_get(v, "schedule")) ==
+				       json_type_string
+			       ? jstr(v, "schedule", sched, sizeof(sched))
+			       : "none");
+		printf("             next window %s, last rotated %s\n",
+		       jint(v, "next_window") > 0 ? stamp(jint(v, "next_window"), t1, sizeof(t1))
+						  : "none",
+		       jint(v, "last_rotated") > 0 ? stamp(jint(v, "last_rotated"), t2, sizeof(t2))
+						   : "never");
+		if (jint(v, "after_use_due") > 0)
+			printf("             due after a login's use at %s\n",
+			       stamp(jint(v, "after_use_due"), t1, sizeof(t1)));
+		if (json_object_get_type(json_object_object_get(v, "last_error")) ==
+		    json_type_string)
+			printf("             last error: %s\n",
+			       jstr(v, "last_error", m, sizeof(m)));
+	}
+}
+
 void ctl_show_status(struct json_object *o)
 {
 	struct json_object *b = NULL, *s = NULL, *errs;
@@ -240,6 +277,7 @@ void ctl_show_status(struct json_object *o)
 	       jint(o, "connections"), jint(o, "requests"), jint(o, "denied"));
 	show_events(o);
 	show_http(o);
+	show_rotations(o);
 	if (json_object_object_get_ex(o, "last_errors", &errs) &&
 	    json_object_is_type(errs, json_type_array) &&
 	    (n = json_object_array_length(errs)) > 0) {

@@ -23,6 +23,8 @@
 
 #include "ctl_exec.h"
 #include "ctl_reload.h"
+#include "ctl_rotate.h"
+#include "ctl_schedule.h"
 #include "ctl_show.h"
 #include "keyturn.h"
 #include "common/kt_json.h"
@@ -82,6 +84,10 @@ static const char usage_text[] =
 	"  status [--json]   keyturnd's state\n"
 	"  reload [--json]   keyturnd reads its configuration again (root); fails\n"
 	"                    when the file is refused, which keeps the one in use\n"
+	"  rotate NAME [--json]\n"
+	"                    run [rotate:NAME]'s four rotation steps now (root)\n"
+	"  schedule EXPR [--from TIME] [--count N]\n"
+	"                    the next windows of a rate() or cron() schedule\n"
 	"  verify USER [--json]\n"
 	"                    check USER's password, read as one line from stdin\n"
 	"  watch NAME...     print a line \"NAME VERSION_ID TIME\" per change\n"
@@ -102,7 +108,8 @@ static const char usage_text[] =
 	"  -V, --version         keyturnctl's version\n"
 	"\n"
 	"Exit status: 0 done, 1 other error (or no match for verify), 2 usage,\n"
-	"3 not found, 4 denied, 5 unavailable (also: throttled, no daemon, timeout).\n";
+	"3 not found, 4 denied, 5 unavailable (also: throttled, no daemon, timeout);\n"
+	"rotate: 6 another rotation holds AWSPENDING, 7 AWS refused this host access.\n";
 
 /* --- output ------------------------------------------------------------- */
 
@@ -487,12 +494,19 @@ static int cmd_reload(keyturn_t *kt, const struct opts *o, const char *unused)
 	return kt_ctl_reload(o->socket, o->timeout_ms, o->json);
 }
 
+static int cmd_rotate(keyturn_t *kt, const struct opts *o, const char *name)
+{
+	(void)kt;
+	return kt_ctl_rotate(o->socket, o->timeout_ms, o->json, name);
+}
+
 static const struct command commands[] = {
 	{ "get", O_STAGE | O_VERSION_ID | O_KEY | O_JSON, cmd_get, true, "NAME" },
 	{ "refresh", O_JSON, cmd_refresh, true, "NAME" },
 	{ "list", O_JSON, cmd_list, false, NULL },
 	{ "status", O_JSON, cmd_status, false, NULL },
 	{ "reload", O_JSON, cmd_reload, false, NULL },
+	{ "rotate", O_JSON, cmd_rotate, true, "NAME" },
 	{ "verify", O_JSON, cmd_verify, true, "USER" },
 };
 
@@ -651,6 +665,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	first = command_at(argc, argv);
+	if (first > 0 && strcmp(argv[first], "schedule") == 0)
+		return kt_ctl_schedule(argc - first, argv + first);
 	if (first > 0 && (strcmp(argv[first], "watch") == 0 || strcmp(argv[first], "exec") == 0))
 		return run_own_args(argc, argv, first);
 	rc = parse_args(argc, argv, &o, &first);

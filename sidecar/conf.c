@@ -146,6 +146,41 @@ static int add_file(struct parser *p, const char *path)
 	return 0;
 }
 
+/* A rotation's name is a [secret:] name, checked once the file is read
+ * (conf_check_rotates), as are its other keys. */
+static int add_rotate(struct parser *p, const char *name)
+{
+	struct kt_config *cfg = p->cfg;
+	struct kt_rotate_cfg *n, *r;
+
+	if (!conf_is_word(name) || strlen(name) > MAX_SECRET_ID)
+		return conf_fail(p, NULL, -EINVAL, "a rotation's name must be a [secret:] name");
+	for (size_t i = 0; i < cfg->nrotates; i++) {
+		if (strcmp(cfg->rotates[i].name, name) == 0)
+			return conf_fail(p, NULL, -EINVAL,
+					 "section appears twice (first on line %d)",
+					 cfg->rotates[i].line);
+	}
+	n = realloc(cfg->rotates, (cfg->nrotates + 1) * sizeof(*n));
+	if (n == NULL)
+		return conf_fail(p, NULL, -ENOMEM, "out of memory");
+	cfg->rotates = n;
+	r = &n[cfg->nrotates++];
+	memset(r, 0, sizeof(*r));
+	r->line = p->lineno;
+	r->length = 32;
+	r->require_each_included_type = true;
+	r->command_timeout = 60;
+	r->run_uid = (uid_t)-1;
+	r->run_gid = (gid_t)-1;
+	r->name = strdup(name);
+	if (r->name == NULL)
+		return conf_fail(p, NULL, -ENOMEM, "out of memory");
+	p->kind = SEC_ROTATE;
+	p->idx = cfg->nrotates - 1;
+	return 0;
+}
+
 /* Checks what only the whole section can tell, while its name is at hand. */
 static int end_section(struct parser *p)
 {
@@ -309,9 +344,11 @@ static int start_section(struct parser *p, const char *s)
 		return add_login(p, p->section + 6);
 	if (strncmp(p->section, "file:", 5) == 0)
 		return add_file(p, p->section + 5);
+	if (strncmp(p->section, "rotate:", 7) == 0)
+		return add_rotate(p, p->section + 7);
 	return conf_fail(p, NULL, -EINVAL,
 			 "unknown section (expected [daemon], [events], [http], [credentials], "
-			 "[secret:NAME], [login:USER] or [file:PATH])");
+			 "[secret:NAME], [login:USER], [file:PATH] or [rotate:NAME])");
 }
 
 /* libinih's reader. It counts lines for the messages, refuses lines that
@@ -453,6 +490,8 @@ int kt_config_load(const char *path, struct kt_config **out, char *err, size_t e
 		check_unique_credentials(&p);
 	if (p.err == 0)
 		conf_check_files(&p);
+	if (p.err == 0)
+		conf_check_rotates(&p);
 	if (p.err == 0) {
 		*out = p.cfg;
 		p.cfg = NULL;
@@ -471,6 +510,24 @@ const struct kt_secret_cfg *kt_config_secret(const struct kt_config *cfg, const 
 	for (size_t i = 0; i < cfg->nsecrets; i++) {
 		if (strcmp(cfg->secrets[i].name, name) == 0)
 			return &cfg->secrets[i];
+	}
+	return NULL;
+}
+
+const struct kt_rotate_cfg *kt_config_rotate(const struct kt_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nrotates; i++) {
+		if (strcmp(cfg->rotates[i].name, name) == 0)
+			return &cfg->rotates[i];
+	}
+	return NULL;
+}
+
+const struct kt_rotate_cfg *kt_config_rotate_by_id(const struct kt_config *cfg, const char *id)
+{
+	for (size_t i = 0; i < cfg->nrotates; i++) {
+		if (strcmp(cfg->rotates[i].secret_id, id) == 0)
+			return &cfg->rotates[i];
 	}
 	return NULL;
 }

@@ -1,5 +1,6 @@
 /* keyturnd's configuration file (INI, parsed with libinih): [daemon],
- * [events], [secret:NAME], [login:USER], [login:*] and [file:PATH]. Every error names the file, the
+ * [events], [secret:NAME], [login:USER], [login:*], [file:PATH] and
+ * [rotate:NAME]. Every error names the file, the
  * line and the key at fault; nothing is half-applied. */
 #ifndef KT_CONF_H
 #define KT_CONF_H
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/awssched.h"
 #include "common/log.h"
 
 #define KT_DEFAULT_CONFIG SYSCONFDIR "/keyturn/keyturnd.conf"
@@ -34,12 +36,13 @@ struct kt_secret_cfg {
 };
 
 struct kt_login_cfg {
-	char *user;           /* account name, or "*" for every account without a section */
-	char *secret;         /* a SecretId or a [secret:] name; may hold %H and %u */
-	char *key;            /* JSON key of the password, or NULL for the whole value */
-	long previous_grace;  /* s AWSPREVIOUS is accepted after a rotation; 0 = never */
-	bool offline;         /* keep a salted hash on disk */
-	long offline_max_age; /* s an offline verifier may be used; default 7 days */
+	char *user;            /* account name, or "*" for every account without a section */
+	char *secret;          /* a SecretId or a [secret:] name; may hold %H and %u */
+	char *key;             /* JSON key of the password, or NULL for the whole value */
+	long previous_grace;   /* s AWSPREVIOUS is accepted after a rotation; 0 = never */
+	bool offline;          /* keep a salted hash on disk */
+	long offline_max_age;  /* s an offline verifier may be used; default 7 days */
+	long rotate_after_use; /* s after a successful login its secret rotates; 0: never */
 	int line;
 };
 
@@ -67,6 +70,32 @@ struct kt_file_cfg {
 	uid_t run_uid; /* (uid_t)-1: the helper's own (root when started as root) */
 	gid_t run_gid;
 	bool on_stale_remove; /* on_stale = remove */
+	int line;
+};
+
+/* [rotate:NAME]: keyturnd runs the four rotation steps of [secret:NAME]
+ * (rotate.c; GetRandomPassword's policy in the sm_random_opts members). */
+struct kt_rotate_cfg {
+	char *name;     /* a configured [secret:] name */
+	char *schedule; /* rate() or cron() as written, or NULL: on request only */
+	char *window_text;
+	long length; /* 1..4096, default 32 */
+	char *exclude_characters;
+	bool exclude_numbers, exclude_punctuation, exclude_uppercase, exclude_lowercase;
+	bool include_space, require_each_included_type; /* the latter default yes */
+	char *key;                                      /* default the [secret:]'s key */
+	char *set_command;
+	char *test_command;
+	char *run_as;
+	long command_timeout; /* s, default 60 */
+	/* Resolved at load. */
+	struct kt_awssched sched; /* when schedule is set */
+	long window;              /* s; 0: AWS's default for the window */
+	const char *secret_id;    /* its [secret:]'s SecretId (points into cfg->secrets) */
+	char **set_argv;          /* the commands split into words, or NULL */
+	char **test_argv;
+	uid_t run_uid; /* (uid_t)-1: the helper's own */
+	gid_t run_gid;
 	int line;
 };
 
@@ -110,6 +139,8 @@ struct kt_config {
 	size_t nlogins;
 	struct kt_file_cfg *files;
 	size_t nfiles;
+	struct kt_rotate_cfg *rotates;
+	size_t nrotates;
 };
 
 /* Loads and checks path. On error returns a negative errno and writes one
@@ -121,6 +152,12 @@ void kt_config_free(struct kt_config *cfg);
 
 /* The [secret:NAME] section for name, or NULL. */
 const struct kt_secret_cfg *kt_config_secret(const struct kt_config *cfg, const char *name);
+
+/* The [rotate:NAME] section for name, or NULL. */
+const struct kt_rotate_cfg *kt_config_rotate(const struct kt_config *cfg, const char *name);
+
+/* The [rotate:] section whose secret has SecretId id, or NULL. */
+const struct kt_rotate_cfg *kt_config_rotate_by_id(const struct kt_config *cfg, const char *id);
 
 /* The [login:USER] section for user, else [login:*], else NULL. */
 const struct kt_login_cfg *kt_config_login(const struct kt_config *cfg, const char *user);

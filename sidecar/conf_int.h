@@ -25,6 +25,7 @@ enum sec_kind {
 	SEC_SECRET,
 	SEC_LOGIN,
 	SEC_FILE,
+	SEC_ROTATE,
 };
 
 /* Keys a section kind may have, at most (conf_keys.c checks its tables). */
@@ -41,7 +42,7 @@ struct parser {
 	 * section names and does not report sections that hold no keys. */
 	enum sec_kind kind;
 	char *section;
-	size_t idx;             /* into cfg->secrets, cfg->logins or cfg->files */
+	size_t idx;             /* into cfg->secrets, logins, files or rotates */
 	int key_line[MAX_KEYS]; /* where each key of the section was set, or 0 */
 	int daemon_line;
 	int events_line;
@@ -70,9 +71,15 @@ __attribute__((format(printf, 6, 7))) int conf_fail_at(struct parser *p, int lin
  * p->idx): 0, or the negative errno recorded with conf_fail. */
 int conf_set_pair(struct parser *p, const char *name, const char *value);
 
-/* Checks every [file:] section once the whole file is read (its secret must
- * be configured, anywhere in the file) and resolves its owner, group,
- * mode, run_as and on_change: 0 or the negative errno recorded. */
+/* Frees a NULL-terminated list of strings (conf_keys.c). */
+void conf_free_list(char **names);
+
+/* conf_sections.c: what is checked once the whole file is read. Every
+ * [file:] section (its secret must be configured, anywhere in the file;
+ * owner, group, mode, run_as and on_change resolved) and every [rotate:]
+ * section (its secret, schedule, window, commands and run_as): 0 or the
+ * negative errno recorded. */
 int conf_check_files(struct parser *p);
+int conf_check_rotates(struct parser *p);
 
 #endif

@@ -120,6 +120,7 @@ static const struct keydef login_keys[] = {
 	{ "previous_grace", V_SECS, L(previous_grace), 0, 30 * DAY },
 	{ "offline", V_BOOL, L(offline), 0, 0 },
 	{ "offline_max_age", V_SECS, L(offline_max_age), 1, YEAR },
+	{ "rotate_after_use", V_SECS, L(rotate_after_use), 0, YEAR },
 	{ NULL, 0, 0, 0, 0 },
 };
 #undef L
@@ -140,6 +141,27 @@ static const struct keydef file_keys[] = {
 };
 #undef F
 
+#define R(f) offsetof(struct kt_rotate_cfg, f)
+static const struct keydef rotate_keys[] = {
+	{ "schedule", V_TEXT, R(schedule), 0, 0 },
+	{ "window", V_WORD, R(window_text), 0, 0 },
+	{ "length", V_COUNT, R(length), 1, 4096 },
+	{ "exclude_characters", V_TEXT, R(exclude_characters), 0, 0 },
+	{ "exclude_numbers", V_BOOL, R(exclude_numbers), 0, 0 },
+	{ "exclude_punctuation", V_BOOL, R(exclude_punctuation), 0, 0 },
+	{ "exclude_uppercase", V_BOOL, R(exclude_uppercase), 0, 0 },
+	{ "exclude_lowercase", V_BOOL, R(exclude_lowercase), 0, 0 },
+	{ "include_space", V_BOOL, R(include_space), 0, 0 },
+	{ "require_each_included_type", V_BOOL, R(require_each_included_type), 0, 0 },
+	{ "key", V_TEXT, R(key), 0, 0 },
+	{ "set_command", V_TEXT, R(set_command), 0, 0 },
+	{ "test_command", V_TEXT, R(test_command), 0, 0 },
+	{ "run_as", V_WORD, R(run_as), 0, 0 },
+	{ "command_timeout", V_SECS, R(command_timeout), 1, 3600 },
+	{ NULL, 0, 0, 0, 0 },
+};
+#undef R
+
 static const struct keydef *const tables[] = {
 	[SEC_NONE] = NULL,
 	[SEC_DAEMON] = daemon_keys,
@@ -149,6 +171,7 @@ static const struct keydef *const tables[] = {
 	[SEC_SECRET] = secret_keys,
 	[SEC_LOGIN] = login_keys,
 	[SEC_FILE] = file_keys,
+	[SEC_ROTATE] = rotate_keys,
 };
 
 _Static_assert(sizeof(daemon_keys) / sizeof(daemon_keys[0]) <= MAX_KEYS,
@@ -351,7 +374,8 @@ int conf_set_pair(struct parser *p, const char *name, const char *value)
 	if (kd == NULL)
 		return conf_fail(p, name, -EINVAL,
 				 "outside any section (put it under [daemon], [events], [http], "
-				 "[credentials], [secret:NAME], [login:USER] or [file:PATH])");
+				 "[credentials], [secret:NAME], [login:USER], [file:PATH] or "
+				 "[rotate:NAME])");
 	for (i = 0; kd[i].name != NULL && strcmp(kd[i].name, name) != 0; i++)
 		;
 	if (kd[i].name == NULL)
@@ -366,13 +390,15 @@ int conf_set_pair(struct parser *p, const char *name, const char *value)
 		base = &p->cfg->secrets[p->idx];
 	else if (p->kind == SEC_FILE)
 		base = &p->cfg->files[p->idx];
+	else if (p->kind == SEC_ROTATE)
+		base = &p->cfg->rotates[p->idx];
 	else
 		base = &p->cfg->logins[p->idx];
 	return set_value(p, &kd[i], base, value);
 }
 
 /* The lists are NULL-terminated (set_list sizes them one longer). */
-static void free_list(char **names)
+void conf_free_list(char **names)
 {
 	for (size_t i = 0; names != NULL && names[i] != NULL; i++)
 		free(names[i]);
@@ -400,9 +426,9 @@ void kt_config_free(struct kt_config *cfg)
 
 		free_strings(secret_keys, s);
 		free(s->name);
-		free_list(s->allow_users);
+		conf_free_list(s->allow_users);
 		free(s->allow_uids);
-		free_list(s->allow_groups);
+		conf_free_list(s->allow_groups);
 		free(s->allow_gids);
 	}
 	for (size_t i = 0; i < cfg->nlogins; i++) {
@@ -412,169 +438,19 @@ void kt_config_free(struct kt_config *cfg)
 	for (size_t i = 0; i < cfg->nfiles; i++) {
 		free_strings(file_keys, &cfg->files[i]);
 		free(cfg->files[i].path);
-		free_list(cfg->files[i].argv);
+		conf_free_list(cfg->files[i].argv);
 	}
 	free(cfg->files);
+	for (size_t i = 0; i < cfg->nrotates; i++) {
+		free_strings(rotate_keys, &cfg->rotates[i]);
+		free(cfg->rotates[i].name);
+		conf_free_list(cfg->rotates[i].set_argv);
+		conf_free_list(cfg->rotates[i].test_argv);
+	}
+	free(cfg->rotates);
 	free_strings(daemon_keys, cfg);
 	free(cfg->secrets);
 	free(cfg->logins);
 	free(cfg->path);
 	free(cfg);
-}
-
-/* --- [file:PATH] sections, checked once the whole file is read ----------- */
-
-__attribute__((format(printf, 4, 5))) static int
-file_fail(struct parser *p, const struct kt_file_cfg *f, const char *key, const char *fmt, ...)
-{
-	char section[1024], msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(section, sizeof(section), "file:%s", f->path);
-	return conf_fail_at(p, f->line, section, key, -EINVAL, "%s", msg);
-}
-
-/* on_change split into words as systemd splits ExecStart=, without a
- * shell: blanks separate words; '...' keeps its text as it is; "..." and
- * unquoted text take a backslash as an escape of the next character.
- * -EINVAL for an unterminated quote or a lone trailing backslash. */
-static int split_argv(const char *v, char ***out)
-{
-	size_t max = strlen(v) / 2 + 2, n = 0, len = 0;
-	char **argv = calloc(max, sizeof(*argv)), *w = NULL, q = 0;
-	int rc = -ENOMEM;
-
-	if (argv == NULL)
-		return rc;
-	for (;; v++) {
-		if (q == 0 && (*v == ' ' || *v == '\t' || *v == '\0')) {
-			if (w != NULL) {
-				w[len] = '\0';
-				argv[n++] = w;
-				w = NULL;
-			}
-			if (*v == '\0')
-				break;
-			continue;
-		}
-		if (*v == '\0') {
-			rc = -EINVAL;
-			goto fail;
-		}
-		if (w == NULL) {
-			w = calloc(1, strlen(v) + 1);
-			len = 0;
-			if (w == NULL)
-				goto fail;
-		}
-		if (q == 0 && (*v == '\'' || *v == '"')) {
-			q = *v;
-		} else if (q != 0 && *v == q) {
-			q = 0;
-		} else if (q != '\'' && *v == '\\') {
-			if (*++v == '\0') {
-				rc = -EINVAL;
-				goto fail;
-			}
-			w[len++] = *v;
-		} else {
-			w[len++] = *v;
-		}
-	}
-	if (n == 0) {
-		rc = -EINVAL;
-		goto fail;
-	}
-	*out = argv;
-	return 0;
-fail:
-	free(w);
-	free_list(argv);
-	return rc;
-}
-
-static int check_file_section(struct parser *p, struct kt_file_cfg *f)
-{
-	struct passwd *pw;
-	uint32_t id;
-	unsigned long mode;
-	size_t i;
-	char *end;
-	int ret;
-
-	if (f->secret == NULL)
-		return file_fail(p, f, "secret", "missing; every [file:] section needs one");
-	for (i = 0; i < p->cfg->nsecrets && strcmp(p->cfg->secrets[i].name, f->secret) != 0; i++)
-		;
-	if (i == p->cfg->nsecrets)
-		return file_fail(p, f, "secret", "'%.64s' is not a configured [secret:] section",
-				 f->secret);
-	if (f->format_text == NULL || strcmp(f->format_text, "raw") == 0)
-		f->format = KT_FILE_RAW;
-	else if (strcmp(f->format_text, "env") == 0)
-		f->format = KT_FILE_ENV;
-	else if (strcmp(f->format_text, "json") == 0)
-		f->format = KT_FILE_JSON;
-	else
-		return file_fail(p, f, "format", "'%.64s' is not raw, env or json", f->format_text);
-	if (f->key != NULL && f->format != KT_FILE_RAW)
-		return file_fail(p, f, "key", "only format = raw takes a key");
-	if (f->mode_text != NULL) {
-		errno = 0;
-		mode = strtoul(f->mode_text, &end, 8);
-		if (errno != 0 || *end != '\0' || f->mode_text[0] < '0' || f->mode_text[0] > '7' ||
-		    mode > 0777)
-			return file_fail(p, f, "mode",
-					 "'%.64s' is not an octal mode from 0 to 0777",
-					 f->mode_text);
-		f->mode = (mode_t)mode;
-	}
-	if (f->owner != NULL) {
-		ret = conf_lookup_id(f->owner, false, &id);
-		if (ret < 0)
-			return file_fail(p, f, "owner", "unknown user '%.64s'", f->owner);
-		f->uid = (uid_t)id;
-	}
-	if (f->group != NULL) {
-		ret = conf_lookup_id(f->group, true, &id);
-		if (ret < 0)
-			return file_fail(p, f, "group", "unknown group '%.64s'", f->group);
-		f->gid = (gid_t)id;
-	}
-	if (f->run_as != NULL) {
-		pw = getpwnam(f->run_as);
-		if (pw == NULL)
-			return file_fail(p, f, "run_as", "unknown user '%.64s'", f->run_as);
-		f->run_uid = pw->pw_uid;
-		f->run_gid = pw->pw_gid;
-	}
-	if (f->run_as != NULL && f->on_change == NULL)
-		return file_fail(p, f, "run_as", "given without on_change");
-	if (f->on_stale_text != NULL && strcmp(f->on_stale_text, "keep") != 0) {
-		if (strcmp(f->on_stale_text, "remove") != 0)
-			return file_fail(p, f, "on_stale", "'%.64s' is not keep or remove",
-					 f->on_stale_text);
-		f->on_stale_remove = true;
-	}
-	ret = f->on_change != NULL ? split_argv(f->on_change, &f->argv) : 0;
-	if (ret == -EINVAL)
-		return file_fail(p, f, "on_change",
-				 "an unterminated quote, a trailing backslash, or no command");
-	if (ret < 0)
-		return conf_fail_at(p, f->line, NULL, "on_change", ret, "out of memory");
-	return 0;
-}
-
-int conf_check_files(struct parser *p)
-{
-	for (size_t i = 0; i < p->cfg->nfiles; i++) {
-		int ret = check_file_section(p, &p->cfg->files[i]);
-
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
 }

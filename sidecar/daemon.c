@@ -37,6 +37,7 @@
 #include "worker.h"
 #include "events.h"
 #include "privhelper.h"
+#include "rotate.h"
 #include "sinks.h"
 
 #include "daemon_int.h"
@@ -132,6 +133,8 @@ static void tick(void *ctx)
 	kt_engine_tick(d->eng);
 	kt_login_tick(d->login);
 	kt_sinks_tick(d->sinks);
+	if (d->rotator != NULL)
+		kt_rotator_tick(d->rotator);
 	maybe_ready(d, kt_sched_now());
 	if (d->watchdog_usec > 0)
 		kt_notify_watchdog();
@@ -204,6 +207,10 @@ static int reload(struct kt_daemon *d, char *err, size_t errlen)
 	kt_login_configure(d->login, cfg);
 	kt_events_configure(d->events, cfg);
 	kt_sinks_configure(d->sinks, cfg);
+	if (d->rotator != NULL)
+		kt_rotator_configure(d->rotator, cfg);
+	else if (kt_rotator_wanted(cfg))
+		log_warn("reload: rotations added; they start when keyturnd restarts");
 	kt_config_free(d->cfg);
 	d->cfg = cfg;
 	log_set_level(cfg->log_level);
@@ -217,6 +224,33 @@ static int reload(struct kt_daemon *d, char *err, size_t errlen)
 
 /* The reload op (keyturnctl reload, systemd's ExecReload): the same, and
  * the caller hears how it went. */
+static int ops_rotate(void *ctx, const char *name, uint64_t conn_id)
+{
+	struct kt_daemon *d = ctx;
+
+	return d->rotator != NULL ? kt_rotator_request(d->rotator, name, conn_id) : -ENOENT;
+}
+
+static struct json_object *ops_rotations_status(void *ctx)
+{
+	struct kt_daemon *d = ctx;
+
+	return d->rotator != NULL ? kt_rotator_status(d->rotator) : NULL;
+}
+
+/* A login's password matched: with rotate_after_use, its secret rotates a
+ * while later (LAPS's post-authentication reset). */
+static void login_used(void *ctx, const char *user, const struct kt_login_cfg *l,
+		       const struct kt_entry *e)
+{
+	struct kt_daemon *d = ctx;
+
+	(void)user;
+	if (l->rotate_after_use > 0 && d->rotator != NULL)
+		kt_rotator_used(d->rotator, e->cfg != NULL ? e->cfg->id : e->name, l->key,
+				l->rotate_after_use);
+}
+
 static int ops_reload(void *ctx, char *err, size_t errlen)
 {
 	struct kt_daemon *d = ctx;
@@ -253,6 +287,11 @@ static void stop(struct kt_daemon *d)
 	/* Parked callers are answered first; then the AWS calls in flight are
 	 * cancelled, so the workers are joined within about a second. */
 	kt_workers_abort(d->workers);
+	/* Its AWS call is cancelled with the workers'; a command it waits
+	 * for is left to the helper, and the rotation resumes at the next
+	 * start. */
+	kt_rotator_free(d->rotator);
+	d->rotator = NULL;
 	while (kt_doors_flushing(d) && kt_sched_now() < until) {
 		if (kt_loop_turn(d->loop, 200) < 0)
 			break;
@@ -317,6 +356,23 @@ static int start_privileged(struct kt_daemon *d)
 		}
 		log_info("file sinks: privileged helper started (pid %ld, %s)", (long)d->helper_pid,
 			 root ? "root" : "unprivileged");
+	}
+	/* Rotations' commands: a helper of their own, so that a long test
+	 * command holds up no file write. */
+	for (size_t i = 0; i < d->cfg->nrotates; i++) {
+		const struct kt_rotate_cfg *r = &d->cfg->rotates[i];
+		pid_t pid;
+
+		if (r->set_argv == NULL && r->test_argv == NULL)
+			continue;
+		rc = kt_privhelper_start(d->cfg, &d->rot_helper_fd, &pid);
+		if (rc < 0) {
+			log_err("rotation: cannot start the privileged helper: %s", strerror(-rc));
+			return -1;
+		}
+		log_info("rotation: privileged helper started (pid %ld, %s)", (long)pid,
+			 root ? "root" : "unprivileged");
+		break;
 	}
 	if (!root) {
 		log_info("running as uid %lu: no privileges to drop", (unsigned long)uid);
@@ -389,6 +445,8 @@ static int start_loop(struct kt_daemon *d)
 	env.reload = ops_reload;
 	env.events_status = ops_events_status;
 	env.files_status = ops_files_status;
+	env.rotate = ops_rotate;
+	env.rotations_status = ops_rotations_status;
 	env.ctx = d;
 	if (kt_ops_new(&env, d->cfg, &d->ops) < 0) {
 		log_err("out of memory");
@@ -411,12 +469,25 @@ static int start_loop(struct kt_daemon *d)
 		if (kt_sinks_new(d->loop, d->eng, d->cfg, fd, d->helper_pid, &d->sinks) < 0)
 			return -1;
 	}
+	if (kt_rotator_wanted(d->cfg)) {
+		int fd = d->rot_helper_fd;
+
+		d->rot_helper_fd = -1;
+		if (kt_rotator_new(d->loop, d->eng, d->aws, d->cfg, fd, kt_doors_reply, d,
+				   &d->rotator) < 0)
+			return -1;
+		kt_login_on_use(d->login, login_used, d);
+	}
 	return 0;
 }
 
 int kt_daemon_main(const char *config_path, bool foreground)
 {
-	struct kt_daemon d = { .sigfd = -1, .clockfd = -1, .prep.socket_fd = -1, .helper_fd = -1 };
+	struct kt_daemon d = { .sigfd = -1,
+			       .clockfd = -1,
+			       .prep.socket_fd = -1,
+			       .helper_fd = -1,
+			       .rot_helper_fd = -1 };
 	char err[512];
 	sigset_t mask;
 	int rc = 1;
@@ -473,6 +544,7 @@ int kt_daemon_main(const char *config_path, bool foreground)
 out:
 	if (d.workers != NULL)
 		kt_workers_stop(d.workers);
+	kt_rotator_free(d.rotator);
 	kt_doors_free(&d, true);
 	kt_events_free(d.events);
 	kt_ops_free(d.ops);
@@ -480,6 +552,8 @@ out:
 	kt_sinks_free(d.sinks);
 	if (d.helper_fd >= 0)
 		close(d.helper_fd);
+	if (d.rot_helper_fd >= 0)
+		close(d.rot_helper_fd);
 	kt_engine_free(d.eng);
 	kt_loop_free(d.loop);
 	aws_client_free(d.aws);

@@ -51,7 +51,7 @@ static const struct kt_config *cred_config(void *ctx)
 	return d->cfg;
 }
 
-static void ops_reply(void *ctx, uint64_t conn_id, struct json_object *answer)
+void kt_doors_reply(void *ctx, uint64_t conn_id, struct json_object *answer)
 {
 	struct kt_daemon *d = ctx;
 
@@ -219,7 +219,7 @@ void kt_doors_env(struct kt_daemon *d, struct kt_ops_env *env)
 	env->door_stats = ops_door_stats;
 	env->http_stats = d->cfg->http_listen != NULL ? ops_http_stats : NULL;
 	env->cred_stats = d->cfg->credentials_socket != NULL ? ops_cred_stats : NULL;
-	env->reply = ops_reply;
+	env->reply = kt_doors_reply;
 	env->watch = ops_watch;
 	env->push = ops_push;
 }

@@ -45,7 +45,9 @@ struct kt_daemon {
 	struct kt_sinks *sinks; /* NULL without [file:] sections */
 	int helper_fd;          /* the privileged helper's socket, until the sinks take it */
 	pid_t helper_pid;
-	struct kt_cred *cred; /* NULL without [credentials] */
+	struct kt_rotator *rotator; /* NULL without rotations */
+	int rot_helper_fd;          /* the rotation's own helper, until the rotator takes it */
+	struct kt_cred *cred;       /* NULL without [credentials] */
 	struct kt_doors_prep prep;
 	struct kt_loop_io *workers_io;
 	struct kt_loop_timer *tick;
@@ -67,6 +69,8 @@ int kt_doors_prepare(struct kt_daemon *d, uid_t owner, gid_t group);
 void kt_doors_env(struct kt_daemon *d, struct kt_ops_env *env);
 /* Starts the doors in the loop (the ops exist). 0, or -1 logged. */
 int kt_doors_start(struct kt_daemon *d);
+/* Delivers the answer (taken) of a request that waited, to its door. */
+void kt_doors_reply(void *ctx, uint64_t conn_id, struct json_object *answer);
 /* A reload's new limits; [http] changes wait for a restart (logged). */
 void kt_doors_reload(struct kt_daemon *d, const struct kt_config *next);
 void kt_doors_stop_accepting(struct kt_daemon *d);

@@ -39,6 +39,7 @@ static enum kt_op_result op_status(struct op_ctx *x, struct json_object **answer
 static enum kt_op_result op_verify(struct op_ctx *x, struct json_object **answer);
 static enum kt_op_result op_reload(struct op_ctx *x, struct json_object **answer);
 static enum kt_op_result op_watch(struct op_ctx *x, struct json_object **answer);
+static enum kt_op_result op_rotate(struct op_ctx *x, struct json_object **answer);
 
 static const struct {
 	const char *op;
@@ -52,6 +53,7 @@ static const struct {
 	{ "verify", WHO_ROOT_OR_SELF, op_verify },
 	{ "reload", WHO_ROOT, op_reload },
 	{ "watch", WHO_ANY, op_watch },
+	{ "rotate", WHO_ROOT, op_rotate },
 };
 
 static void audit(const struct op_ctx *x, const char *op, const char *secret, const char *result)
@@ -353,33 +355,15 @@ static enum kt_op_result op_verify(struct op_ctx *x, struct json_object **answer
 	return kt_login_verify(x->ops->env.login, x->r, answer);
 }
 
-/* Reloads the configuration and says how it went: {"ok":true,...} with the
- * counts now in effect, or `unavailable` with why the file was refused (the
- * configuration in use stays). The answer comes when the reload is done. */
 static enum kt_op_result op_reload(struct op_ctx *x, struct json_object **answer)
 {
-	char err[512] = "";
-	const struct kt_cache *c;
-
 	audit(x, "reload", "-", "allowed");
-	if (x->ops->env.reload == NULL ||
-	    x->ops->env.reload(x->ops->env.ctx, err, sizeof(err)) < 0) {
-		*answer = kt_proto_error(KT_PERR_UNAVAILABLE, "reload refused: %s",
-					 err[0] != '\0' ? err : "not supported");
-		return KT_OP_ANSWER;
-	}
-	c = x->ops->cache;
-	*answer = kt_answer_ok();
-	if (*answer == NULL) {
-		*answer = kt_proto_error(KT_PERR_INTERNAL, "out of memory");
-		return KT_OP_ANSWER;
-	}
-	json_object_object_add(*answer, "secrets",
-			       json_object_new_int64((int64_t)x->ops->cfg->nsecrets));
-	json_object_object_add(*answer, "logins",
-			       json_object_new_int64((int64_t)x->ops->cfg->nlogins));
-	json_object_object_add(*answer, "cached_entries", json_object_new_int64((int64_t)c->n));
-	return KT_OP_ANSWER;
+	return kt_ops_reload(x->ops, answer);
+}
+
+static enum kt_op_result op_rotate(struct op_ctx *x, struct json_object **answer)
+{
+	return kt_ops_rotate(x->ops, x->r, answer);
 }
 
 static enum kt_op_result op_watch(struct op_ctx *x, struct json_object **answer)

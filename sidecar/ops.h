@@ -63,6 +63,12 @@ struct kt_ops_env {
 	/* status's "events" object (new; NULL when out of memory), or NULL
 	 * for none: then {"state":"off"}. */
 	struct json_object *(*events_status)(void *ctx);
+	/* The rotate op: starts (or joins) [rotate:name]'s rotation and answers
+	 * conn_id through reply when it ends. 0, -ENOENT for no such section,
+	 * or another negative errno. NULL: no rotation is configured. */
+	int (*rotate)(void *ctx, const char *name, uint64_t conn_id);
+	/* status's "rotations" object (new), or NULL for none: then {}. */
+	struct json_object *(*rotations_status)(void *ctx);
 	/* status's "files" object (file sinks; new, NULL when out of memory),
 	 * or NULL for none: then {}. */
 	struct json_object *(*files_status)(void *ctx);

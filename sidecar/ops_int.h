@@ -1,5 +1,5 @@
-/* What ops.c, ops_status.c, ops_list.c, ops_metrics.c and ops_watch.c
- * share; not a public face. */
+/* What ops.c, ops_status.c, ops_list.c, ops_metrics.c, ops_watch.c and
+ * ops_admin.c share; not a public face. */
 #ifndef KT_OPS_INT_H
 #define KT_OPS_INT_H
 
@@ -34,5 +34,10 @@ int kt_ops_watch_start(struct kt_ops *ops);
  * readable by their watcher, with a last frame. */
 void kt_ops_watch_configure(struct kt_ops *ops);
 void kt_ops_watch_free(struct kt_ops *ops);
+
+/* ops_admin.c: root's ops. reload (audited by the caller) and rotate. */
+enum kt_op_result kt_ops_reload(struct kt_ops *ops, struct json_object **answer);
+enum kt_op_result kt_ops_rotate(struct kt_ops *ops, const struct kt_request *r,
+				struct json_object **answer);
 
 #endif

@@ -203,6 +203,11 @@ struct json_object *kt_ops_status(struct kt_ops *ops, const struct kt_peer *peer
 	json_object_object_add(o, "last_errors", w.arr);
 	json_object_object_add(o, "socket", door.socket);
 	json_object_object_add(o, "offline_unavailable", offline_unavailable(ops, peer));
+	/* Rotations name SecretIds and quote commands' stderr: root's. */
+	json_object_object_add(o, "rotations",
+			       ops->env.rotations_status != NULL && peer->uid == 0
+				       ? ops->env.rotations_status(ops->env.ctx)
+				       : json_object_new_object());
 	json_object_object_add(o, "files",
 			       ops->env.files_status != NULL ? ops->env.files_status(ops->env.ctx)
 							     : json_object_new_object());

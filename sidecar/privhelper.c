@@ -29,9 +29,9 @@
 #include "common/kt_time.h"
 #include "common/log.h"
 #include "privhelper.h"
+#include "privhelper_int.h"
 
 #define HDR_SIZE sizeof(struct kt_priv_hdr)
-#define CMD_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
 						      ...)
@@ -249,142 +249,6 @@ int kt_priv_remove_file(const struct kt_file_cfg *f, char *err, size_t errlen)
 	return rc;
 }
 
-/* --- on_change ------------------------------------------------------------ */
-
-/* In the command's child: its user, a clean signal state, a minimal
- * environment, no shell. Never returns. */
-__attribute__((noreturn)) static void exec_command(const struct kt_file_cfg *f, int errfd)
-{
-	sigset_t none;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-	(void)setpgid(0, 0);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(errfd, 2) < 0)
-		_exit(126);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (f->run_uid != (uid_t)-1 && f->run_uid != geteuid()) {
-		if (geteuid() != 0) {
-			fprintf(stderr, "cannot run as %s: keyturnd did not start as root\n",
-				f->run_as);
-			_exit(126);
-		}
-		if (initgroups(f->run_as, f->run_gid) < 0 || setgid(f->run_gid) < 0 ||
-		    setuid(f->run_uid) < 0) {
-			fprintf(stderr, "cannot become %s: %s\n", f->run_as, strerror(errno));
-			_exit(126);
-		}
-	}
-	if (chdir("/") < 0)
-		_exit(126);
-	clearenv();
-	if (setenv("PATH", CMD_PATH, 1) < 0 || setenv("KEYTURN_FILE", f->path, 1) < 0 ||
-	    setenv("KEYTURN_SECRET", f->secret, 1) < 0)
-		_exit(126);
-	execvp(f->argv[0], f->argv);
-	fprintf(stderr, "cannot run %s: %s\n", f->argv[0], strerror(errno));
-	_exit(127);
-}
-
-/* Keeps the first KT_PRIV_MAX_TEXT bytes of stderr, printable, lines
- * joined with " | "; the rest is read and dropped. */
-static void keep_text(struct kt_priv_reply *r, const char *buf, size_t n)
-{
-	for (size_t i = 0; i < n && r->h.len + 3 < KT_PRIV_MAX_TEXT; i++) {
-		unsigned char ch = (unsigned char)buf[i];
-
-		if (ch == '\n') {
-			memcpy(r->text + r->h.len, " | ", 3);
-			r->h.len += 3;
-		} else {
-			r->text[r->h.len++] = ch >= 0x20 && ch != 0x7f ? (char)ch : '?';
-		}
-	}
-}
-
-/* Runs f's command and waits for it (at most on_change_timeout seconds,
- * then SIGKILL to its process group). Fills r. */
-static void run_command(const struct kt_file_cfg *f, struct kt_priv_reply *r)
-{
-	int64_t deadline = kt_mono_ms() + f->on_change_timeout * 1000;
-	int pfd[2], st = 0, pidfd;
-	bool open_pipe = true, exited = false;
-	char buf[512];
-	pid_t pid;
-
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		r->h.status = -errno;
-		return;
-	}
-	pid = fork();
-	if (pid < 0) {
-		r->h.status = -errno;
-		close(pfd[0]);
-		close(pfd[1]);
-		return;
-	}
-	if (pid == 0)
-		exec_command(f, pfd[1]);
-	close(pfd[1]);
-	(void)setpgid(pid, pid);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	while (open_pipe && !exited) {
-		struct pollfd p[2] = { { pfd[0], POLLIN, 0 }, { pidfd, POLLIN, 0 } };
-		int64_t left = deadline - kt_mono_ms();
-		ssize_t n;
-
-		if (left <= 0) {
-			r->h.flags |= KT_PRIV_TIMED_OUT;
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			break;
-		}
-		/* Without a pidfd the exit is looked for every 100 ms. */
-		if (poll(p, 2, (int)(pidfd < 0 && left > 100 ? 100 : left)) < 0 && errno != EINTR)
-			break;
-		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-			n = read(pfd[0], buf, sizeof(buf));
-			if (n > 0)
-				keep_text(r, buf, (size_t)n);
-			else if (n == 0 || errno != EINTR)
-				open_pipe = false;
-		}
-		exited = waitpid(pid, &st, WNOHANG) == pid;
-	}
-	if (!exited) {
-		/* The command closed stderr but runs on: it may have until the
-		 * deadline, then it is killed. */
-		while (!exited && kt_mono_ms() < deadline) {
-			struct pollfd p = { pidfd, POLLIN, 0 };
-			int64_t left = deadline - kt_mono_ms();
-
-			(void)poll(&p, pidfd < 0 ? 0 : 1,
-				   (int)(pidfd < 0 && left > 100 ? 100 : left));
-			exited = waitpid(pid, &st, WNOHANG) == pid;
-		}
-		if (!exited) {
-			r->h.flags |= KT_PRIV_TIMED_OUT;
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			(void)waitpid(pid, &st, 0);
-		}
-	} else if (open_pipe && fcntl(pfd[0], F_SETFL, O_NONBLOCK) == 0) {
-		/* Exited: what it wrote is taken, without waiting for a
-		 * grandchild that may hold stderr. */
-		ssize_t n;
-
-		while ((n = read(pfd[0], buf, sizeof(buf))) > 0)
-			keep_text(r, buf, (size_t)n);
-	}
-	if (pidfd >= 0)
-		close(pidfd);
-	close(pfd[0]);
-	r->h.status = st;
-	r->text[r->h.len] = '\0';
-}
-
 /* --- the helper's loop ------------------------------------------------------ */
 
 static void reply(int fd, struct kt_priv_reply *r)
@@ -401,6 +265,68 @@ static void set_err_text(struct kt_priv_reply *r, const char *err)
 	r->h.len = (uint32_t)strnlen(err, KT_PRIV_MAX_TEXT);
 	memcpy(r->text, err, r->h.len);
 	r->text[r->h.len] = '\0';
+}
+
+/* Whether h (n bytes with its data) names a configured sink or rotation
+ * with a command, and carries data only where the operation takes some. */
+static bool request_ok(const struct kt_config *cfg, const struct kt_priv_hdr *h, size_t n)
+{
+	const struct kt_rotate_cfg *rc;
+
+	if (h->len != n - HDR_SIZE)
+		return false;
+	switch (h->op) {
+	case KT_PRIV_WRITE:
+		return h->idx < cfg->nfiles;
+	case KT_PRIV_REMOVE:
+		return h->idx < cfg->nfiles && h->len == 0;
+	case KT_PRIV_RUN:
+		return h->idx < cfg->nfiles && h->len == 0 && cfg->files[h->idx].argv != NULL;
+	case KT_PRIV_ROTATE_SET:
+	case KT_PRIV_ROTATE_TEST:
+		if (h->idx >= cfg->nrotates)
+			return false;
+		rc = &cfg->rotates[h->idx];
+		return (h->op == KT_PRIV_ROTATE_SET ? rc->set_argv : rc->test_argv) != NULL;
+	default:
+		return false;
+	}
+}
+
+/* In a runner: the command h names, with its environment and stdin. */
+static void run_request(const struct kt_config *cfg, const struct kt_priv_hdr *h,
+			const unsigned char *data, struct kt_priv_reply *r)
+{
+	char secret[2048 + 16], file[PATH_MAX + 16];
+	const char *env[3] = { secret, NULL, NULL };
+	struct kt_priv_cmd c = { .env = env };
+
+	if (h->op == KT_PRIV_RUN) {
+		const struct kt_file_cfg *f = &cfg->files[h->idx];
+
+		snprintf(file, sizeof(file), "KEYTURN_FILE=%s", f->path);
+		snprintf(secret, sizeof(secret), "KEYTURN_SECRET=%s", f->secret);
+		env[1] = file;
+		c.argv = f->argv;
+		c.run_as = f->run_as;
+		c.uid = f->run_uid;
+		c.gid = f->run_gid;
+		c.timeout = f->on_change_timeout;
+	} else {
+		const struct kt_rotate_cfg *rc = &cfg->rotates[h->idx];
+		bool set = h->op == KT_PRIV_ROTATE_SET;
+
+		snprintf(secret, sizeof(secret), "KEYTURN_SECRET=%s", rc->name);
+		env[1] = set ? "KEYTURN_STEP=setSecret" : "KEYTURN_STEP=testSecret";
+		c.argv = set ? rc->set_argv : rc->test_argv;
+		c.run_as = rc->run_as;
+		c.uid = rc->run_uid;
+		c.gid = rc->run_gid;
+		c.timeout = rc->command_timeout;
+		c.input = data;
+		c.input_len = h->len;
+	}
+	kt_priv_run(&c, r);
 }
 
 __attribute__((noreturn)) static void helper_main(const struct kt_config *cfg, int fd)
@@ -431,29 +357,26 @@ __attribute__((noreturn)) static void helper_main(const struct kt_config *cfg, i
 		memcpy(&h, buf, HDR_SIZE);
 		/* The daemon is the only peer: a malformed request means it is
 		 * not the daemon any more, and the helper stops serving. */
-		if (h.idx >= cfg->nfiles || h.len != (size_t)n - HDR_SIZE ||
-		    (h.op != KT_PRIV_WRITE && h.len != 0))
+		if (!request_ok(cfg, &h, (size_t)n))
 			_exit(2);
 		memset(&r, 0, sizeof(r));
 		r.h.op = h.op;
 		r.h.idx = h.idx;
-		const struct kt_file_cfg *f = &cfg->files[h.idx];
 		switch (h.op) {
 		case KT_PRIV_WRITE:
-			r.h.status = kt_priv_write_file(f, buf + HDR_SIZE, h.len, err, sizeof(err));
+			r.h.status = kt_priv_write_file(&cfg->files[h.idx], buf + HDR_SIZE, h.len,
+							err, sizeof(err));
 			if (r.h.status < 0)
 				set_err_text(&r, err);
 			break;
 		case KT_PRIV_REMOVE:
-			r.h.status = kt_priv_remove_file(f, err, sizeof(err));
+			r.h.status = kt_priv_remove_file(&cfg->files[h.idx], err, sizeof(err));
 			if (r.h.status < 0)
 				set_err_text(&r, err);
 			break;
 		case KT_PRIV_RUN:
-			if (f->argv == NULL || f->argv[0] == NULL) {
-				r.h.status = -EINVAL;
-				break;
-			}
+		case KT_PRIV_ROTATE_SET:
+		case KT_PRIV_ROTATE_TEST:
 			/* A runner per command, so that a slow one holds up no
 			 * write; it answers on the same socket (one datagram per
 			 * message, so answers never mix). */
@@ -463,7 +386,8 @@ __attribute__((noreturn)) static void helper_main(const struct kt_config *cfg, i
 				break;
 			case 0:
 				signal(SIGCHLD, SIG_DFL);
-				run_command(f, &r);
+				run_request(cfg, &h, buf + HDR_SIZE, &r);
+				explicit_bzero(buf, (size_t)n);
 				reply(fd, &r);
 				_exit(0);
 			default:

@@ -1,10 +1,11 @@
-/* keyturnd's privileged helper for file sinks (OpenSSH's monitor, chrony's
- * privops): a process forked before the drop that keeps the privileges
- * keyturnd started with and does two things only, on request over a
- * socketpair: write [file:] sink N with these bytes, and run sink N's
- * on_change command. N indexes the [file:] sections of the configuration
- * read at start; a request can never name a new path or command. The
- * helper exits when the socketpair closes.
+/* keyturnd's privileged helper (OpenSSH's monitor, chrony's privops): a
+ * process forked before the drop that keeps the privileges keyturnd
+ * started with and does a few things only, on request over a socketpair:
+ * write [file:] sink N with these bytes (or remove it), run sink N's
+ * on_change command, and run [rotate:] N's set_command or test_command with
+ * these bytes (the new password) on stdin. N indexes the sections of the
+ * configuration read at start; a request can never name a new path or
+ * command. The helper exits when the socketpair closes.
  *
  * Messages are SOCK_SEQPACKET datagrams, a fixed header and len bytes:
  * requests carry the content to write (WRITE) or nothing; replies carry
@@ -26,9 +27,11 @@
 #define KT_PRIV_MAX_TEXT 512
 
 enum kt_priv_op {
-	KT_PRIV_WRITE = 1, /* write sink idx with the bytes that follow */
-	KT_PRIV_REMOVE,    /* remove sink idx's file (on_stale = remove) */
-	KT_PRIV_RUN,       /* run sink idx's on_change */
+	KT_PRIV_WRITE = 1,   /* write sink idx with the bytes that follow */
+	KT_PRIV_REMOVE,      /* remove sink idx's file (on_stale = remove) */
+	KT_PRIV_RUN,         /* run sink idx's on_change */
+	KT_PRIV_ROTATE_SET,  /* run [rotate:] idx's set_command, the data on stdin */
+	KT_PRIV_ROTATE_TEST, /* run [rotate:] idx's test_command, the data on stdin */
 };
 
 struct kt_priv_hdr {

@@ -393,6 +393,14 @@ int sm_put_secret_value(struct aws_client *c, const char *id, const void *data, 
 			bool binary, const char *const *stages, size_t nstages, char **version_id,
 			struct aws_error *err)
 {
+	return sm_put_secret_version(c, id, NULL, data, len, binary, stages, nstages, version_id,
+				     err);
+}
+
+int sm_put_secret_version(struct aws_client *c, const char *id, const char *token, const void *data,
+			  size_t len, bool binary, const char *const *stages, size_t nstages,
+			  char **version_id, struct aws_error *err)
+{
 	struct json_object *req = json_object_new_object(), *resp = NULL, *list = NULL;
 	int rc;
 
@@ -417,7 +425,8 @@ int sm_put_secret_value(struct aws_client *c, const char *id, const void *data, 
 		}
 	}
 	if (req != NULL &&
-	    (!smj_add_str(req, "SecretId", id) || !add_value(req, data, len, binary))) {
+	    (!smj_add_str(req, "SecretId", id) || !add_value(req, data, len, binary) ||
+	     (token != NULL && !smj_add_str(req, "ClientRequestToken", token)))) {
 		kt_json_put_wiped(req);
 		req = NULL;
 	}

@@ -85,6 +85,13 @@ int sm_put_secret_value(struct aws_client *c, const char *id, const void *data, 
 			bool binary, const char *const *stages, size_t nstages, char **version_id,
 			struct aws_error *err);
 
+/* PutSecretValue with a ClientRequestToken (token; NULL: none), which becomes
+ * the new VersionId: a retry with the same token and value is a no-op for
+ * AWS, the rotation steps' idempotence. */
+int sm_put_secret_version(struct aws_client *c, const char *id, const char *token, const void *data,
+			  size_t len, bool binary, const char *const *stages, size_t nstages,
+			  char **version_id, struct aws_error *err);
+
 /* UpdateSecretVersionStage: move `stage` to move_to (may be NULL) and off
  * remove_from (may be NULL). */
 int sm_update_secret_version_stage(struct aws_client *c, const char *id, const char *stage,

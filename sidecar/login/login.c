@@ -251,9 +251,13 @@ static struct json_object *verdict(struct kt_login *lg, const struct attempt *a,
 {
 	struct json_object *o = json_object_new_object();
 
-	if (match)
+	if (match) {
+		const struct kt_login_cfg *l = kt_config_login(lg->cfg, a->user);
+
 		kt_login_budget_reset(lg, e);
-	else
+		if (lg->on_use != NULL && l != NULL)
+			lg->on_use(lg->on_use_ctx, a->user, l, e);
+	} else
 		kt_login_budget_failed(lg, e);
 	if (a->peer->uid != 0) {
 		struct kt_login_fail_slot *s = fail_slot(lg, a->peer->uid, now);
@@ -278,6 +282,12 @@ static struct json_object *verdict(struct kt_login *lg, const struct attempt *a,
 	json_object_object_add(o, "stage", match ? json_object_new_string(stage) : NULL);
 	json_object_object_add(o, "source", json_object_new_string(source));
 	return o;
+}
+
+void kt_login_on_use(struct kt_login *lg, kt_login_used_fn *fn, void *ctx)
+{
+	lg->on_use = fn;
+	lg->on_use_ctx = ctx;
 }
 
 /* Whether a non-root caller used up its failures; *wait says for how long. */

@@ -17,12 +17,20 @@
 
 struct kt_login;
 
+/* A password matched: user's section l mapped it to entry e (online or
+ * offline). The rotation after use hears of it here. */
+typedef void kt_login_used_fn(void *ctx, const char *user, const struct kt_login_cfg *l,
+			      const struct kt_entry *e);
+
 /* Makes the login state for eng (with a random key for comparisons),
  * starts the hashing thread and subscribes to eng's news. cfg as for
  * kt_login_configure. 0 or -errno. */
 int kt_login_new(struct kt_engine *eng, const struct kt_config *cfg, struct kt_login **out);
 /* Joins the hashing thread and frees everything, wiped. NULL is allowed. */
 void kt_login_free(struct kt_login *lg);
+
+/* Whom to tell of each matching password (one listener; fn NULL: none). */
+void kt_login_on_use(struct kt_login *lg, kt_login_used_fn *fn, void *ctx);
 
 /* The hashing thread's eventfd, and what the loop calls when it is
  * readable: writes the verifiers hashed, answers the offline checks made. */

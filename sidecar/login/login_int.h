@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "conf.h"
 #include "engine.h"
+#include "login.h"
 
 struct kt_login;
 struct kt_login_budget;
@@ -38,6 +39,8 @@ struct kt_login {
 	struct kt_login_budget *budget; /* budget.c */
 	struct kt_login_hasher *hasher; /* offline.c */
 	uid_t uid_min, uid_max;         /* [login:*] serves these uids (/etc/login.defs) */
+	kt_login_used_fn *on_use;       /* told of every matching password */
+	void *on_use_ctx;
 };
 
 /* map.c: from accounts to secrets. */

@@ -629,18 +629,110 @@ static void test_files(void **state)
 		   "4: [file:/a] socket: unknown key");
 }
 
+/* [rotate:NAME] sections and rotate_after_use. */
+static void test_rotate(void **state)
+{
+	struct kt_config *cfg;
+	const struct kt_rotate_cfg *r;
+
+	(void)state;
+	cfg = load_ok("[secret:app/db]\nid = arn-of-db\nkey = pw\n"
+		      "[rotate:app/db]\n");
+	r = kt_config_rotate(cfg, "app/db");
+	assert_non_null(r);
+	assert_null(r->schedule);
+	assert_int_equal(r->length, 32);
+	assert_true(r->require_each_included_type);
+	assert_false(r->exclude_numbers);
+	assert_int_equal(r->command_timeout, 60);
+	assert_string_equal(r->key, "pw"); /* the secret's */
+	assert_string_equal(r->secret_id, "arn-of-db");
+	assert_ptr_equal(kt_config_rotate_by_id(cfg, "arn-of-db"), r);
+	assert_null(kt_config_rotate_by_id(cfg, "app/db"));
+	assert_null(r->set_argv);
+	assert_int_equal(r->run_uid, (uid_t)-1);
+	kt_config_free(cfg);
+
+	cfg = load_ok("[secret:app/db]\n"
+		      "[rotate:app/db]\n"
+		      "schedule = cron(0 4 ? * SUN#2 *)\n"
+		      "window = 3h\n"
+		      "length = 20\n"
+		      "exclude_characters = /@\"'\\\n"
+		      "exclude_punctuation = yes\n"
+		      "require_each_included_type = no\n"
+		      "key = password\n"
+		      "set_command = /usr/local/sbin/set 'a b' c\n"
+		      "test_command = test-it\n"
+		      "run_as = root\n"
+		      "command_timeout = 5\n"
+		      "[login:bob]\nsecret = users/bob\nrotate_after_use = 3600\n");
+	r = kt_config_rotate(cfg, "app/db");
+	assert_non_null(r);
+	assert_false(r->sched.is_rate);
+	assert_int_equal(r->window, 3 * 3600);
+	assert_int_equal(r->length, 20);
+	assert_string_equal(r->exclude_characters, "/@\"'\\");
+	assert_true(r->exclude_punctuation);
+	assert_false(r->require_each_included_type);
+	assert_string_equal(r->key, "password");
+	assert_string_equal(r->set_argv[0], "/usr/local/sbin/set");
+	assert_string_equal(r->set_argv[1], "a b");
+	assert_string_equal(r->set_argv[2], "c");
+	assert_null(r->set_argv[3]);
+	assert_string_equal(r->test_argv[0], "test-it");
+	assert_int_equal(r->run_uid, 0);
+	assert_int_equal(r->command_timeout, 5);
+	assert_int_equal(kt_config_login(cfg, "bob")->rotate_after_use, 3600);
+	kt_config_free(cfg);
+
+	cfg = load_ok("[secret:s]\n[rotate:s]\nschedule = rate(10 days)\n");
+	assert_true(kt_config_rotate(cfg, "s")->sched.is_rate);
+	assert_int_equal(kt_config_rotate(cfg, "s")->window, 0);
+	kt_config_free(cfg);
+
+	load_fails("[rotate:nope]\n",
+		   "1: [rotate:nope]: 'nope' is not a configured [secret:] section");
+	load_fails("[secret:s]\n[rotate:s]\n[rotate:s]\n",
+		   "3: [rotate:s]: section appears twice (first on line 2)");
+	load_fails("[secret:s]\n[secret:t]\nid = s\n[rotate:s]\n[rotate:t]\n",
+		   "5: [rotate:t]: [rotate:s] (line 4) rotates the same SecretId already");
+	load_fails("[secret:s]\n[rotate:s]\nwindow = 2h\n",
+		   "2: [rotate:s] window: given without a schedule");
+	load_fails("[secret:s]\n[rotate:s]\nlength = 0\n",
+		   "3: [rotate:s] length: 0 is out of range (1 to 4096)");
+	load_fails("[secret:s]\n[rotate:s]\nrun_as = root\n",
+		   "2: [rotate:s] run_as: given without set_command or test_command");
+	load_fails("[secret:s]\n[rotate:s]\nset_command = /bin/x\nrun_as = no-such-user-kt\n",
+		   "2: [rotate:s] run_as: unknown user 'no-such-user-kt'");
+	load_fails("[secret:s]\n[rotate:s]\nset_command = 'unterminated\n",
+		   "2: [rotate:s] set_command: an unterminated quote, a trailing backslash, or "
+		   "no command");
+	load_fails("[secret:s]\n[rotate:s]\nexclude_numbers = yes\nexclude_punctuation = yes\n"
+		   "exclude_uppercase = yes\nexclude_lowercase = yes\n",
+		   "2: [rotate:s] exclude_lowercase: every type of character is excluded: no "
+		   "password can be made");
+	load_fails("[secret:s]\n[rotate:s]\nfrequency = 1\n",
+		   "3: [rotate:s] frequency: unknown key");
+	load_fails("[login:bob]\nsecret = x\nrotate_after_use = -1\n",
+		   "3: [login:bob] rotate_after_use: -1 is out of range (0 to 31536000 seconds)");
+}
+
 static void test_structure_errors(void **state)
 {
 	(void)state;
 	load_fails("region = us-east-1\n",
 		   "1: region: outside any section (put it under [daemon], [events], [http], "
-		   "[credentials], [secret:NAME], [login:USER] or [file:PATH])");
+		   "[credentials], [secret:NAME], [login:USER], [file:PATH] or "
+		   "[rotate:NAME])");
 	load_fails("[daemon]\n\n[daemonx]\n",
 		   "3: [daemonx]: unknown section (expected [daemon], [events], [http], "
-		   "[credentials], [secret:NAME], [login:USER] or [file:PATH])");
+		   "[credentials], [secret:NAME], [login:USER], [file:PATH] or "
+		   "[rotate:NAME])");
 	load_fails("[secret]\n",
 		   "1: [secret]: unknown section (expected [daemon], [events], [http], "
-		   "[credentials], [secret:NAME], [login:USER] or [file:PATH])");
+		   "[credentials], [secret:NAME], [login:USER], [file:PATH] or "
+		   "[rotate:NAME])");
 	load_fails("[daemon]\nregoin = us-east-1\n", "2: [daemon] regoin: unknown key");
 	load_fails("[secret:a]\nallow_user = root\n", "2: [secret:a] allow_user: unknown key");
 	load_fails("[login:a]\nsecret = s\noffline_age = 1\n",
@@ -917,6 +1009,7 @@ int main(void)
 		cmocka_unit_test(test_file_errors),      cmocka_unit_test(test_allow_lists),
 		cmocka_unit_test(test_login_lookup),     cmocka_unit_test(test_login_patterns),
 		cmocka_unit_test(test_expand),           cmocka_unit_test(test_files),
+		cmocka_unit_test(test_rotate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
