@@ -247,7 +247,7 @@ static void login_used(void *ctx, const char *user, const struct kt_login_cfg *l
 
 	(void)user;
 	if (l->rotate_after_use > 0 && d->rotator != NULL)
-		kt_rotator_used(d->rotator, e->cfg != NULL ? e->cfg->id : e->name, l->key,
+		kt_rotator_used(d->rotator, e->cfg != NULL ? e->cfg->id : e->name, e->name, l->key,
 				l->rotate_after_use);
 }
 

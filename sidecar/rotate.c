@@ -35,6 +35,8 @@ static time_t current_created(struct kt_rotator *r, const struct kt_rot_target *
 
 	if (e == NULL || e->cur.data == NULL)
 		e = kt_cache_find(c, t->secret_id);
+	if ((e == NULL || e->cur.data == NULL) && t->entry != NULL)
+		e = kt_cache_find(c, t->entry);
 	return e != NULL && e->cur.data != NULL ? e->cur.created : 0;
 }
 
@@ -89,13 +91,32 @@ static void answer_waiters(struct kt_rotator *r, struct kt_rot_target *t,
 	json_object_put(answer);
 }
 
-/* The entries that hold t's secret: its [secret:] and a login's. */
+/* Whether e holds t's secret: its [secret:], or a login's entry. */
+static bool holds(const struct kt_rot_target *t, const struct kt_entry *e)
+{
+	return strcmp(e->name, t->name) == 0 || strcmp(e->name, t->secret_id) == 0 ||
+	       (t->entry != NULL && strcmp(e->name, t->entry) == 0) ||
+	       (e->cfg != NULL && strcmp(e->cfg->id, t->secret_id) == 0);
+}
+
+/* The entries that hold t's secret (at most 3 by name), NULLs after. */
 static void entries_of(struct kt_rotator *r, const struct kt_rot_target *t, struct kt_entry **out)
 {
 	struct kt_cache *c = kt_engine_cache(r->eng);
+	const char *names[3] = { t->name, t->secret_id, t->entry };
+	size_t n = 0;
 
-	out[0] = kt_cache_find(c, t->name);
-	out[1] = strcmp(t->name, t->secret_id) != 0 ? kt_cache_find(c, t->secret_id) : NULL;
+	for (int i = 0; i < 3; i++) {
+		struct kt_entry *e = names[i] != NULL ? kt_cache_find(c, names[i]) : NULL;
+		bool dup = false;
+
+		for (size_t k = 0; k < n; k++)
+			dup = dup || out[k] == e;
+		if (e != NULL && !dup)
+			out[n++] = e;
+	}
+	while (n < 3)
+		out[n++] = NULL;
 }
 
 /* The engine told that e has a new value: a held answer goes out once the
@@ -110,8 +131,7 @@ static void news(void *ctx, enum kt_news what, struct kt_entry *e, const char *v
 	for (size_t i = 0; i < r->n; i++) {
 		struct kt_rot_target *t = r->t[i];
 
-		if (t->held == NULL ||
-		    (strcmp(e->name, t->name) != 0 && strcmp(e->name, t->secret_id) != 0))
+		if (t->held == NULL || !holds(t, e))
 			continue;
 		if (e->cur.version_id != NULL && strcmp(e->cur.version_id, t->version) == 0) {
 			answer_waiters(r, t, t->held);
@@ -193,7 +213,7 @@ static void finished(struct kt_rotator *r, struct kt_rot_target *t, struct kt_ro
 		     time_t now)
 {
 	struct json_object *answer = kt_rot_answer(t, j);
-	struct kt_entry *e[2];
+	struct kt_entry *e[3];
 
 	t->running = false;
 	t->has_result = true;
@@ -214,11 +234,9 @@ static void finished(struct kt_rotator *r, struct kt_rot_target *t, struct kt_ro
 		kt_rot_save_or_log(r);
 		snprintf(t->version, sizeof(t->version), "%s", j->version);
 		entries_of(r, t, e);
-		for (int i = 0; i < 2; i++) {
-			if (e[i] != NULL)
-				kt_engine_check(r->eng, e[i], KT_WHY_ROTATION);
-		}
-		if ((e[0] != NULL || e[1] != NULL) && t->nwaiters > 0) {
+		for (int i = 0; i < 3 && e[i] != NULL; i++)
+			kt_engine_check(r->eng, e[i], KT_WHY_ROTATION);
+		if (e[0] != NULL && t->nwaiters > 0) {
 			/* Answered once the cache serves the new value. */
 			json_object_put(t->held);
 			t->held = answer;
@@ -405,13 +423,19 @@ void kt_rotator_configure(struct kt_rotator *r, const struct kt_config *next)
 			 "start stay until keyturnd restarts");
 }
 
-void kt_rotator_used(struct kt_rotator *r, const char *secret_id, const char *key, long delay)
+void kt_rotator_used(struct kt_rotator *r, const char *secret_id, const char *entry,
+		     const char *key, long delay)
 {
 	struct kt_rot_target *t = kt_rot_by_id(r, secret_id);
 	time_t now = time(NULL);
 
 	if (t == NULL) {
 		t = kt_rot_target_new(secret_id, secret_id, key);
+		if (t != NULL && strcmp(entry, secret_id) != 0 &&
+		    (t->entry = strdup(entry)) == NULL) {
+			kt_rot_target_free(t);
+			t = NULL;
+		}
 		if (t == NULL || kt_rot_add(r, t) < 0) {
 			kt_rot_target_free(t);
 			log_err("rotation %s: out of memory: the rotation after use is not kept",

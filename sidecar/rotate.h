@@ -46,9 +46,11 @@ void kt_rotator_tick(struct kt_rotator *r);
 void kt_rotator_configure(struct kt_rotator *r, const struct kt_config *next);
 
 /* A successful login with the password of secret_id (its JSON member key,
- * or NULL: the whole value): rotate it delay seconds from now, unless a
- * rotation after use is due already. */
-void kt_rotator_used(struct kt_rotator *r, const char *secret_id, const char *key, long delay);
+ * or NULL: the whole value), verified with the cache entry named entry:
+ * rotate it delay seconds from now, unless a rotation after use is due
+ * already. */
+void kt_rotator_used(struct kt_rotator *r, const char *secret_id, const char *entry,
+		     const char *key, long delay);
 
 /* The rotate op: runs [rotate:name] now (or joins the rotation running) and
  * answers conn_id through the reply callback when it ends. 0, or -ENOENT

@@ -110,6 +110,7 @@ struct kt_rot_target {
 	char *name;      /* the [rotate:] name, or the SecretId (after use only) */
 	char *secret_id; /* the SecretId */
 	char *key;       /* the JSON member replaced, or NULL */
+	char *entry;     /* the cache entry a login verifies with, when not named above */
 	char *schedule;  /* as written, or NULL */
 	struct kt_awssched sched;
 	long window;

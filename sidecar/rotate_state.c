@@ -164,6 +164,7 @@ void kt_rot_target_free(struct kt_rot_target *t)
 	free(t->schedule);
 	free(t->exclude);
 	free(t->signature);
+	free(t->entry);
 	free(t->waiters);
 	json_object_put(t->held);
 	free(t);
@@ -285,6 +286,8 @@ bool kt_rot_save(struct kt_rotator *r, char *err, size_t errlen)
 		json_object_object_add(o, "after_use_due", json_object_new_int64(t->after_use_due));
 		if (t->idx < 0 && t->key != NULL)
 			json_object_object_add(o, "key", json_object_new_string(t->key));
+		if (t->idx < 0 && t->entry != NULL)
+			json_object_object_add(o, "entry", json_object_new_string(t->entry));
 	}
 	if (all == NULL) {
 		snprintf(err, errlen, "%s: out of memory", r->state_path);
@@ -344,6 +347,8 @@ void kt_rot_load(struct kt_rotator *r)
 			continue;
 		if (t == NULL) {
 			t = kt_rot_target_new(id, id, str(o, "key"));
+			if (t != NULL && str(o, "entry") != NULL)
+				t->entry = strdup(str(o, "entry"));
 			if (t == NULL || kt_rot_add(r, t) < 0) {
 				kt_rot_target_free(t);
 				continue;
