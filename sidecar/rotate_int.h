@@ -54,7 +54,7 @@ struct kt_rot_job {
 	enum kt_rot_outcome outcome;
 	enum kt_rot_step step;             /* the step that failed, or the last one run */
 	const char *result[KT_ROT_NSTEPS]; /* "ok", "skipped", "failed", "not_run" */
-	char detail[KT_ROT_NSTEPS][200];   /* never a value */
+	char detail[KT_ROT_NSTEPS][480];   /* never a value */
 	char message[700];                 /* why it failed, for the log and the answer */
 	char version[KT_ROT_VERSION_MAX];  /* the new version (the token's) */
 	char previous[KT_ROT_VERSION_MAX]; /* the AWSCURRENT it replaced */

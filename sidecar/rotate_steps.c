@@ -70,7 +70,7 @@ __attribute__((format(printf, 4, 5))) static void fail(struct kt_rot_job *j, enu
 	j->outcome = o;
 	j->step = s;
 	j->result[s] = "failed";
-	snprintf(j->detail[s], sizeof(j->detail[s]), "%.190s", msg);
+	snprintf(j->detail[s], sizeof(j->detail[s]), "%.470s", msg);
 	snprintf(j->message, sizeof(j->message), "%s: %s failed: %s", j->name, step_names[s], msg);
 }
 
