@@ -26,7 +26,7 @@
 # No password reaches keyturnd's log or keyturnctl's output.
 # Needs root (it creates the service and run_as users, removed on any exit).
 
-PLANNED=95
+PLANNED=97
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 need_root_accounts "create the service and run_as users and to start keyturnd as root"
@@ -352,6 +352,15 @@ check "status: last_rotated is the time of the rotation ($lr)" \
 	test "${lr:-0}" -ge "$t0" -a "${lr:-0}" -le "$t1"
 expect_eq "status: no schedule, no next window" "None 0" \
 	"$(rot app/localdb '"%s %s" % (r["schedule"], r["next_window"])')"
+
+# Another uid (the run_as user, a real second account) may do neither.
+runuser -u "$RA" -- "$CTL" --socket "$KT_SOCK" rotate app/localdb </dev/null \
+	>"$T/rot-ra.out" 2>"$T/rot-ra.err"
+RC=$?
+expect_rc rot-ra 4 "keyturnctl rotate as uid $(id -u "$RA") (not root): denied"
+expect_eq "and status as that uid shows no rotation (root's only)" "{}" \
+	"$(runuser -u "$RA" -- "$CTL" --socket "$KT_SOCK" status --json </dev/null |
+		"$PYTHON3" -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["rotations"]))')"
 
 # --- 2. test_command fails, then is fixed ------------------------------------------------
 echo fail >"$CTLD/testSecret-mode"

@@ -17,7 +17,7 @@
 # Needs root, systemd-nspawn and a Debian mirror (once, for the cached root);
 # skips every check, saying why, without them. About two minutes.
 
-PLANNED=53
+PLANNED=59
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 . "$KT_SRCDIR/tests/lib/common.sh"
@@ -30,7 +30,9 @@ box_debs || bail "no .debs of this build to install"
 start_moto
 start_proxy "$MOTO_URL"
 aws_cli secretsmanager create-secret --name app/db --secret-string 'db-pass-1' >/dev/null &&
-	aws_cli secretsmanager create-secret --name app/api --secret-string 'api-key-1' >/dev/null ||
+	aws_cli secretsmanager create-secret --name app/api --secret-string 'api-key-1' >/dev/null &&
+	aws_cli secretsmanager create-secret --name app/rot \
+		--secret-string '{"user":"svc","password":"rot-pass-1"}' >/dev/null ||
 	bail "moto setup"
 
 box_boot
@@ -136,6 +138,36 @@ no_value() { [ "$(box cat /root/credother.out 2>/dev/null)" != "db-pass-1" ]; }
 check "a unit not in allow_units does not get the value (keyturnd wrote 0 bytes)" no_value
 journal_has() { box journalctl -u keyturnd --no-pager | grep -q "$1"; }
 check "and keyturnd says why in the journal" journal_has credother.service
+
+# --- host rotation under the unit: the helper runs set_command as keyturn ---
+# The unit gives keyturnd no capability, so the command runs as keyturn and
+# may write only where keyturn may (its StateDirectory).
+conf <<EOF2 | box_put /etc/keyturn/keyturnd.conf 0640
+
+[secret:app/rot]
+key = password
+
+[rotate:app/rot]
+length = 20
+set_command = /bin/sh -c 'cat > /var/lib/keyturn/rot-set.out'
+test_command = /bin/true
+EOF2
+box systemctl restart keyturnd
+box keyturnctl rotate app/rot >"$T/rotate.out" 2>&1
+expect_eq "keyturnctl rotate under the unit: exit 0 (four steps, seccomp and all)" 0 "$?"
+sed 's/^/# /' "$T/rotate.out"
+# By VersionId: moto may answer a plain GetSecretValue with the old version.
+rot_ver=$(sed -n 's/^app\/rot: rotated to version //p' "$T/rotate.out")
+rot_pw=$("$PYTHON3" -c 'import json,sys; print(json.loads(sys.argv[1])["password"])' \
+	"$(aws_cli secretsmanager get-secret-value --secret-id app/rot --version-id "$rot_ver" \
+		--query SecretString --output text)")
+check "the new AWSCURRENT holds a 20-character password" test "${#rot_pw}" -eq 20
+expect_eq "set_command (run by the helper as keyturn) read exactly that password on stdin" \
+	"$rot_pw" "$(box cat /var/lib/keyturn/rot-set.out 2>&1)"
+expect_eq "keyturnd serves it as soon as keyturnctl rotate returns" "$rot_pw" \
+	"$(box keyturnctl get app/rot 2>&1)"
+box runuser -u bob -- keyturnctl rotate app/rot >"$T/rotate-bob.out" 2>&1
+expect_eq "keyturnctl rotate as bob: exit 4 (root only)" 4 "$?"
 
 # --- systemctl reload --------------------------------------------------------
 conf <<EOF | box_put /etc/keyturn/keyturnd.conf 0640
@@ -279,7 +311,9 @@ expect_eq "mended and reset-failed, it starts again" active "$(box systemctl is-
 # --- no secret in the journal -------------------------------------------------
 box journalctl --no-pager -o cat >"$T/journal-all.txt"
 check "no secret value anywhere in the box's journal" \
-	absent 'db-pass-1|api-key-1|keyturn-box-secret' "$T/journal-all.txt"
+	absent 'db-pass-1|api-key-1|keyturn-box-secret|rot-pass-1' "$T/journal-all.txt"
+no_fixed() { [ -n "$1" ] && ! grep -qF -- "$1" "$2"; }
+check "nor the password keyturnd's rotation made" no_fixed "$rot_pw" "$T/journal-all.txt"
 
 box systemctl stop keyturnd
 expect_eq "systemctl stop: inactive" inactive "$(box systemctl is-active keyturnd)"
