@@ -250,10 +250,10 @@ static void finished(struct kt_rotator *r, struct kt_rot_target *t, struct kt_ro
 		t->failures++;
 		snprintf(t->last_error, sizeof(t->last_error), "%s", j->message);
 		t->step = j->step;
-		/* Another rotator's AWSPENDING: this host made nothing, and
-		 * keeps no token for it. */
-		if (j->outcome == KT_ROT_BUSY && j->step == KT_ROT_CREATE)
+		if (j->drop_token) {
 			t->token[0] = '\0';
+			t->step = KT_ROT_CREATE;
+		}
 		if (j->outcome == KT_ROT_DENIED) {
 			t->next_try = now + DENIED_WAIT;
 		} else {

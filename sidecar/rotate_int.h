@@ -58,10 +58,11 @@ struct kt_rot_job {
 	char message[700];                 /* why it failed, for the log and the answer */
 	char version[KT_ROT_VERSION_MAX];  /* the new version (the token's) */
 	char previous[KT_ROT_VERSION_MAX]; /* the AWSCURRENT it replaced */
+	bool drop_token; /* the token is not worth keeping (nothing made, or abandoned) */
 	struct kt_rot_job *next;
 };
 
-/* --- rotate_steps.c: the rotation thread ----------------------------------- */
+/* --- rotate_thread.c: the rotation thread ----------------------------------- */
 
 struct kt_rot_thread;
 
@@ -82,8 +83,8 @@ bool kt_rot_thread_progress(struct kt_rot_thread *t, enum kt_rot_step *next);
  * Joins the thread and closes the helper's socket. NULL is allowed. */
 void kt_rot_thread_stop(struct kt_rot_thread *t);
 
-/* The steps of j, run here (blocking); the thread's body, also callable in
- * tests. helper_fd, stop_fd: -1 for none. */
+/* rotate_steps.c: the steps of j, run here (blocking); the thread's body,
+ * also callable in tests. helper_fd, stop_fd: -1 for none. */
 void kt_rot_run(struct aws_client *c, int helper_fd, int stop_fd, struct kt_rot_job *j);
 
 /* Makes a version 4 UUID (the rotation's token). 0 or -errno. */

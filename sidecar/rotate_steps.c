@@ -9,17 +9,14 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common/kt_efd.h"
 #include "common/kt_json.h"
 #include "common/secmem.h"
 #include "privhelper.h"
@@ -205,6 +202,10 @@ static int helper_run(int fd, int stop_fd, enum kt_priv_op op, int idx, const ch
 		struct pollfd p[2] = { { fd, POLLIN, 0 }, { stop_fd, POLLIN, 0 } };
 
 		rc = kt_privhelper_recv(fd, r);
+		/* A reply to an earlier request (one given up at a stop) is not
+		 * this one's. */
+		if (rc > 0 && (r->h.op != (uint32_t)op || r->h.idx != (uint32_t)idx))
+			continue;
 		if (rc != 0)
 			return rc;
 		if (poll(p, stop_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
@@ -215,6 +216,18 @@ static int helper_run(int fd, int stop_fd, enum kt_priv_op op, int idx, const ch
 }
 
 /* setSecret or testSecret: the command, the password on stdin. */
+/* A command that echoes what it read would put the password in the log:
+ * every copy of it in text becomes '*'s. */
+static void mask(char *text, const char *pw, size_t len)
+{
+	char *p = text;
+
+	while (len > 0 && (p = memmem(p, strlen(p), pw, len)) != NULL) {
+		memset(p, '*', len);
+		p += len;
+	}
+}
+
 static void progress(struct kt_rot_job *j, enum kt_rot_step next)
 {
 	if (j->progress != NULL)
@@ -250,6 +263,7 @@ static bool run_command(struct kt_rot_job *j, int helper_fd, int stop_fd, enum k
 		fail(j, s, KT_ROT_FAILED, "the privileged helper failed: %s", strerror(-rc));
 		return false;
 	}
+	mask(r.text, pw, len);
 	if ((r.h.flags & KT_PRIV_TIMED_OUT) != 0) {
 		fail(j, s, KT_ROT_FAILED, "%s timed out (command_timeout) and was killed%s%s", what,
 		     r.text[0] != '\0' ? ": " : "", r.text);
@@ -360,7 +374,7 @@ void kt_rot_run(struct aws_client *c, int helper_fd, int stop_fd, struct kt_rot_
 	memset(&d, 0, sizeof(d));
 	memset(&pend, 0, sizeof(pend));
 	if (sm_describe_secret(c, j->secret_id, &d, &err) < 0) {
-		aws_failed(j, KT_ROT_CREATE, "DescribeSecret", &err);
+		aws_failed(j, j->from, "DescribeSecret", &err);
 		return;
 	}
 	cur_id = sm_description_version_for(&d, "AWSCURRENT");
@@ -388,11 +402,18 @@ void kt_rot_run(struct aws_client *c, int helper_fd, int stop_fd, struct kt_rot_
 		     "version %s holds AWSPENDING: another rotation (another host or a Lambda) "
 		     "is under way; it is left alone",
 		     pend_id);
+		/* Nothing was made here: no token to keep. */
+		j->drop_token = mine == NULL;
 		goto out;
 	}
 	if (mine != NULL && !has_stage(mine, "AWSPENDING")) {
+		/* Its label was taken away (by an administrator, or another
+		 * rotator that finished meanwhile): the next run starts anew. */
 		fail(j, KT_ROT_CREATE, KT_ROT_FAILED,
-		     "version %s exists without AWSPENDING or AWSCURRENT; not used", j->token);
+		     "version %s lost its AWSPENDING label: this rotation is abandoned, and the "
+		     "next one makes a new version",
+		     j->token);
+		j->drop_token = true;
 		goto out;
 	}
 	if (!create(c, j, cur_id, mine != NULL))
