@@ -28,14 +28,16 @@ last=$(tail -n 1 "$T/fuzz.out")
 expect_eq "scripts/fuzz 5 exits 0" 0 "$rc"
 check "its last line counts the targets and the crashes" \
 	sh -c "printf '%s\n' \"\$1\" | grep -Eq '^[0-9]+ targets, [0-9]+ crashes$'" _ "$last"
-check "every target ran: 7 targets" sh -c "printf '%s\n' \"\$1\" | grep -q '^7 targets, '" _ "$last"
+check "every target ran: 8 targets" sh -c "printf '%s\n' \"\$1\" | grep -q '^8 targets, '" _ "$last"
 check "no crash: the last line says 0 crashes" sh -c "printf '%s\n' \"\$1\" | grep -q ', 0 crashes$'" _ "$last"
 check "each target reports its executions per second" \
-	test "$(grep -cE '^[a-z]+ +[0-9]+ exec/s' "$T/fuzz.out")" -eq 7
+	test "$(grep -cE '^[a-z]+ +[0-9]+ exec/s' "$T/fuzz.out")" -eq 8
 check "the events target (rotation-event parser) ran from its seeds" \
 	grep -qE '^events +[0-9]+ exec/s' "$T/fuzz.out"
 check "the agent target (the HTTP door's checks and bodies) ran from its seeds" \
 	grep -qE '^agent +[0-9]+ exec/s' "$T/fuzz.out"
+check "the sched target (rotation schedules) ran from its seeds" \
+	grep -qE '^sched +[0-9]+ exec/s' "$T/fuzz.out"
 check "the seed corpus in the tree is left as it was ($seeds_before inputs)" \
 	test "$(find "$KT_SRCDIR/tests/fuzz/corpus" -type f | wc -l)" -eq "$seeds_before"
 done_testing
