@@ -204,11 +204,16 @@ static int split_command(struct parser *p, struct kt_rotate_cfg *r, const char *
 
 static int check_rotate_section(struct parser *p, struct kt_rotate_cfg *r)
 {
-	const struct kt_secret_cfg *s = kt_config_secret(p->cfg, r->name);
+	const struct kt_secret_cfg *s = NULL;
 	char why[256];
 	struct passwd *pw;
 	int ret;
 
+	/* Looked up here, not with kt_config_secret: conf.c calls this file. */
+	for (size_t i = 0; s == NULL && i < p->cfg->nsecrets; i++) {
+		if (strcmp(p->cfg->secrets[i].name, r->name) == 0)
+			s = &p->cfg->secrets[i];
+	}
 	if (s == NULL)
 		return rotate_fail(p, r, NULL, "'%.64s' is not a configured [secret:] section",
 				   r->name);
