@@ -12,33 +12,10 @@
 #include "common/kt_json.h"
 #include "common/proto.h"
 #include "ctl_reload.h"
+#include "ctl_say.h"
 #include "transport.h"
 
 #define RELOAD_TIMEOUT_MS 60000
-
-/* keyturnctl's exit code (keyturnctl(1)) for the daemon's error: 4 denied,
- * 5 unavailable or throttled, 1 the rest. */
-static int exit_for(enum kt_proto_err e)
-{
-	switch (e) {
-	case KT_PERR_DENIED:
-		return 4;
-	case KT_PERR_UNAVAILABLE:
-	case KT_PERR_THROTTLED:
-		return 5;
-	default:
-		return 1;
-	}
-}
-
-static void say(const char *msg)
-{
-	char line[1100];
-
-	/* The message may quote a configuration file: no control characters. */
-	kt_json_printable(msg, line, sizeof(line));
-	fprintf(stderr, "keyturnctl: reload: %s\n", line);
-}
 
 int kt_ctl_reload(const char *socket, int timeout_ms, bool json)
 {
@@ -52,20 +29,20 @@ int kt_ctl_reload(const char *socket, int timeout_ms, bool json)
 	int rc;
 
 	if (kt_transport_init(&t, kt_transport_path(socket, true)) < 0) {
-		say("the socket path is empty or too long");
+		kt_ctl_say("reload", "the socket path is empty or too long");
 		return 1;
 	}
 	t.timeout_ms = timeout_ms > 0 ? timeout_ms : RELOAD_TIMEOUT_MS;
 	rc = kt_transport_call(&t, req, sizeof(req) - 1, &answer);
 	kt_transport_disconnect(&t);
 	if (rc < 0) {
-		say(t.msg[0] != '\0' ? t.msg : strerror(-rc));
+		kt_ctl_say("reload", "%s", t.msg[0] != '\0' ? t.msg : strerror(-rc));
 		kt_buf_free(&answer);
 		return rc == -EPERM ? 4 : 5;
 	}
 	a = kt_json_parse(answer.data, answer.len);
 	if (a == NULL || !json_object_is_type(a, json_type_object)) {
-		say("keyturnd's answer is not a JSON object");
+		kt_ctl_say("reload", "keyturnd's answer is not a JSON object");
 		rc = 1;
 		goto out;
 	}
@@ -73,7 +50,7 @@ int kt_ctl_reload(const char *socket, int timeout_ms, bool json)
 	 * code this program does not know is never taken for success. */
 	if (!json_object_object_get_ex(a, "ok", &ok) ||
 	    !json_object_is_type(ok, json_type_boolean)) {
-		say("keyturnd's answer has no boolean \"ok\"");
+		kt_ctl_say("reload", "keyturnd's answer has no boolean \"ok\"");
 		rc = 1;
 		goto out;
 	}
@@ -88,8 +65,9 @@ int kt_ctl_reload(const char *socket, int timeout_ms, bool json)
 		goto out;
 	}
 	error = kt_json_str(a, "error");
-	say(kt_json_str(a, "message") != NULL ? kt_json_str(a, "message") : "refused");
-	rc = error != NULL && kt_proto_err_parse(error, &perr) == 0 ? exit_for(perr) : 1;
+	kt_ctl_say("reload", "%s",
+		   kt_json_str(a, "message") != NULL ? kt_json_str(a, "message") : "refused");
+	rc = error != NULL && kt_proto_err_parse(error, &perr) == 0 ? kt_ctl_perr_exit(perr) : 1;
 out:
 	json_object_put(a);
 	kt_buf_free(&answer);

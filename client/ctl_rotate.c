@@ -12,20 +12,12 @@
 #include "common/kt_json.h"
 #include "common/proto.h"
 #include "ctl_rotate.h"
+#include "ctl_say.h"
 #include "transport.h"
 
 /* The steps' commands have command_timeout each (at most an hour); the
  * default is for the common case, --timeout for the rest. */
 #define ROTATE_TIMEOUT_MS (10 * 60 * 1000)
-
-static void say(const char *msg)
-{
-	char line[1100];
-
-	/* The message may quote a command's stderr: no control characters. */
-	kt_json_printable(msg, line, sizeof(line));
-	fprintf(stderr, "keyturnctl: rotate: %s\n", line);
-}
 
 /* The exit code for a rotation that did not happen (keyturnctl(1)). */
 static int exit_for(struct json_object *a)
@@ -44,17 +36,7 @@ static int exit_for(struct json_object *a)
 	}
 	if (error == NULL || kt_proto_err_parse(error, &perr) < 0)
 		return 1;
-	switch (perr) {
-	case KT_PERR_NOT_FOUND:
-		return 3;
-	case KT_PERR_DENIED:
-		return 4;
-	case KT_PERR_UNAVAILABLE:
-	case KT_PERR_THROTTLED:
-		return 5;
-	default:
-		return 1;
-	}
+	return kt_ctl_perr_exit(perr);
 }
 
 /* One line per step: "createSecret: ok (detail)". */
@@ -93,12 +75,12 @@ int kt_ctl_rotate(const char *socket, int timeout_ms, bool json, const char *nam
 	    json_object_object_add(req, "op", json_object_new_string("rotate")) < 0 ||
 	    json_object_object_add(req, "secret", json_object_new_string(name)) < 0) {
 		json_object_put(req);
-		say("out of memory");
+		kt_ctl_say("rotate", "out of memory");
 		return 1;
 	}
 	if (kt_transport_init(&t, kt_transport_path(socket, true)) < 0) {
 		json_object_put(req);
-		say("the socket path is empty or too long");
+		kt_ctl_say("rotate", "the socket path is empty or too long");
 		return 1;
 	}
 	t.timeout_ms = timeout_ms > 0 ? timeout_ms : ROTATE_TIMEOUT_MS;
@@ -107,7 +89,7 @@ int kt_ctl_rotate(const char *socket, int timeout_ms, bool json, const char *nam
 	kt_transport_disconnect(&t);
 	json_object_put(req);
 	if (rc < 0) {
-		say(t.msg[0] != '\0' ? t.msg : strerror(-rc));
+		kt_ctl_say("rotate", "%s", t.msg[0] != '\0' ? t.msg : strerror(-rc));
 		kt_buf_free(&answer);
 		return rc == -EPERM ? 4 : 5;
 	}
@@ -115,7 +97,8 @@ int kt_ctl_rotate(const char *socket, int timeout_ms, bool json, const char *nam
 	if (a == NULL || !json_object_is_type(a, json_type_object) ||
 	    !json_object_object_get_ex(a, "ok", &ok) ||
 	    !json_object_is_type(ok, json_type_boolean)) {
-		say("keyturnd's answer is not a JSON object with a boolean \"ok\"");
+		kt_ctl_say("rotate",
+			   "keyturnd's answer is not a JSON object with a boolean \"ok\"");
 		rc = 1;
 		goto out;
 	}
@@ -134,7 +117,8 @@ int kt_ctl_rotate(const char *socket, int timeout_ms, bool json, const char *nam
 		rc = 0;
 		goto out;
 	}
-	say(kt_json_str(a, "message") != NULL ? kt_json_str(a, "message") : "refused");
+	kt_ctl_say("rotate", "%s",
+		   kt_json_str(a, "message") != NULL ? kt_json_str(a, "message") : "refused");
 	rc = exit_for(a);
 out:
 	json_object_put(a);

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "common/awssched.h"
+#include "ctl_say.h"
 #include "ctl_schedule.h"
 
 #define EXIT_DONE 0
@@ -41,24 +42,6 @@ static const char usage_text[] =
 	"\n"
 	"Exit status: 0 done, 2 usage or an expression AWS would refuse.\n";
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char msg[600];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* The message may quote the command line: no control characters. */
-	for (char *c = msg; *c != '\0'; c++) {
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-	}
-	fflush(stdout);
-	fprintf(stderr, "keyturnctl: schedule: %s\n", msg);
-}
-
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
@@ -68,7 +51,7 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	say("%s", msg);
+	kt_ctl_say("schedule", "%s", msg);
 	fprintf(stderr, "Try 'keyturnctl schedule --help'.\n");
 	return EXIT_USAGE;
 }
@@ -232,12 +215,12 @@ int kt_ctl_schedule(int argc, char **argv)
 			"--from: cannot read '%s': give YYYY-MM-DDTHH:MM:SSZ, 'YYYY-MM-DD HH:MM:SS', YYYY-MM-DD or now (UTC)",
 			from_text);
 	if (kt_awssched_parse(expr, &s, err, sizeof(err)) < 0) {
-		say("%s", err);
+		kt_ctl_say("schedule", "%s", err);
 		return EXIT_USAGE;
 	}
 	print_windows(expr, &s, from, count);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
-		say("cannot write the windows: %s", strerror(errno));
+		kt_ctl_say("schedule", "cannot write the windows: %s", strerror(errno));
 		return EXIT_ERROR;
 	}
 	return EXIT_DONE;

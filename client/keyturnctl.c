@@ -21,8 +21,10 @@
 
 #include <json-c/json.h>
 
+#include "common/kt_io.h"
 #include "ctl_exec.h"
 #include "ctl_reload.h"
+#include "ctl_say.h"
 #include "ctl_rotate.h"
 #include "ctl_schedule.h"
 #include "ctl_show.h"
@@ -113,52 +115,6 @@ static const char usage_text[] =
 
 /* --- output ------------------------------------------------------------- */
 
-/* Writes n bytes to fd, whatever the short writes and signals. Values go
- * through here, never through stdio, so that no stdio buffer keeps a copy.
- * Returns 0 or -errno. */
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Prints "keyturnctl: WHAT: message" on stderr, with control characters
- * shown as '?': the message may quote what a daemon or a user sent. */
-static void complain(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void complain(const char *what, const char *fmt, ...)
-{
-	char msg[1024];
-	char line[1200];
-	va_list ap;
-	size_t i;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (what != NULL)
-		snprintf(line, sizeof(line), "keyturnctl: %s: %s", what, msg);
-	else
-		snprintf(line, sizeof(line), "keyturnctl: %s", msg);
-	for (i = 0; line[i] != '\0'; i++) {
-		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-			line[i] = '?';
-	}
-	fflush(stdout);
-	fprintf(stderr, "%s\n", line);
-}
-
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
@@ -168,7 +124,7 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	complain(NULL, "%s", msg);
+	kt_ctl_say(NULL, "%s", msg);
 	fprintf(stderr, "Try 'keyturnctl --help'.\n");
 	return EXIT_USAGE;
 }
@@ -188,7 +144,7 @@ static int fail(const keyturn_t *kt, const char *what, int err)
 
 	if (msg == NULL || *msg == '\0')
 		msg = keyturn_strerror(err);
-	complain(what, "%s", msg);
+	kt_ctl_say(what, "%s", msg);
 	return exit_code(err);
 }
 
@@ -202,9 +158,9 @@ static int print_answer(const keyturn_t *kt)
 
 	if (a == NULL)
 		return 0;
-	r = write_all(STDOUT_FILENO, a, len);
+	r = kt_write_all(STDOUT_FILENO, a, len);
 	if (r == 0 && isatty(STDOUT_FILENO))
-		r = write_all(STDOUT_FILENO, "\n", 1);
+		r = kt_write_all(STDOUT_FILENO, "\n", 1);
 	return r;
 }
 
@@ -213,7 +169,7 @@ static int print_answer(const keyturn_t *kt)
 static int write_failed(const char *what, int r)
 {
 	if (r != -EPIPE)
-		complain(what, "cannot write to standard output: %s", strerror(-r));
+		kt_ctl_say(what, "cannot write to standard output: %s", strerror(-r));
 	return EXIT_ERROR;
 }
 
@@ -224,7 +180,7 @@ static struct json_object *parse(const char *what, const char *json)
 	struct json_object *o = kt_json_parse(json, strlen(json));
 
 	if (o == NULL || !json_object_is_type(o, json_type_object)) {
-		complain(what, "keyturnd's answer does not parse");
+		kt_ctl_say(what, "keyturnd's answer does not parse");
 		json_object_put(o);
 		return NULL;
 	}
@@ -277,16 +233,17 @@ static int cmd_get(keyturn_t *kt, const struct opts *o, const char *name)
 	/* Exactly the stored bytes; a newline only for a person reading a
 	 * string, so that $(keyturnctl get ...) and files get the value. */
 	data = keyturn_value_data(v, &len);
-	r = write_all(STDOUT_FILENO, data, len);
+	r = kt_write_all(STDOUT_FILENO, data, len);
 	if (r == 0 && !keyturn_value_is_binary(v) && isatty(STDOUT_FILENO))
-		r = write_all(STDOUT_FILENO, "\n", 1);
+		r = kt_write_all(STDOUT_FILENO, "\n", 1);
 	if (r < 0) {
 		rc = write_failed(name, r);
 		goto out;
 	}
 	if (keyturn_value_is_stale(v))
-		complain(name,
-			 "warning: keyturnd could not confirm this value with AWS lately (stale)");
+		kt_ctl_say(
+			name,
+			"warning: keyturnd could not confirm this value with AWS lately (stale)");
 out:
 	keyturn_value_free(v);
 	return rc;
@@ -343,9 +300,9 @@ static int cmd_list(keyturn_t *kt, const struct opts *o, const char *unused)
 			rc = show("list", json, ctl_show_list);
 		goto out;
 	}
-	r = write_all(STDOUT_FILENO, json, strlen(json));
+	r = kt_write_all(STDOUT_FILENO, json, strlen(json));
 	if (r == 0 && isatty(STDOUT_FILENO))
-		r = write_all(STDOUT_FILENO, "\n", 1);
+		r = kt_write_all(STDOUT_FILENO, "\n", 1);
 	rc = r < 0 ? write_failed("list", r) : EXIT_DONE;
 out:
 	keyturn_free_string(json);
@@ -449,7 +406,7 @@ static int cmd_verify(keyturn_t *kt, const struct opts *o, const char *user)
 	int err, r, rc, match = 0;
 
 	if (pw == NULL) {
-		complain(user, "out of memory");
+		kt_ctl_say(user, "out of memory");
 		return EXIT_ERROR;
 	}
 	/* Best effort: keep the password out of swap. */
@@ -461,11 +418,11 @@ static int cmd_verify(keyturn_t *kt, const struct opts *o, const char *user)
 	}
 	if (r != 0) {
 		if (r == -ENODATA)
-			complain(user, "no password on standard input");
+			kt_ctl_say(user, "no password on standard input");
 		else if (r == -E2BIG)
-			complain(user, "the password is longer than %d bytes", PASSWORD_MAX);
+			kt_ctl_say(user, "the password is longer than %d bytes", PASSWORD_MAX);
 		else
-			complain(user, "cannot read the password: %s", strerror(-r));
+			kt_ctl_say(user, "cannot read the password: %s", strerror(-r));
 		rc = EXIT_ERROR;
 		goto out;
 	}
@@ -474,7 +431,7 @@ static int cmd_verify(keyturn_t *kt, const struct opts *o, const char *user)
 	if (!call_ok(kt, o, user, err, &rc))
 		goto out;
 	if (!match) {
-		complain(user, "the password does not match");
+		kt_ctl_say(user, "the password does not match");
 		rc = EXIT_ERROR;
 		goto out;
 	}

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/kt_io.h"
 #include "common/kt_time.h"
 #include "common/log.h"
 #include "privhelper.h"
@@ -148,21 +149,6 @@ static int check_target(int dfd, const char *base, const struct kt_file_cfg *f, 
 	return 0;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int kt_priv_write_file(const struct kt_file_cfg *f, const void *data, size_t len, char *err,
 		       size_t errlen)
 {
@@ -190,7 +176,7 @@ int kt_priv_write_file(const struct kt_file_cfg *f, const void *data, size_t len
 			  strerror(errno));
 		goto out;
 	}
-	rc = write_all(fd, data, len);
+	rc = kt_write_all(fd, data, len);
 	if (rc < 0) {
 		errno = -rc;
 		rc = fail(err, errlen, "%s: writing: %s", f->path, strerror(errno));

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/kt_io.h"
 #include "common/kt_json.h"
 #include "common/log.h"
 #include "rotate_int.h"
@@ -78,21 +79,6 @@ out:
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int kt_rot_state_write(const char *path, struct json_object *rotations, char *err, size_t errlen)
 {
 	struct json_object *top = json_object_new_object();
@@ -117,8 +103,8 @@ int kt_rot_state_write(const char *path, struct json_object *rotations, char *er
 		rc = -errno;
 		goto fail;
 	}
-	if (fchmod(fd, 0600) < 0 || (rc = write_all(fd, text, strlen(text))) < 0 ||
-	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, 0600) < 0 || (rc = kt_write_all(fd, text, strlen(text))) < 0 ||
+	    kt_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
 		rc = rc < 0 ? rc : -errno;
 		goto fail;
 	}
