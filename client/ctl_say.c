@@ -26,6 +26,20 @@ void kt_ctl_say(const char *what, const char *fmt, ...)
 	fprintf(stderr, "%s\n", line);
 }
 
+int kt_ctl_usage(const char *what, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	kt_ctl_say(what, "%s", msg);
+	fprintf(stderr, "Try 'keyturnctl%s%s --help'.\n", what != NULL ? " " : "",
+		what != NULL ? what : "");
+	return 2;
+}
+
 int kt_ctl_perr_exit(enum kt_proto_err e)
 {
 	switch (e) {

@@ -42,20 +42,6 @@ static const char usage_text[] =
 	"\n"
 	"Exit status: 0 done, 2 usage or an expression AWS would refuse.\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	kt_ctl_say("schedule", "%s", msg);
-	fprintf(stderr, "Try 'keyturnctl schedule --help'.\n");
-	return EXIT_USAGE;
-}
-
 /* n digits at s as a number, or -1. */
 static int digits(const char *s, int n)
 {
@@ -119,15 +105,6 @@ static const char *iso(time_t t, char *buf, size_t len)
 	return buf;
 }
 
-static const char *show_len(long sec, char *buf, size_t len)
-{
-	if (sec % 3600 == 0)
-		snprintf(buf, len, "%ldh", sec / 3600);
-	else
-		snprintf(buf, len, "%ldh %ldmin", sec / 3600, sec % 3600 / 60);
-	return buf;
-}
-
 static void print_windows(const char *expr, const struct kt_awssched *s, time_t from, long count)
 {
 	char when[40], len[32], label[32];
@@ -140,7 +117,7 @@ static void print_windows(const char *expr, const struct kt_awssched *s, time_t 
 	}
 	printf("    Next window: %s\n", iso(t, when, sizeof(when)));
 	printf("         Window: %s (AWS's default %s)\n",
-	       show_len(kt_awssched_default_window(s, t), len, sizeof(len)),
+	       kt_awssched_show_len(kt_awssched_default_window(s, t), len, sizeof(len)),
 	       s->in_hours ? "for a schedule in hours"
 			   : "for a schedule in days: to the end of the UTC day");
 	for (long i = 2; i <= count; i++) {
@@ -187,18 +164,20 @@ int kt_ctl_schedule(int argc, char **argv)
 			count = strtol(optarg, &end, 10);
 			if (errno != 0 || end == optarg || *end != '\0' || count < 1 ||
 			    count > COUNT_MAX)
-				return usage_error("--count wants a whole number from 1 to %d",
-						   COUNT_MAX);
+				return kt_ctl_usage("schedule",
+						    "--count wants a whole number from 1 to %d",
+						    COUNT_MAX);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return EXIT_DONE;
 		case ':':
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
+			return kt_ctl_usage("schedule", "option '%s' needs a value",
+					    argv[optind - 1]);
 		default:
 			if (optopt != 0)
-				return usage_error("unknown option '-%c'", optopt);
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+				return kt_ctl_usage("schedule", "unknown option '-%c'", optopt);
+			return kt_ctl_usage("schedule", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	for (; optind < argc; optind++) {
@@ -206,12 +185,14 @@ int kt_ctl_schedule(int argc, char **argv)
 		words++;
 	}
 	if (words == 0)
-		return usage_error("no schedule expression given");
+		return kt_ctl_usage("schedule", "no schedule expression given");
 	if (words > 1)
-		return usage_error(
+		return kt_ctl_usage(
+			"schedule",
 			"give the expression as one word, in quotes: 'cron(0 4 ? * SUN *)'");
 	if (parse_time(from_text, &from) < 0)
-		return usage_error(
+		return kt_ctl_usage(
+			"schedule",
 			"--from: cannot read '%s': give YYYY-MM-DDTHH:MM:SSZ, 'YYYY-MM-DD HH:MM:SS', YYYY-MM-DD or now (UTC)",
 			from_text);
 	if (kt_awssched_parse(expr, &s, err, sizeof(err)) < 0) {

@@ -115,20 +115,6 @@ static const char usage_text[] =
 
 /* --- output ------------------------------------------------------------- */
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	kt_ctl_say(NULL, "%s", msg);
-	fprintf(stderr, "Try 'keyturnctl --help'.\n");
-	return EXIT_USAGE;
-}
-
 /* The exit code for a library error code (the map is ctl_exec.c's, which
  * watch and exec share). */
 static int exit_code(int err)
@@ -513,7 +499,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 			errno = 0;
 			sec = strtol(optarg, &end, 10);
 			if (errno != 0 || end == optarg || *end != '\0' || sec < 1 || sec > 3600)
-				return usage_error("--timeout wants whole seconds from 1 to 3600");
+				return kt_ctl_usage(NULL,
+						    "--timeout wants whole seconds from 1 to 3600");
 			o->timeout_ms = (int)sec * 1000;
 			break;
 		case LOPT_STAGE:
@@ -539,11 +526,11 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 			printf("keyturnctl %s\n", PACKAGE_VERSION);
 			return EXIT_DONE;
 		case ':':
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
+			return kt_ctl_usage(NULL, "option '%s' needs a value", argv[optind - 1]);
 		default:
 			if (optopt != 0)
-				return usage_error("unknown option '-%c'", optopt);
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+				return kt_ctl_usage(NULL, "unknown option '-%c'", optopt);
+			return kt_ctl_usage(NULL, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	*first = optind;
@@ -585,10 +572,10 @@ static int run_own_args(int argc, char **argv, int at)
 	if (rc >= 0)
 		return rc;
 	if (o.given != 0)
-		return usage_error("%s does not take %s", argv[at],
-				   option_name(o.given & -o.given));
+		return kt_ctl_usage(NULL, "%s does not take %s", argv[at],
+				    option_name(o.given & -o.given));
 	if (o.socket != NULL && *o.socket == '\0')
-		return usage_error("an option's value is empty");
+		return kt_ctl_usage(NULL, "an option's value is empty");
 	kt = keyturn_open(o.socket, &err);
 	if (kt == NULL)
 		return fail(NULL, o.socket != NULL ? o.socket : argv[at], err);
@@ -630,7 +617,7 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		goto out;
 	if (first >= argc) {
-		rc = usage_error("no command given");
+		rc = kt_ctl_usage(NULL, "no command given");
 		goto out;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -638,38 +625,38 @@ int main(int argc, char **argv)
 			cmd = &commands[i];
 	}
 	if (cmd == NULL) {
-		rc = usage_error("unknown command '%s'", argv[first]);
+		rc = kt_ctl_usage(NULL, "unknown command '%s'", argv[first]);
 		goto out;
 	}
 	nargs = argc - first - 1;
 	if (cmd->takes_arg && nargs != 1) {
-		rc = usage_error("%s wants exactly one %s", cmd->name, cmd->arg_name);
+		rc = kt_ctl_usage(NULL, "%s wants exactly one %s", cmd->name, cmd->arg_name);
 		goto out;
 	}
 	if (!cmd->takes_arg && nargs != 0) {
-		rc = usage_error("%s takes no arguments", cmd->name);
+		rc = kt_ctl_usage(NULL, "%s takes no arguments", cmd->name);
 		goto out;
 	}
 	for (bit = 1; bit <= O_JSON; bit <<= 1) {
 		if ((o.given & bit) && !(cmd->allowed & bit)) {
-			rc = usage_error("%s does not take %s", cmd->name, option_name(bit));
+			rc = kt_ctl_usage(NULL, "%s does not take %s", cmd->name, option_name(bit));
 			goto out;
 		}
 	}
 	if (o.stage != NULL && o.version_id != NULL) {
-		rc = usage_error("give --stage or --version-id, not both");
+		rc = kt_ctl_usage(NULL, "give --stage or --version-id, not both");
 		goto out;
 	}
 	if (cmd->takes_arg) {
 		arg = argv[first + 1];
 		if (*arg == '\0') {
-			rc = usage_error("%s: the %s is empty", cmd->name, cmd->arg_name);
+			rc = kt_ctl_usage(NULL, "%s: the %s is empty", cmd->name, cmd->arg_name);
 			goto out;
 		}
 	}
 	if ((o.stage && !*o.stage) || (o.version_id && !*o.version_id) || (o.key && !*o.key) ||
 	    (o.socket && !*o.socket)) {
-		rc = usage_error("an option's value is empty");
+		rc = kt_ctl_usage(NULL, "an option's value is empty");
 		goto out;
 	}
 

@@ -266,8 +266,7 @@ int kt_awssched_parse_duration(const char *text, long *seconds, char *err, size_
 	return 0;
 }
 
-/* A length for a message: "3h", or "3h 20min" when not whole hours. */
-static const char *show_len(long sec, char *buf, size_t len)
+const char *kt_awssched_show_len(long sec, char *buf, size_t len)
 {
 	if (sec % 3600 == 0)
 		snprintf(buf, len, "%ldh", sec / 3600);
@@ -290,19 +289,20 @@ int kt_awssched_check_window(const struct kt_awssched *s, long window, char *err
 			return kt_awssched_fail(
 				err, errlen,
 				"Invalid Duration: a %s window reaches into the next rotation window: rate(%ld hours) opens one every %ld hours",
-				show_len(window, a, sizeof(a)), s->rate_n, s->rate_n);
+				kt_awssched_show_len(window, a, sizeof(a)), s->rate_n, s->rate_n);
 		return 0;
 	}
 	if (window > s->gap)
 		return kt_awssched_fail(
 			err, errlen,
 			"Invalid Duration: a %s window reaches into the next rotation window, %s later",
-			show_len(window, a, sizeof(a)), show_len(s->gap, b, sizeof(b)));
+			kt_awssched_show_len(window, a, sizeof(a)),
+			kt_awssched_show_len(s->gap, b, sizeof(b)));
 	if (s->last_start + window > DAY)
 		return kt_awssched_fail(
 			err, errlen,
 			"Invalid Duration: a %s window from %02ld:%02ld reaches into the next UTC day",
-			show_len(window, a, sizeof(a)), s->last_start / 3600,
+			kt_awssched_show_len(window, a, sizeof(a)), s->last_start / 3600,
 			s->last_start % 3600 / 60);
 	return 0;
 }

@@ -77,4 +77,8 @@ int kt_awssched_parse_duration(const char *text, long *seconds, char *err, size_
  * in days). 0, or -EINVAL with err saying why. */
 int kt_awssched_check_window(const struct kt_awssched *s, long window, char *err, size_t errlen);
 
+/* A window's length for people: "3h", or "3h 20min" when not whole hours.
+ * Returns buf. */
+const char *kt_awssched_show_len(long sec, char *buf, size_t len);
+
 #endif

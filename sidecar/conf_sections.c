@@ -19,17 +19,20 @@
 
 /* --- [file:PATH] sections, checked once the whole file is read ----------- */
 
-__attribute__((format(printf, 4, 5))) static int
-file_fail(struct parser *p, const struct kt_file_cfg *f, const char *key, const char *fmt, ...)
+/* Records "FILE:LINE: [KIND:NAME] KEY: message" for the section of that
+ * kind and name starting at line. */
+__attribute__((format(printf, 6, 7))) static int section_fail(struct parser *p, int line,
+							      const char *kind, const char *name,
+							      const char *key, const char *fmt, ...)
 {
-	char section[1024], msg[256];
+	char section[1024], msg[300];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(section, sizeof(section), "file:%s", f->path);
-	return conf_fail_at(p, f->line, section, key, -EINVAL, "%s", msg);
+	snprintf(section, sizeof(section), "%s:%s", kind, name);
+	return conf_fail_at(p, line, section, key, -EINVAL, "%s", msg);
 }
 
 /* on_change split into words as systemd splits ExecStart=, without a
@@ -101,12 +104,13 @@ static int check_file_section(struct parser *p, struct kt_file_cfg *f)
 	int ret;
 
 	if (f->secret == NULL)
-		return file_fail(p, f, "secret", "missing; every [file:] section needs one");
+		return section_fail(p, f->line, "file", f->path, "secret",
+				    "missing; every [file:] section needs one");
 	for (i = 0; i < p->cfg->nsecrets && strcmp(p->cfg->secrets[i].name, f->secret) != 0; i++)
 		;
 	if (i == p->cfg->nsecrets)
-		return file_fail(p, f, "secret", "'%.64s' is not a configured [secret:] section",
-				 f->secret);
+		return section_fail(p, f->line, "file", f->path, "secret",
+				    "'%.64s' is not a configured [secret:] section", f->secret);
 	if (f->format_text == NULL || strcmp(f->format_text, "raw") == 0)
 		f->format = KT_FILE_RAW;
 	else if (strcmp(f->format_text, "env") == 0)
@@ -114,50 +118,56 @@ static int check_file_section(struct parser *p, struct kt_file_cfg *f)
 	else if (strcmp(f->format_text, "json") == 0)
 		f->format = KT_FILE_JSON;
 	else
-		return file_fail(p, f, "format", "'%.64s' is not raw, env or json", f->format_text);
+		return section_fail(p, f->line, "file", f->path, "format",
+				    "'%.64s' is not raw, env or json", f->format_text);
 	if (f->key != NULL && f->format != KT_FILE_RAW)
-		return file_fail(p, f, "key", "only format = raw takes a key");
+		return section_fail(p, f->line, "file", f->path, "key",
+				    "only format = raw takes a key");
 	if (f->mode_text != NULL) {
 		errno = 0;
 		mode = strtoul(f->mode_text, &end, 8);
 		if (errno != 0 || *end != '\0' || f->mode_text[0] < '0' || f->mode_text[0] > '7' ||
 		    mode > 0777)
-			return file_fail(p, f, "mode",
-					 "'%.64s' is not an octal mode from 0 to 0777",
-					 f->mode_text);
+			return section_fail(p, f->line, "file", f->path, "mode",
+					    "'%.64s' is not an octal mode from 0 to 0777",
+					    f->mode_text);
 		f->mode = (mode_t)mode;
 	}
 	if (f->owner != NULL) {
 		ret = conf_lookup_id(f->owner, false, &id);
 		if (ret < 0)
-			return file_fail(p, f, "owner", "unknown user '%.64s'", f->owner);
+			return section_fail(p, f->line, "file", f->path, "owner",
+					    "unknown user '%.64s'", f->owner);
 		f->uid = (uid_t)id;
 	}
 	if (f->group != NULL) {
 		ret = conf_lookup_id(f->group, true, &id);
 		if (ret < 0)
-			return file_fail(p, f, "group", "unknown group '%.64s'", f->group);
+			return section_fail(p, f->line, "file", f->path, "group",
+					    "unknown group '%.64s'", f->group);
 		f->gid = (gid_t)id;
 	}
 	if (f->run_as != NULL) {
 		pw = getpwnam(f->run_as);
 		if (pw == NULL)
-			return file_fail(p, f, "run_as", "unknown user '%.64s'", f->run_as);
+			return section_fail(p, f->line, "file", f->path, "run_as",
+					    "unknown user '%.64s'", f->run_as);
 		f->run_uid = pw->pw_uid;
 		f->run_gid = pw->pw_gid;
 	}
 	if (f->run_as != NULL && f->on_change == NULL)
-		return file_fail(p, f, "run_as", "given without on_change");
+		return section_fail(p, f->line, "file", f->path, "run_as",
+				    "given without on_change");
 	if (f->on_stale_text != NULL && strcmp(f->on_stale_text, "keep") != 0) {
 		if (strcmp(f->on_stale_text, "remove") != 0)
-			return file_fail(p, f, "on_stale", "'%.64s' is not keep or remove",
-					 f->on_stale_text);
+			return section_fail(p, f->line, "file", f->path, "on_stale",
+					    "'%.64s' is not keep or remove", f->on_stale_text);
 		f->on_stale_remove = true;
 	}
 	ret = f->on_change != NULL ? split_argv(f->on_change, &f->argv) : 0;
 	if (ret == -EINVAL)
-		return file_fail(p, f, "on_change",
-				 "an unterminated quote, a trailing backslash, or no command");
+		return section_fail(p, f->line, "file", f->path, "on_change",
+				    "an unterminated quote, a trailing backslash, or no command");
 	if (ret < 0)
 		return conf_fail_at(p, f->line, NULL, "on_change", ret, "out of memory");
 	return 0;
@@ -176,27 +186,14 @@ int conf_check_files(struct parser *p)
 
 /* --- [rotate:NAME] sections ---------------------------------------------- */
 
-__attribute__((format(printf, 4, 5))) static int
-rotate_fail(struct parser *p, const struct kt_rotate_cfg *r, const char *key, const char *fmt, ...)
-{
-	char section[1024], msg[300];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(section, sizeof(section), "rotate:%s", r->name);
-	return conf_fail_at(p, r->line, section, key, -EINVAL, "%s", msg);
-}
-
 static int split_command(struct parser *p, struct kt_rotate_cfg *r, const char *key,
 			 const char *text, char ***argv)
 {
 	int ret = text != NULL ? split_argv(text, argv) : 0;
 
 	if (ret == -EINVAL)
-		return rotate_fail(p, r, key,
-				   "an unterminated quote, a trailing backslash, or no command");
+		return section_fail(p, r->line, "rotate", r->name, key,
+				    "an unterminated quote, a trailing backslash, or no command");
 	if (ret < 0)
 		return conf_fail_at(p, r->line, NULL, key, ret, "out of memory");
 	return 0;
@@ -215,38 +212,40 @@ static int check_rotate_section(struct parser *p, struct kt_rotate_cfg *r)
 			s = &p->cfg->secrets[i];
 	}
 	if (s == NULL)
-		return rotate_fail(p, r, NULL, "'%.64s' is not a configured [secret:] section",
-				   r->name);
+		return section_fail(p, r->line, "rotate", r->name, NULL,
+				    "'%.64s' is not a configured [secret:] section", r->name);
 	r->secret_id = s->id;
 	for (const struct kt_rotate_cfg *o = p->cfg->rotates; o < r; o++) {
 		if (strcmp(o->secret_id, r->secret_id) == 0)
-			return rotate_fail(
-				p, r, NULL,
+			return section_fail(
+				p, r->line, "rotate", r->name, NULL,
 				"[rotate:%.64s] (line %d) rotates the same SecretId already",
 				o->name, o->line);
 	}
 	if (r->key == NULL && s->key != NULL && (r->key = strdup(s->key)) == NULL)
 		return conf_fail_at(p, r->line, NULL, "key", -ENOMEM, "out of memory");
 	if (r->schedule != NULL && kt_awssched_parse(r->schedule, &r->sched, why, sizeof(why)) < 0)
-		return rotate_fail(p, r, "schedule", "%s", why);
+		return section_fail(p, r->line, "rotate", r->name, "schedule", "%s", why);
 	if (r->window_text != NULL) {
 		if (r->schedule == NULL)
-			return rotate_fail(p, r, "window", "given without a schedule");
+			return section_fail(p, r->line, "rotate", r->name, "window",
+					    "given without a schedule");
 		if (kt_awssched_parse_duration(r->window_text, &r->window, why, sizeof(why)) < 0 ||
 		    kt_awssched_check_window(&r->sched, r->window, why, sizeof(why)) < 0)
-			return rotate_fail(p, r, "window", "%s", why);
+			return section_fail(p, r->line, "rotate", r->name, "window", "%s", why);
 	}
 	if (r->exclude_numbers && r->exclude_punctuation && r->exclude_uppercase &&
 	    r->exclude_lowercase && !r->include_space)
-		return rotate_fail(p, r, "exclude_lowercase",
-				   "every type of character is excluded: no password can be made");
+		return section_fail(p, r->line, "rotate", r->name, "exclude_lowercase",
+				    "every type of character is excluded: no password can be made");
 	if (r->run_as != NULL) {
 		if (r->set_command == NULL && r->test_command == NULL)
-			return rotate_fail(p, r, "run_as",
-					   "given without set_command or test_command");
+			return section_fail(p, r->line, "rotate", r->name, "run_as",
+					    "given without set_command or test_command");
 		pw = getpwnam(r->run_as);
 		if (pw == NULL)
-			return rotate_fail(p, r, "run_as", "unknown user '%.64s'", r->run_as);
+			return section_fail(p, r->line, "rotate", r->name, "run_as",
+					    "unknown user '%.64s'", r->run_as);
 		r->run_uid = pw->pw_uid;
 		r->run_gid = pw->pw_gid;
 	}
