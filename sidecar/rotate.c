@@ -246,7 +246,10 @@ static void finished(struct kt_rotator *r, struct kt_rot_target *t, struct kt_ro
 		answer_waiters(r, t, answer);
 		return;
 	}
-	if (j->outcome != KT_ROT_STOPPING) {
+	if (j->outcome == KT_ROT_STOPPING && t->token[0] != '\0') {
+		t->step = j->step;
+		kt_rot_save_or_log(r);
+	} else if (j->outcome != KT_ROT_STOPPING) {
 		t->failures++;
 		snprintf(t->last_error, sizeof(t->last_error), "%s", j->message);
 		t->step = j->step;
@@ -363,11 +366,16 @@ void kt_rotator_free(struct kt_rotator *r)
 	if (r == NULL)
 		return;
 	kt_loop_io_del(r->loop, r->io);
-	kt_rot_thread_stop(r->th);
-	if (r->job != NULL) {
-		/* The thread ended it; its token and step stay for the next start. */
-		r->job_target->running = false;
-		free(r->job);
+	/* The rotation running ends (its AWS call cancelled with the
+	 * workers', a command left to the helper): its outcome is recorded,
+	 * and an unfinished one resumes at the next start. */
+	for (struct kt_rot_job *j = kt_rot_thread_stop(r->th), *next; j != NULL; j = next) {
+		next = j->next;
+		if (j == r->job) {
+			r->job = NULL;
+			finished(r, r->job_target, j, time(NULL));
+		}
+		free(j);
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		struct kt_rot_target *t = r->t[i];

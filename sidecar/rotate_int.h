@@ -79,9 +79,10 @@ struct kt_rot_job *kt_rot_thread_take(struct kt_rot_thread *t);
  * the state file); false when no job runs or none is past its first. */
 bool kt_rot_thread_progress(struct kt_rot_thread *t, enum kt_rot_step *next);
 /* Stops: the job running ends as soon as its AWS call or command does (the
- * helper's commands are not waited for), queued jobs come back stopping.
- * Joins the thread and closes the helper's socket. NULL is allowed. */
-void kt_rot_thread_stop(struct kt_rot_thread *t);
+ * helper's commands are not waited for), queued jobs end stopping. Joins
+ * the thread, closes the helper's socket, and returns the jobs done and not
+ * taken (a list the caller frees). NULL is allowed. */
+struct kt_rot_job *kt_rot_thread_stop(struct kt_rot_thread *t);
 
 /* rotate_steps.c: the steps of j, run here (blocking); the thread's body,
  * also callable in tests. helper_fd, stop_fd: -1 for none. */

@@ -163,22 +163,19 @@ bool kt_rot_thread_progress(struct kt_rot_thread *t, enum kt_rot_step *next)
 	return has;
 }
 
-void kt_rot_thread_stop(struct kt_rot_thread *t)
+struct kt_rot_job *kt_rot_thread_stop(struct kt_rot_thread *t)
 {
-	struct kt_rot_job *j;
+	struct kt_rot_job *done;
 
 	if (t == NULL)
-		return;
+		return NULL;
 	pthread_mutex_lock(&t->lock);
 	t->stopping = true;
 	pthread_cond_signal(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 	kt_efd_wake(t->stop_fd, "rotation stop");
 	pthread_join(t->thread, NULL);
-	while ((j = t->done) != NULL) {
-		t->done = j->next;
-		free(j);
-	}
+	done = t->done;
 	if (t->helper_fd >= 0)
 		close(t->helper_fd);
 	close(t->efd);
@@ -186,4 +183,5 @@ void kt_rot_thread_stop(struct kt_rot_thread *t)
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond);
 	free(t);
+	return done;
 }

@@ -26,7 +26,7 @@
 # No password reaches keyturnd's log or keyturnctl's output.
 # Needs root (it creates the service and run_as users, removed on any exit).
 
-PLANNED=97
+PLANNED=101
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 need_root_accounts "create the service and run_as users and to start keyturnd as root"
@@ -428,15 +428,27 @@ wait_until 30 test -e "$OUT/testSecret.started" || diag "test_command did not st
 read -r _ _ PEND4 _ < <(sm stages app/localdb)
 expect_eq "test_command runs: the state file holds the pending version's token" "$PEND4" \
 	"$(json_get "$STATE_A" 'd["rotations"]["app/localdb"]["token"]' 2>&1)"
-diag "the state file's step while test_command runs: $(json_get "$STATE_A" 'd["rotations"]["app/localdb"]["step"]' 2>&1)"
+# First a clean stop (SIGTERM) while test_command runs: keyturnd answers
+# the waiting request, exits 0, and keeps the step reached.
+stop_daemon
+expect_eq "SIGTERM while test_command runs: keyturnd exits 0" 0 "$KT_STATUS"
+wait "$rot4"
+RC=$?
+expect_rc rot4 5 "and the waiting keyturnctl rotate says unavailable"
+check "naming the stop" grep -q 'stopping' "$T/rot4.err"
+expect_eq "the state file keeps the token and the step to resume at" "$PEND4 testSecret" \
+	"$(json_get "$STATE_A" '"%s %s" % (d["rotations"]["app/localdb"]["token"], d["rotations"]["app/localdb"]["step"])' 2>&1)"
+rm -f "$OUT/testSecret.started"
+start_daemon || bail "keyturnd did not start again"
+wait_until 30 test -e "$OUT/testSecret.started"
+check "restarted, keyturnd resumes the rotation by itself (test_command runs again)" \
+	test -e "$OUT/testSecret.started"
+# Then killed outright (SIGKILL) while the resumed test_command runs.
 # (bash's own "Killed" notice for the job is not wanted in the log)
 {
 	kill -KILL "$KT_PID"
 	wait "$KT_PID"
 } 2>/dev/null
-wait "$rot4"
-RC=$?
-expect_rc rot4 5 "keyturnd killed: the waiting keyturnctl rotate says unavailable"
 echo ok >"$CTLD/testSecret-mode"
 : >"$CTLD/release"
 start_daemon || bail "keyturnd did not start again"
