@@ -8,7 +8,7 @@
 # with their reason when not root.
 
 # The number of checks below (for skip_all; the plan is printed at the end).
-PLANNED=84
+PLANNED=90
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 . "$KT_SRCDIR/tests/lib/common.sh"
@@ -418,6 +418,26 @@ if [ -x "$DBCLIENT" ]; then
 else
 	for i in 1 2 3; do skip_test "docs/examples/dbclient is not built (make check builds it)"; done
 fi
+
+# --- keyturnctl schedule: no daemon, the same windows as test_awssched ------------
+windows() { # EXPR FROM COUNT: the window starts keyturnctl schedule prints, one line
+	"$KT_BUILDDIR/keyturnctl" schedule "$1" --from "$2" --count "$3" |
+		sed -n 's/^ *\(Next window\|Iter\. #[0-9]*\): //p' | tr '\n' ' '
+}
+expect_eq "schedule: the second Sunday of each month at 04:00 (AWS's example)" \
+	"2026-12-13T04:00:00Z 2027-01-10T04:00:00Z 2027-02-14T04:00:00Z " \
+	"$(windows 'cron(0 4 ? * SUN#2 *)' 2026-12-01T00:00:00Z 3)"
+expect_eq "schedule: the last day of the month at 16:00, a leap February first" \
+	"2024-02-29T16:00:00Z 2024-03-31T16:00:00Z 2024-04-30T16:00:00Z " \
+	"$(windows 'cron(0 16 L * ? *)' 2024-02-01 3)"
+expect_eq "schedule: rate(10 days) counts from --from" \
+	"2026-12-15T10:00:00Z 2026-12-25T10:00:00Z " \
+	"$(windows 'rate(10 days)' '2026-12-05 10:00:00' 2)"
+"$KT_BUILDDIR/keyturnctl" schedule 'cron(0 4 * * * *)' >"$T/sched-bad.out" 2>"$T/sched-bad.err"
+expect_eq "schedule: an expression AWS refuses (both day fields set): exit 2" 2 "$?"
+check "and the message says which rule" grep -q 'Day-of-month.*Day-of-week\|Day-of-week.*Day-of-month' "$T/sched-bad.err"
+"$KT_BUILDDIR/keyturnctl" schedule 'rate(2 hours)' >/dev/null 2>"$T/sched-often.err"
+expect_eq "schedule: more often than every four hours: exit 2" 2 "$?"
 
 # --- the daemon stopped: 5 ------------------------------------------------------------------------
 check "no secret value in the daemon's log" log_has_no_secrets "$P_DB" "$V_PLAIN" "$V_USER" \
