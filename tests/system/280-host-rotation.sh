@@ -353,13 +353,22 @@ check "status: last_rotated is the time of the rotation ($lr)" \
 expect_eq "status: no schedule, no next window" "None 0" \
 	"$(rot app/localdb '"%s %s" % (r["schedule"], r["next_window"])')"
 
-# Another uid (the run_as user, a real second account) may do neither.
-runuser -u "$RA" -- "$CTL" --socket "$KT_SOCK" rotate app/localdb </dev/null \
-	>"$T/rot-ra.out" 2>"$T/rot-ra.err"
+# Another uid (the run_as user, a real second account) may do neither. It
+# runs a copy from $T: the build tree may be out of its reach.
+ra_bins=("$CTL")
+[ -x "$KT_BUILDDIR/.libs/keyturnctl" ] &&
+	ra_bins=("$KT_BUILDDIR/.libs/keyturnctl" "$KT_BUILDDIR"/.libs/libkeyturn.so.1*)
+install -d -m 755 "$T/ra-bin" && install -m 755 "${ra_bins[@]}" "$T/ra-bin/" ||
+	bail "cannot copy keyturnctl for $RA"
+as_ra() {
+	runuser -u "$RA" -- env LD_LIBRARY_PATH="$T/ra-bin" "$T/ra-bin/keyturnctl" \
+		--socket "$KT_SOCK" "$@" </dev/null
+}
+as_ra rotate app/localdb >"$T/rot-ra.out" 2>"$T/rot-ra.err"
 RC=$?
 expect_rc rot-ra 4 "keyturnctl rotate as uid $(id -u "$RA") (not root): denied"
 expect_eq "and status as that uid shows no rotation (root's only)" "{}" \
-	"$(runuser -u "$RA" -- "$CTL" --socket "$KT_SOCK" status --json </dev/null |
+	"$(as_ra status --json |
 		"$PYTHON3" -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["rotations"]))')"
 
 # --- 2. test_command fails, then is fixed ------------------------------------------------
