@@ -474,6 +474,12 @@ int kt_rotator_request(struct kt_rotator *r, const char *name, uint64_t conn_id)
 	}
 	if (t == NULL)
 		return -ENOENT;
+	/* The last rotation's answer, still waiting for the cache, goes to
+	 * its own requests now: this request starts another. */
+	if (t->held != NULL) {
+		answer_waiters(r, t, t->held);
+		t->held = NULL;
+	}
 	w = realloc(t->waiters, (t->nwaiters + 1) * sizeof(*w));
 	if (w == NULL)
 		return -ENOMEM;

@@ -93,8 +93,11 @@ int kt_rot_thread_start(struct aws_client *c, int helper_fd, struct kt_rot_threa
 	struct kt_rot_thread *t = calloc(1, sizeof(*t));
 	int rc;
 
-	if (t == NULL)
+	if (t == NULL) {
+		if (helper_fd >= 0)
+			close(helper_fd);
 		return -ENOMEM;
+	}
 	t->aws = c;
 	t->helper_fd = helper_fd;
 	t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -118,6 +121,8 @@ fail:
 		close(t->efd);
 	if (t->stop_fd >= 0)
 		close(t->stop_fd);
+	if (helper_fd >= 0)
+		close(helper_fd);
 	free(t);
 	return rc;
 }
