@@ -257,7 +257,10 @@ bool kt_rot_save(struct kt_rotator *r, char *err, size_t errlen)
 			continue;
 		o = json_object_new_object();
 		if (o == NULL || json_object_object_add(all, t->secret_id, o) < 0) {
+			/* Never a file with some rotations left out. */
 			json_object_put(o);
+			json_object_put(all);
+			all = NULL;
 			break;
 		}
 		json_object_object_add(o, "token",
@@ -270,6 +273,10 @@ bool kt_rot_save(struct kt_rotator *r, char *err, size_t errlen)
 		json_object_object_add(o, "started", json_object_new_int64(t->started));
 		json_object_object_add(o, "last_rotated", json_object_new_int64(t->last_rotated));
 		json_object_object_add(o, "after_use_due", json_object_new_int64(t->after_use_due));
+		/* A rotation after use that no [rotate:] section describes
+		 * is made again at the next start from what is kept here. */
+		if (t->idx < 0)
+			json_object_object_add(o, "after_use", json_object_new_boolean(true));
 		if (t->idx < 0 && t->key != NULL)
 			json_object_object_add(o, "key", json_object_new_string(t->key));
 		if (t->idx < 0 && t->entry != NULL)
@@ -318,9 +325,15 @@ void kt_rot_load(struct kt_rotator *r)
 	char err[512];
 
 	if (kt_rot_state_read(r->state_path, &all, err, sizeof(err)) < 0) {
+		char aside[PATH_MAX];
+		bool moved;
+
+		/* Kept for a look, not overwritten by the next save. */
+		snprintf(aside, sizeof(aside), "%s.unreadable", r->state_path);
+		moved = rename(r->state_path, aside) == 0;
 		log_err("rotation state: %s; starting without it (unfinished rotations are "
-			"not resumed, and a rotation made now leaves their AWSPENDING alone)",
-			err);
+			"not resumed, and a rotation made now leaves their AWSPENDING alone)%s%s",
+			err, moved ? "; the file is now " : "", moved ? aside : "");
 		return;
 	}
 	json_object_object_foreach(all, id, o) {
@@ -331,6 +344,17 @@ void kt_rot_load(struct kt_rotator *r)
 			continue;
 		if (t == NULL && num(o, "after_use_due") == 0 && token == NULL)
 			continue;
+		if (t == NULL && !json_object_get_boolean(json_object_object_get(o, "after_use"))) {
+			/* Its [rotate:] section is gone: finishing without its
+			 * commands could hand the system a password it never
+			 * took. */
+			if (token != NULL)
+				log_warn(
+					"rotation %s: no [rotate:] section any more; its unfinished "
+					"rotation (version %s, AWSPENDING) is left as it is",
+					id, token);
+			continue;
+		}
 		if (t == NULL) {
 			t = kt_rot_target_new(id, id, str(o, "key"));
 			if (t != NULL && str(o, "entry") != NULL)
