@@ -1,7 +1,8 @@
-/* keyturnd's privileged helper for file sinks: the process forked before the
- * privileges are dropped, which writes the configured files and runs their
- * on_change commands, and nothing else. SECURITY.md says what it accepts
- * and the rules every path must pass. */
+/* keyturnd's privileged helper: the process forked before the privileges
+ * are dropped, which writes the configured files, runs their on_change
+ * commands and the rotations' set/test commands (privhelper_run.c), and
+ * nothing else. SECURITY.md says what it accepts and the rules every path
+ * must pass. */
 #include "config.h"
 
 #include <errno.h>
