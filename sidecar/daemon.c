@@ -222,8 +222,6 @@ static int reload(struct kt_daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* The reload op (keyturnctl reload, systemd's ExecReload): the same, and
- * the caller hears how it went. */
 static int ops_rotate(void *ctx, const char *name, uint64_t conn_id)
 {
 	struct kt_daemon *d = ctx;
@@ -251,6 +249,8 @@ static void login_used(void *ctx, const char *user, const struct kt_login_cfg *l
 				l->rotate_after_use);
 }
 
+/* The reload op (keyturnctl reload, systemd's ExecReload): the same, and
+ * the caller hears how it went. */
 static int ops_reload(void *ctx, char *err, size_t errlen)
 {
 	struct kt_daemon *d = ctx;
