@@ -306,7 +306,13 @@ expect_eq "keyturnd was started five times, and said why each time" 5 "$starts"
 expect_eq "the unit is failed" failed "$(box systemctl is-active keyturnd)"
 conf </dev/null | box_put /etc/keyturn/keyturnd.conf 0640
 box systemctl reset-failed keyturnd && box systemctl start keyturnd
-expect_eq "mended and reset-failed, it starts again" active "$(box systemctl is-active keyturnd)"
+start_rc=$?
+state=$(box systemctl is-active keyturnd)
+expect_eq "mended and reset-failed, it starts again" active "$state"
+if [ "$state" != active ]; then
+	diag "systemctl start: exit $start_rc; the journal:"
+	box journalctl -u keyturnd --no-pager -n 25 -o cat 2>&1 | sed 's/^/#   /'
+fi
 
 # --- no secret in the journal -------------------------------------------------
 box journalctl --no-pager -o cat >"$T/journal-all.txt"
