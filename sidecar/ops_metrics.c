@@ -110,7 +110,8 @@ static int64_t door_connections(struct kt_ops *ops,
 static int write_connections(struct kt_ops *ops, struct kt_buf *out)
 {
 	struct kt_metrics_label sock = { "door", kt_metrics_door_name(KT_DOOR_SOCKET) },
-				http = { "door", kt_metrics_door_name(KT_DOOR_HTTP) };
+				http = { "door", kt_metrics_door_name(KT_DOOR_HTTP) },
+				cred = { "door", kt_metrics_door_name(KT_DOOR_CREDENTIALS) };
 	int rc = kt_metrics_family(out, "keyturn_connections", "gauge",
 				   "Connections open, by front door.");
 
@@ -120,6 +121,9 @@ static int write_connections(struct kt_ops *ops, struct kt_buf *out)
 	if (rc == 0)
 		rc = kt_metrics_sample(out, "keyturn_connections", &http, 1,
 				       door_connections(ops, ops->env.http_stats));
+	if (rc == 0)
+		rc = kt_metrics_sample(out, "keyturn_connections", &cred, 1,
+				       door_connections(ops, ops->env.cred_stats));
 	return rc;
 }
 

@@ -796,6 +796,7 @@ static void test_ops_render(void **state)
 		assert_line(dump, "keyturn_events_received_total  0");
 		assert_line(dump, "keyturn_connections door=socket 3");
 		assert_line(dump, "keyturn_connections door=http 0");
+		assert_line(dump, "keyturn_connections door=credentials 0");
 		assert_line(dump, "TYPE keyturn_up gauge");
 		assert_line(dump, "keyturn_up  1");
 		assert_line(dump, "TYPE keyturn_aws_requests counter");
