@@ -384,8 +384,13 @@ static int client_send(struct aws_client *c, struct kt_http *h, const char *targ
 	for (size_t i = 0; i < 6; i++)
 		kt_buf_init(&lines[i], 16384);
 	rc = aws_creds_get(c->creds, &cr, err);
-	if (rc < 0)
+	if (rc < 0) {
+		/* The status was a credential endpoint's (IMDS, STS, a
+		 * container's), not the service's: callers that pass AWS's
+		 * answers on (the HTTP door) must not take it for one. */
+		err->http_status = 0;
 		goto out;
+	}
 	{
 		struct sigv4_header sh[] = {
 			{ "Host", c->host },
