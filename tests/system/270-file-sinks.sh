@@ -5,11 +5,12 @@
 # (a new inode, the new value) and runs on_change exactly once; a reader
 # looping on the file through many rotations never sees it partial or
 # empty; a symlink at the path or in a parent directory is refused, not
-# followed; with AWS unreachable the file keeps its value and follows the
-# next rotation once AWS is back; no value reaches the log.
+# followed; with AWS unreachable the file keeps its value (one with
+# on_stale = remove is removed) and follows the next rotation once AWS is
+# back; no value reaches the log.
 # Needs root (it creates the service user, removed again on any exit).
 
-PLANNED=31
+PLANNED=34
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 need_root_accounts "create the service user and to start keyturnd as root"
@@ -68,11 +69,14 @@ key = password
 secret = app/db
 [file:$T/linked/dir/target]
 secret = app/db
+[file:$T/files/db-fresh]
+secret = app/db
+on_stale = remove
 EOF
 sed -i "/^user = $(id -un)\$/d" "$KT_CONF"
 chmod 644 "$KT_CONF"
 start_daemon || bail "keyturnd did not start as root"
-ok "keyturnd started as root with five file sinks"
+ok "keyturnd started as root with six file sinks"
 check "it dropped privileges to the service user" grep -qF "dropped privileges to $SVC" "$KT_LOG"
 check "the privileged helper was started before the drop" \
 	grep -qF "file sinks: privileged helper started" "$KT_LOG"
@@ -215,9 +219,16 @@ stale_logged() { grep -qF "file $DB: secret app/db is stale beyond max_stale; th
 wait_until 30 stale_logged
 check "with AWS unreachable beyond max_stale the log says the file is kept" stale_logged
 expect_eq "the file keeps its last value" "$last" "$(cat "$DB")"
+fresh_gone() { [ ! -e "$T/files/db-fresh" ]; }
+wait_until 30 fresh_gone
+check "a sink with on_stale = remove is removed instead" fresh_gone
+check "and the log says so" grep -qF "file $T/files/db-fresh: removed (secret app/db is stale, on_stale = remove)" "$KT_LOG"
 plan '{"default":"pass"}'
 wait_until 30 rotated_to "$VOUT"
 expect_eq "AWS back: the file follows the rotation made meanwhile" "$VOUT" "$(cat "$DB")"
+fresh_back() { [ "$(cat "$T/files/db-fresh" 2>/dev/null)" = "$VOUT" ]; }
+wait_until 30 fresh_back
+check "and the removed sink is written again with it" fresh_back
 VBACK="sink-value-$$-back-end"
 rotate_secret app/db "$VBACK" >/dev/null
 wait_until 20 rotated_to "$VBACK"
