@@ -3,6 +3,7 @@
 # independent client of the wire protocol). Source after common.sh.
 
 KEYTURND="$KT_BUILDDIR/keyturnd"
+CTL=${CTL:-$KT_BUILDDIR/keyturnctl}
 KT_SOCK="$T/run/keyturnd.sock"
 KT_CONF="$T/keyturnd.conf"
 KT_LOG="$T/keyturnd.log"
@@ -80,4 +81,26 @@ log_has_no_secrets() {
 		fi
 	done
 	return 0
+}
+
+# ctl NAME ARGS...: keyturnctl on the test's socket, stdin from /dev/null;
+# stdout in $T/NAME.out, stderr in $T/NAME.err, the exit status in RC.
+ctl() {
+	local name=$1
+	shift
+	"$CTL" --socket "$KT_SOCK" "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err"
+	RC=$?
+}
+
+# expect_rc NAME EXPECTED DESCRIPTION: one check of RC (from ctl); shows
+# what NAME printed when it fails.
+expect_rc() {
+	if [ "$RC" = "$2" ]; then
+		ok "$3 (exit $2)"
+	else
+		not_ok "$3 (exit $2)"
+		diag "exit status: $RC"
+		sed 's/^/#   out: /' "$T/$1.out" 2>/dev/null | head -n 10
+		sed 's/^/#   err: /' "$T/$1.err" 2>/dev/null | head -n 10
+	fi
 }

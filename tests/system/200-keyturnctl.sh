@@ -104,16 +104,7 @@ EOF2
 start_daemon || bail "keyturnd did not start"
 ok "keyturnd starts against moto"
 
-# ctl NAME ARGS...: keyturnctl on the test's socket, stdin from /dev/null;
-# stdout in $T/NAME.out, stderr in $T/NAME.err, the status in RC.
-ctl() {
-	local name=$1
-	shift
-	"$CTL" --socket "$KT_SOCK" "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err"
-	RC=$?
-}
-
-# ctl_as NAME ARGS...: the same as the test user.
+# ctl_as NAME ARGS...: ctl (tests/lib/daemon.sh) as the test user.
 ctl_as() {
 	local name=$1
 	shift
@@ -125,17 +116,6 @@ ctl_as() {
 as_user() {
 	setpriv --reuid="$UA" --regid="$(id -g "$UA")" --clear-groups -- \
 		env LD_LIBRARY_PATH="$T/ua-bin" "$@"
-}
-
-# expect_rc NAME EXPECTED DESCRIPTION: one check of RC; shows stderr if not.
-expect_rc() {
-	if [ "$RC" = "$2" ]; then
-		ok "$3 (exit $2)"
-	else
-		not_ok "$3 (exit $2)"
-		diag "exit status: $RC"
-		sed 's/^/#   stderr: /' "$T/$1.err" | head -n 10
-	fi
 }
 
 # expect_rc_msg NAME EXPECTED ERE DESCRIPTION: RC, and stderr matches ERE.

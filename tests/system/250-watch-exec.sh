@@ -59,13 +59,6 @@ DAEMON_LINES=$'refresh_min_interval = 1\nidle_timeout = 1'
 sections with-gone | write_config "$DAEMON_LINES"
 start_daemon || bail "keyturnd did not start"
 
-# ctl NAME ARGS...: keyturnctl in the foreground; $T/NAME.out, .err, RC.
-ctl() {
-	local name=$1
-	shift
-	"$CTL" --socket "$KT_SOCK" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null
-	RC=$?
-}
 # refresh NAME: a refresh that went through (one a second is allowed).
 refresh() { wait_until 20 "$CTL" --socket "$KT_SOCK" refresh "$1" >/dev/null 2>&1; }
 # watching N NAME: the daemon's log holds N allowed watches of NAME.

@@ -106,7 +106,6 @@ import json, sys, boto3
 url, op, sid = sys.argv[1:4]
 sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=url)
 
-
 def stages():
     vs = sm.list_secret_version_ids(SecretId=sid, IncludeDeprecated=True)["Versions"]
     st = {}
@@ -114,7 +113,6 @@ def stages():
         for s in v.get("VersionStages") or []:
             st[s] = v["VersionId"]
     return st, len(vs)
-
 
 if op == "stages":
     st, n = stages()
@@ -194,25 +192,6 @@ rot() {
 }
 rot_is() { [ "$(rot "$1" "$2")" = "$3" ]; }
 
-# ctl NAME ARGS...: keyturnctl on the test's socket, stdin from /dev/null;
-# stdout in $T/NAME.out, stderr in $T/NAME.err, the exit status in RC.
-ctl() {
-	local name=$1
-	shift
-	"$CTL" --socket "$KT_SOCK" "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err"
-	RC=$?
-}
-# expect_rc NAME EXPECTED DESCRIPTION: one check of RC; shows the output if not.
-expect_rc() {
-	if [ "$RC" = "$2" ]; then
-		ok "$3 (exit $2)"
-	else
-		not_ok "$3 (exit $2)"
-		diag "exit status: $RC"
-		sed 's/^/#   out: /' "$T/$1.out" | head -n 10
-		sed 's/^/#   err: /' "$T/$1.err" | head -n 10
-	fi
-}
 # same EXPECTED ACTUAL: equal values; says how they differ without either.
 same() {
 	[ "$1" = "$2" ] && return 0
