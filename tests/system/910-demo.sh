@@ -21,6 +21,12 @@ check "it rotates as a rotation function does" grep -q 'AWSCURRENT moved from' "
 check "it shows the rotated value served" grep -q 'the rotated value is served' "$T/demo.out"
 check "PAM refuses the old password" grep -q 'pamtester: Authentication failure' "$T/demo.out"
 check "PAM accepts the new password" grep -q 'pamtester: successfully authenticated' "$T/demo.out"
+if [ "$(id -u)" -eq 0 ]; then
+	check "keyturnctl rotate: keyturnd runs the four steps itself and serves the result" \
+		sh -c "grep -q '^   finishSecret: ok' '$T/demo.out' && grep -q '^   served at once: ' '$T/demo.out'"
+else
+	skip_test "keyturnctl rotate is root's: the demo shows it when run as root"
+fi
 check "keyturnd's log shows both logins, the old refused and the new accepted" \
 	sh -c "grep -q 'login: user=.*result=mismatch' '$T/demo.out' && grep -q 'login: user=.*result=match stage=AWSCURRENT' '$T/demo.out'"
 check "it leaves no keyturnd or moto behind" sh -c "! pgrep -f '^$T/demo-build/keyturnd' >/dev/null"
