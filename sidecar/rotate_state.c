@@ -7,6 +7,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -317,12 +319,46 @@ static const char *str(struct json_object *o, const char *k)
 		       : NULL;
 }
 
+/* Removes the temporary files of writes that died before their rename
+ * ("rotations.json.XXXXXX", mkostemp's six characters): at start no write
+ * is going on. */
+static void remove_temporaries(const char *state_path)
+{
+	char dir[PATH_MAX];
+	const char *base = strrchr(state_path, '/');
+	struct dirent *de;
+	size_t blen;
+	DIR *d;
+
+	if (base == NULL || (size_t)(base - state_path) >= sizeof(dir))
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - state_path), state_path);
+	base++;
+	blen = strlen(base);
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		bool temp = strncmp(n, base, blen) == 0 && n[blen] == '.' && strlen(n) == blen + 7;
+
+		for (size_t i = blen + 1; temp && i < blen + 7; i++)
+			temp = isalnum((unsigned char)n[i]) != 0;
+		if (temp && unlinkat(dirfd(d), n, 0) == 0)
+			log_info("removed %s/%s, left by an unfinished write of the rotation state",
+				 dir, n);
+	}
+	closedir(d);
+}
+
 /* Takes what the state file kept: tokens of unfinished rotations (resumed
  * at once), the last rotations, rotations due after a login's use. */
 void kt_rot_load(struct kt_rotator *r)
 {
 	struct json_object *all;
 	char err[512];
+
+	remove_temporaries(r->state_path);
 
 	if (kt_rot_state_read(r->state_path, &all, err, sizeof(err)) < 0) {
 		char aside[PATH_MAX];

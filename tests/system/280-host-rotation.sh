@@ -26,7 +26,7 @@
 # No password reaches keyturnd's log or keyturnctl's output.
 # Needs root (it creates the service and run_as users, removed on any exit).
 
-PLANNED=103
+PLANNED=104
 
 . "$KT_SRCDIR/tests/lib/accounts.sh"
 need_root_accounts "create the service and run_as users and to start keyturnd as root"
@@ -270,6 +270,8 @@ daemon_conf a "$DUSER" "check_interval = 3600
 refresh_min_interval = 1" <"$T/sections-a"
 # A state file that is not keyturnd's (a disk error, a hand edit).
 mkdir -p "$T/state-a" && echo '{"v":1,"rotations":' >"$T/state-a/rotations.json"
+# And the temporary file of a write that died before its rename.
+echo '{"v":1,"rotations":{}}' >"$T/state-a/rotations.json.Ab12Cd"
 start_daemon || bail "keyturnd did not start as root"
 ok "keyturnd started as root with two [rotate:] sections"
 check "it dropped privileges to the service user" grep -qF "dropped privileges to $DUSER" "$KT_LOG"
@@ -277,6 +279,8 @@ check "a state file it cannot read is named in the log, and keyturnd starts with
 	grep -qE "rotation state: .*rotations.json: not keyturnd's rotation state.*starting without it" "$KT_LOG"
 check "and moved aside (rotations.json.unreadable), not overwritten" \
 	grep -qF '{"v":1,"rotations":' "$T/state-a/rotations.json.unreadable"
+check "a temporary file left by a write that died is removed at start" \
+	test ! -e "$T/state-a/rotations.json.Ab12Cd"
 
 # --- 1. keyturnctl rotate ------------------------------------------------------------
 read -r CUR0 _ _ N0 < <(sm stages app/localdb)
