@@ -86,8 +86,10 @@ static const char *state_name(const struct kt_rot_target *t, time_t now)
 		return "busy";
 	if (t->last == KT_ROT_DENIED)
 		return "denied";
-	if (t->next_try > now && (t->after_use_due != 0 || t->token[0] != '\0' ||
-				  (t->window_end != 0 && t->next_try < t->window_end)))
+	/* Tried again by itself only after a login's use or inside a window;
+	 * otherwise at the next window, start or request. */
+	if (t->next_try > now &&
+	    (t->after_use_due != 0 || (t->window_end != 0 && t->next_try < t->window_end)))
 		return "retrying";
 	return "failed";
 }
