@@ -7,8 +7,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <ctype.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -22,6 +20,9 @@
 #include "common/kt_json.h"
 #include "common/log.h"
 #include "rotate_int.h"
+
+/* Where the file is written before it is renamed into place. */
+#define TMP_SUFFIX ".new"
 
 /* A state file this large is not keyturnd's. */
 #define STATE_MAX (4 * 1024 * 1024)
@@ -96,11 +97,17 @@ int kt_rot_state_write(const char *path, struct json_object *rotations, char *er
 	}
 	text = json_object_to_json_string_ext(top, JSON_C_TO_STRING_PLAIN |
 							   JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
+	/* One writer (the loop thread): a fixed name does, made anew each
+	 * time, never followed if something else put a link there. */
+	if (snprintf(tmp, sizeof(tmp), "%s" TMP_SUFFIX, path) >= (int)sizeof(tmp)) {
 		rc = -ENAMETOOLONG;
 		goto fail;
 	}
-	fd = mkostemp(tmp, O_CLOEXEC);
+	if (unlink(tmp) < 0 && errno != ENOENT) {
+		rc = -errno;
+		goto fail;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
 		goto fail;
@@ -130,12 +137,10 @@ int kt_rot_state_write(const char *path, struct json_object *rotations, char *er
 	return 0;
 fail:
 	snprintf(err, errlen, "%s: cannot write it: %s", path, strerror(-rc));
-	if (fd >= 0) {
+	if (fd >= 0)
 		close(fd);
-		unlink(tmp);
-	} else if (rc != -ENAMETOOLONG) {
-		unlink(tmp);
-	}
+	if (rc != -ENAMETOOLONG)
+		(void)unlink(tmp);
 	json_object_put(top);
 	return rc;
 }
@@ -319,36 +324,15 @@ static const char *str(struct json_object *o, const char *k)
 		       : NULL;
 }
 
-/* Removes the temporary files of writes that died before their rename
- * ("rotations.json.XXXXXX", mkostemp's six characters): at start no write
- * is going on. */
-static void remove_temporaries(const char *state_path)
+/* Removes the temporary file of a write that died before its rename: at
+ * start no write is going on. */
+static void remove_temporary(const char *state_path)
 {
-	char dir[PATH_MAX];
-	const char *base = strrchr(state_path, '/');
-	struct dirent *de;
-	size_t blen;
-	DIR *d;
+	char tmp[PATH_MAX];
 
-	if (base == NULL || (size_t)(base - state_path) >= sizeof(dir))
-		return;
-	snprintf(dir, sizeof(dir), "%.*s", (int)(base - state_path), state_path);
-	base++;
-	blen = strlen(base);
-	d = opendir(dir);
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		const char *n = de->d_name;
-		bool temp = strncmp(n, base, blen) == 0 && n[blen] == '.' && strlen(n) == blen + 7;
-
-		for (size_t i = blen + 1; temp && i < blen + 7; i++)
-			temp = isalnum((unsigned char)n[i]) != 0;
-		if (temp && unlinkat(dirfd(d), n, 0) == 0)
-			log_info("removed %s/%s, left by an unfinished write of the rotation state",
-				 dir, n);
-	}
-	closedir(d);
+	if (snprintf(tmp, sizeof(tmp), "%s" TMP_SUFFIX, state_path) < (int)sizeof(tmp) &&
+	    unlink(tmp) == 0)
+		log_info("removed %s, left by an unfinished write of the rotation state", tmp);
 }
 
 /* Takes what the state file kept: tokens of unfinished rotations (resumed
@@ -358,7 +342,7 @@ void kt_rot_load(struct kt_rotator *r)
 	struct json_object *all;
 	char err[512];
 
-	remove_temporaries(r->state_path);
+	remove_temporary(r->state_path);
 
 	if (kt_rot_state_read(r->state_path, &all, err, sizeof(err)) < 0) {
 		char aside[PATH_MAX];

@@ -271,7 +271,7 @@ refresh_min_interval = 1" <"$T/sections-a"
 # A state file that is not keyturnd's (a disk error, a hand edit).
 mkdir -p "$T/state-a" && echo '{"v":1,"rotations":' >"$T/state-a/rotations.json"
 # And the temporary file of a write that died before its rename.
-echo '{"v":1,"rotations":{}}' >"$T/state-a/rotations.json.Ab12Cd"
+echo '{"v":1,"rotations":{}}' >"$T/state-a/rotations.json.new"
 start_daemon || bail "keyturnd did not start as root"
 ok "keyturnd started as root with two [rotate:] sections"
 check "it dropped privileges to the service user" grep -qF "dropped privileges to $DUSER" "$KT_LOG"
@@ -280,7 +280,7 @@ check "a state file it cannot read is named in the log, and keyturnd starts with
 check "and moved aside (rotations.json.unreadable), not overwritten" \
 	grep -qF '{"v":1,"rotations":' "$T/state-a/rotations.json.unreadable"
 check "a temporary file left by a write that died is removed at start" \
-	test ! -e "$T/state-a/rotations.json.Ab12Cd"
+	test ! -e "$T/state-a/rotations.json.new"
 
 # --- 1. keyturnctl rotate ------------------------------------------------------------
 read -r CUR0 _ _ N0 < <(sm stages app/localdb)
