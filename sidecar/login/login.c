@@ -252,10 +252,13 @@ static struct json_object *verdict(struct kt_login *lg, const struct attempt *a,
 	struct json_object *o = json_object_new_object();
 
 	if (match) {
-		const struct kt_login_cfg *l = kt_config_login(lg->cfg, a->user);
+		/* The section is looked up only when someone listens (a
+		 * rotation after use is configured). */
+		const struct kt_login_cfg *l =
+			lg->on_use != NULL ? kt_config_login(lg->cfg, a->user) : NULL;
 
 		kt_login_budget_reset(lg, e);
-		if (lg->on_use != NULL && l != NULL)
+		if (l != NULL)
 			lg->on_use(lg->on_use_ctx, a->user, l, e);
 	} else
 		kt_login_budget_failed(lg, e);
